@@ -1,0 +1,70 @@
+//! One sandbox run for benchmarks: registers `--rootfs` as an image (a no-op
+//! after the first time), then create + start + wait + remove of `-- CMD...`.
+//! Exits with the workload's exit code.
+//!
+//! ```text
+//! sandbox_bench --data /tmp/sbx --rootfs /tmp/rootfs -- /bin/true
+//! ```
+//! The monitor binary `zlayer-sandbox-shim` must sit next to this example's
+//! directory (`cargo build --release -p zlayer-agent --bins --example sandbox_bench`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime};
+use zlayer_agent::{ContainerId, Runtime};
+use zlayer_spec::ServiceSpec;
+
+const IMAGE: &str = "bench/rootfs:latest";
+
+fn usage() -> ! {
+    eprintln!("usage: sandbox_bench --data DIR --rootfs DIR -- CMD [ARGS...]");
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut data, mut rootfs, mut cmd) = (None, None, Vec::new());
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--data" => data = args.next().map(PathBuf::from),
+            "--rootfs" => rootfs = args.next().map(PathBuf::from),
+            "--" => {
+                cmd = args.by_ref().collect();
+            }
+            _ => usage(),
+        }
+    }
+    let (Some(data), Some(rootfs)) = (data, rootfs) else { usage() };
+    if cmd.is_empty() {
+        usage();
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandbox_bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(run(data, rootfs, cmd)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("sandbox_bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_agent::Result<i32> {
+    let runtime = SandboxRuntime::new(SandboxConfig::under(&data))?;
+    runtime.register_local_rootfs(IMAGE, &rootfs).await?;
+    let id = ContainerId::new(format!("bench-{}", std::process::id()), 0);
+    let mut spec = ServiceSpec::minimal("bench", IMAGE);
+    spec.command.entrypoint = Some(cmd);
+    runtime.create_container(&id, &spec).await?;
+    runtime.start_container(&id).await?;
+    let code = tokio::time::timeout(Duration::from_secs(60), runtime.wait_container(&id))
+        .await
+        .map_err(|_| zlayer_agent::AgentError::Internal("the workload did not end in 60 s".into()))??;
+    runtime.remove_container(&id).await?;
+    Ok(code)
+}

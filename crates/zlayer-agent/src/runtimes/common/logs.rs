@@ -1,0 +1,355 @@
+//! JSON-lines container logs: one record per line,
+//! `{"ts_ns":<unix nanos>,"stream":"stdout"|"stderr"|"system","msg":"text"}`.
+//!
+//! The monitor appends records with [`LogWriter`]; readers use
+//! [`read_log_from`] (by byte offset, ignoring a torn last line) and
+//! [`logs_stream`] (snapshot, then follow by offset, so nothing is lost or
+//! repeated at the boundary).
+
+use crate::error::{AgentError, Result};
+use crate::runtime::LogsStream;
+use crate::types::{LogEntry, LogStream, LogsStreamOptions};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A partial line longer than this is written as its own record.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// How often a following reader looks for new records.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+/// One line of the log file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// When the bytes were read, in nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Which output they came from.
+    pub stream: LogStream,
+    /// The text without its trailing newline (invalid UTF-8 replaced).
+    pub msg: String,
+}
+
+impl LogRecord {
+    /// Converts to the agent's [`LogEntry`].
+    pub fn into_entry(self) -> LogEntry {
+        LogEntry {
+            timestamp: UNIX_EPOCH + Duration::from_nanos(self.ts_ns),
+            stream: self.stream,
+            message: self.msg,
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Appends records to a log file, splitting raw output into lines.
+pub struct LogWriter {
+    file: File,
+    partial: [Vec<u8>; 3],
+}
+
+fn slot(stream: LogStream) -> usize {
+    match stream {
+        LogStream::Stdout => 0,
+        LogStream::Stderr => 1,
+        LogStream::System => 2,
+    }
+}
+
+impl LogWriter {
+    /// Opens (creating if needed) `path` for appending.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(LogWriter {
+            file,
+            partial: [Vec::new(), Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Adds raw output of `stream`; complete lines are written at once, a
+    /// trailing partial line waits for its end (or [`MAX_LINE`] bytes).
+    pub fn write_chunk(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+        let i = slot(stream);
+        self.partial[i].extend_from_slice(data);
+        let mut start = 0;
+        let buf = std::mem::take(&mut self.partial[i]);
+        let mut out = Vec::new();
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            encode(&mut out, stream, &buf[start..start + pos]);
+            start += pos + 1;
+        }
+        while buf.len() - start > MAX_LINE {
+            encode(&mut out, stream, &buf[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        self.partial[i] = buf[start..].to_vec();
+        if !out.is_empty() {
+            self.file.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever partial line `stream` has (at end of output).
+    pub fn flush_stream(&mut self, stream: LogStream) -> std::io::Result<()> {
+        let i = slot(stream);
+        if self.partial[i].is_empty() {
+            return Ok(());
+        }
+        let rest = std::mem::take(&mut self.partial[i]);
+        let mut out = Vec::new();
+        encode(&mut out, stream, &rest);
+        self.file.write_all(&out)
+    }
+
+    /// Writes one complete message (an engine note, usually `System`).
+    pub fn write_message(&mut self, stream: LogStream, msg: &str) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        encode(&mut out, stream, msg.as_bytes());
+        self.file.write_all(&out)
+    }
+
+    /// Flushes every partial line and syncs the file.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        for s in [LogStream::Stdout, LogStream::Stderr, LogStream::System] {
+            self.flush_stream(s)?;
+        }
+        self.file.sync_data()
+    }
+}
+
+fn encode(out: &mut Vec<u8>, stream: LogStream, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let rec = LogRecord {
+        ts_ns: now_ns(),
+        stream,
+        msg: String::from_utf8_lossy(line).into_owned(),
+    };
+    // Serializing a struct of plain fields cannot fail.
+    if serde_json::to_writer(&mut *out, &rec).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// Reads the complete records from byte `offset` on; returns them and the
+/// offset just past the last complete line. A missing file reads as empty.
+pub fn read_log_from(path: &Path, offset: u64) -> Result<(Vec<LogEntry>, u64)> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    read_file_from(&mut file, offset).map_err(|e| io_err(path, e))
+}
+
+/// [`read_log_from`] on an open file (which keeps working after the file
+/// was unlinked, e.g. by `remove` of a `--rm` container).
+pub fn read_file_from(file: &mut File, offset: u64) -> std::io::Result<(Vec<LogEntry>, u64)> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    let complete = match buf.iter().rposition(|b| *b == b'\n') {
+        Some(pos) => pos + 1,
+        None => 0,
+    };
+    let entries = buf[..complete]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice::<LogRecord>(l).ok())
+        .map(LogRecord::into_entry)
+        .collect();
+    Ok((entries, offset + complete as u64))
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> AgentError {
+    AgentError::Internal(format!("reading log {} failed: {e}", path.display()))
+}
+
+/// A log stream over `path` for `opts`. With `follow`, it keeps reading new
+/// records until `finished()` is true and everything written before that was
+/// delivered. The file is read through one open descriptor, so a follower
+/// still reaches the end after the file was removed.
+pub fn logs_stream(
+    path: PathBuf,
+    opts: LogsStreamOptions,
+    finished: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<LogsStream> {
+    let mut file = open_if_exists(&path)?;
+    let (entries, offset) = match file.as_mut() {
+        Some(f) => read_file_from(f, 0).map_err(|e| io_err(&path, e))?,
+        None => (Vec::new(), 0),
+    };
+    let snapshot = opts.select(entries);
+    let head = futures_util::stream::iter(snapshot.into_iter().map(Ok));
+    if !opts.follow {
+        return Ok(head.boxed());
+    }
+    let state = Follow {
+        path,
+        file,
+        offset,
+        opts,
+        finished,
+        done: false,
+    };
+    let tail = futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            // Read the flag first: the monitor flushes logs before it marks
+            // the container finished, so a read after seeing it is complete.
+            let was_finished = (st.finished)();
+            if st.file.is_none() {
+                match open_if_exists(&st.path) {
+                    Ok(f) => st.file = f,
+                    Err(e) => {
+                        st.done = true;
+                        return Some((vec![Err(e)], st));
+                    }
+                }
+            }
+            if let Some(f) = st.file.as_mut() {
+                match read_file_from(f, st.offset) {
+                    Ok((entries, next)) => {
+                        st.offset = next;
+                        let batch: Vec<Result<LogEntry>> = entries
+                            .into_iter()
+                            .filter(|e| st.opts.wants(e.stream))
+                            .filter(|e| st.opts.since.is_none_or(|s| e.timestamp >= s))
+                            .map(Ok)
+                            .collect();
+                        if !batch.is_empty() {
+                            st.done = was_finished;
+                            return Some((batch, st));
+                        }
+                    }
+                    Err(e) => {
+                        st.done = true;
+                        let err = io_err(&st.path, e);
+                        return Some((vec![Err(err)], st));
+                    }
+                }
+            }
+            if was_finished {
+                return None;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    })
+    .flat_map(futures_util::stream::iter);
+    Ok(head.chain(tail).boxed())
+}
+
+struct Follow {
+    path: PathBuf,
+    file: Option<File>,
+    offset: u64,
+    opts: LogsStreamOptions,
+    finished: Arc<dyn Fn() -> bool + Send + Sync>,
+    done: bool,
+}
+
+fn open_if_exists(path: &Path) -> Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn lines_partials_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut w = LogWriter::open(&p).unwrap();
+        w.write_chunk(LogStream::Stdout, b"one\ntw").unwrap();
+        w.write_chunk(LogStream::Stderr, b"err\n").unwrap();
+        let (e, off) = read_log_from(&p, 0).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].message, "one");
+        assert_eq!(e[1].stream, LogStream::Stderr);
+        w.write_chunk(LogStream::Stdout, b"o\r\nlast").unwrap();
+        w.finish().unwrap();
+        let (e2, off2) = read_log_from(&p, off).unwrap();
+        let msgs: Vec<_> = e2.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs, ["two", "last"]);
+        assert_eq!(read_log_from(&p, off2).unwrap().0.len(), 0);
+        // A torn last line is not returned and not skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"ts_ns\":1")
+            .unwrap();
+        let (e3, off3) = read_log_from(&p, off2).unwrap();
+        assert!(e3.is_empty());
+        assert_eq!(off3, off2);
+        assert_eq!(
+            read_log_from(&dir.path().join("missing"), 0)
+                .unwrap()
+                .0
+                .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn long_lines_are_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut w = LogWriter::open(&p).unwrap();
+        w.write_chunk(LogStream::Stdout, &vec![b'x'; MAX_LINE * 2 + 5])
+            .unwrap();
+        w.finish().unwrap();
+        let (e, _) = read_log_from(&p, 0).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[2].message.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn follow_sees_everything_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut w = LogWriter::open(&p).unwrap();
+        w.write_chunk(LogStream::Stdout, b"a\n").unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let d2 = done.clone();
+        let opts = LogsStreamOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let stream =
+            logs_stream(p.clone(), opts, Arc::new(move || d2.load(Ordering::SeqCst))).unwrap();
+        let writer = tokio::spawn(async move {
+            for i in 0..5 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                w.write_chunk(LogStream::Stdout, format!("l{i}\n").as_bytes())
+                    .unwrap();
+            }
+            w.finish().unwrap();
+            done.store(true, Ordering::SeqCst);
+        });
+        let got = crate::runtime::collect_logs(stream).await.unwrap();
+        writer.await.unwrap();
+        let msgs: Vec<_> = got.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(msgs, ["a", "l0", "l1", "l2", "l3", "l4"]);
+    }
+}

@@ -1,0 +1,605 @@
+//! The `container` isolation: Linux namespaces + cgroups through youki's
+//! `libcontainer`, one small monitor process (`zlayer-shim`) per container.
+//!
+//! See `docs/container-runtime.md` for the design. In short:
+//! - `create` prepares the state dir (rootfs overlay, OCI `config.json`,
+//!   records) — state `Pending`, no process yet.
+//! - `start` launches `zlayer-shim start`, which detaches, creates and
+//!   starts the container with libcontainer (the init is its child), then
+//!   re-executes itself as the monitor that owns stdio, logs, stdin and the
+//!   exit record. Everything is on disk, so any agent can re-adopt it.
+//! - Everything else reads the state dir, signals the init, talks to the
+//!   monitor's socket, or reads cgroup files.
+//!
+//! Networking: `host` shares the host's network namespace; `none` and
+//! `bridge` get a private namespace with only `lo` up. Addresses and port
+//! mappings come with issue 6, so [`Runtime::get_container_ip`] is `None`
+//! and [`Runtime::port_mappings_container`] is empty for now.
+
+pub mod cgroup_stats;
+pub mod cgroups;
+pub mod config;
+pub mod create;
+pub mod exec;
+pub mod freezer;
+pub mod netns;
+pub mod oci_spec_builder;
+pub mod paths;
+pub mod rootfs_fs;
+pub mod seccomp_profile;
+pub mod shim;
+pub mod state_dir;
+pub mod storage;
+pub mod teardown;
+pub mod user;
+
+pub use config::ContainerRuntimeConfig;
+pub use paths::{ContainerPaths, Layout};
+
+use crate::error::{AgentError, Result};
+use crate::runtime::{ExecStream, LogsStream, RegistryAuth, Runtime, StatsStream, STATS_INTERVAL};
+use crate::types::{
+    ContainerId, ContainerState, ContainerStats, ExecOptions, ExecOutput, ImageInfo,
+    LogsStreamOptions, PortMappingEntry,
+};
+use async_trait::async_trait;
+use cgroups::ContainerCgroup;
+use futures_util::StreamExt;
+use state_dir::Snapshot;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zlayer_image::{ImageRecord, ImageStore, PullOptions};
+use zlayer_spec::{PullPolicy, ServiceSpec};
+
+/// The isolation name this runtime serves.
+pub const NAME: &str = "container";
+
+/// How long `remove`/`stop` wait for the exit after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// Poll interval while a container is `Pending` in `wait`.
+const PENDING_POLL: Duration = Duration::from_millis(50);
+
+/// The `container` runtime. Cheap to share behind an `Arc`; several
+/// instances (even in several processes) may use the same data root.
+pub struct ContainerRuntime {
+    config: ContainerRuntimeConfig,
+    layout: Layout,
+    store: ImageStore,
+    /// Containers whose start failed: everything was removed, but `state`
+    /// reports why until they are removed.
+    failed: Mutex<HashMap<ContainerId, String>>,
+    /// Serialises create/start/stop/remove of one container in this process.
+    locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for ContainerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerRuntime")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn internal(what: &str) -> impl Fn(tokio::task::JoinError) -> AgentError + '_ {
+    move |e| AgentError::Internal(format!("{what}: task failed: {e}"))
+}
+
+fn not_running(id: &ContainerId, state: &ContainerState, what: &str) -> AgentError {
+    AgentError::InvalidSpec(format!(
+        "container {id} is not running (state: {state}); {what}"
+    ))
+}
+
+impl ContainerRuntime {
+    /// Opens the runtime on `config.root`, creating its directories.
+    ///
+    /// Fails with [`AgentError::Configuration`] when not running as root or
+    /// when the shim binary is missing.
+    pub fn new(config: ContainerRuntimeConfig) -> Result<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(AgentError::Configuration(
+                "the container runtime needs root (namespaces, cgroups, mounts); run zlayer as \
+                 root or use the sandbox isolation"
+                    .into(),
+            ));
+        }
+        if !config.shim_path.is_file() {
+            return Err(AgentError::Configuration(format!(
+                "the container monitor binary {} does not exist; build it with \
+                 `cargo build -p zlayer-agent --bin zlayer-shim` or set ContainerRuntimeConfig.shim_path",
+                config.shim_path.display()
+            )));
+        }
+        let layout = Layout::new(&config.root);
+        for d in [layout.containers_dir(), layout.volumes_dir(), layout.libcontainer_root()] {
+            std::fs::create_dir_all(&d).map_err(|e| {
+                AgentError::Configuration(format!("cannot create {}: {e}", d.display()))
+            })?;
+        }
+        let store = ImageStore::open(&config.root).map_err(|e| {
+            AgentError::Configuration(format!(
+                "cannot open the image store at {}: {e}",
+                config.root.display()
+            ))
+        })?;
+        Ok(ContainerRuntime {
+            config,
+            layout,
+            store,
+            failed: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ContainerRuntimeConfig {
+        &self.config
+    }
+
+    /// The on-disk layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The image store the runtime runs images from.
+    pub fn image_store(&self) -> &ImageStore {
+        &self.store
+    }
+
+    /// The cgroup of container `id` (for inspection and leak checks).
+    pub fn cgroup(&self, id: &ContainerId) -> ContainerCgroup {
+        ContainerCgroup::new(&self.layout.cgroup_path(id))
+    }
+
+    fn lock(&self, id: &ContainerId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.clone()).or_default().clone()
+    }
+
+    fn failed_reason(&self, id: &ContainerId) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn set_failed(&self, id: &ContainerId, reason: Option<String>) {
+        let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match reason {
+            Some(r) => f.insert(id.clone(), r),
+            None => f.remove(id),
+        };
+    }
+
+    async fn load(&self, id: &ContainerId) -> Result<(ContainerPaths, Option<Snapshot>)> {
+        let paths = self.layout.container(id)?;
+        let p = paths.clone();
+        let snap = tokio::task::spawn_blocking(move || Snapshot::load(&p))
+            .await
+            .map_err(internal("reading container state"))??;
+        Ok((paths, snap))
+    }
+
+    /// The snapshot of an existing container, or NotFound.
+    async fn existing(&self, id: &ContainerId) -> Result<(ContainerPaths, Snapshot)> {
+        match self.load(id).await? {
+            (paths, Some(s)) => Ok((paths, s)),
+            _ => Err(AgentError::container_not_found(id)),
+        }
+    }
+
+    /// The snapshot of a running (or paused) container.
+    async fn running(&self, id: &ContainerId, what: &str) -> Result<(ContainerPaths, Snapshot, i32)> {
+        if let Some(reason) = self.failed_reason(id) {
+            return Err(not_running(id, &ContainerState::Failed { reason }, what));
+        }
+        let (paths, snap) = self.existing(id).await?;
+        let state = snap.state();
+        match (state.is_alive(), snap.running_pid()) {
+            (true, Some(pid)) => Ok((paths, snap, pid)),
+            _ => Err(not_running(id, &state, what)),
+        }
+    }
+
+    async fn resolve_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageRecord> {
+        let opts = PullOptions {
+            policy,
+            auth: auth.map(|a| zlayer_image::RegistryAuth::new(&a.username, &a.password)),
+            ..Default::default()
+        };
+        self.store
+            .pull(image, &opts)
+            .await
+            .map_err(|e| AgentError::PullFailed {
+                image: image.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Waits until the container ended; returns its exit record's code (or
+    /// an error when it failed without one).
+    async fn wait_exit(&self, id: &ContainerId) -> Result<i32> {
+        loop {
+            let (paths, snap) = match self.load(id).await? {
+                (p, Some(s)) => (p, s),
+                _ => {
+                    return match self.failed_reason(id) {
+                        Some(reason) => Ok(code_for_start_failure(&reason)),
+                        None => Err(AgentError::container_not_found(id)),
+                    }
+                }
+            };
+            if let Some(exit) = &snap.exit {
+                return Ok(exit.code);
+            }
+            match snap.state() {
+                ContainerState::Pending => tokio::time::sleep(PENDING_POLL).await,
+                ContainerState::Failed { reason } => return Err(AgentError::Internal(reason)),
+                _ => {
+                    if let Some(reply) = shim::client::wait_exit(&paths.socket()).await? {
+                        return Ok(reply.code);
+                    }
+                    // No monitor answered: it is finishing; read the files again.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    fn signal(pid: i32, sig: i32) -> Result<()> {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(AgentError::Internal(format!("sending signal {sig} to pid {pid}: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The exit code `wait` reports for a container whose start failed.
+fn code_for_start_failure(reason: &str) -> i32 {
+    if reason.contains("not found") {
+        exec::CODE_NOT_FOUND
+    } else if reason.contains("permission") {
+        exec::CODE_NOT_EXECUTABLE
+    } else {
+        125
+    }
+}
+
+#[async_trait]
+impl Runtime for ContainerRuntime {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn pull_image_with_policy(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<()> {
+        self.resolve_image(image, policy, auth).await.map(|_| ())
+    }
+
+    async fn create_container(&self, id: &ContainerId, spec: &ServiceSpec) -> Result<()> {
+        let paths = self.layout.container(id)?;
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        self.set_failed(id, None);
+        if paths.dir.exists() || paths.lc_dir().exists() {
+            let p = paths.clone();
+            tokio::task::spawn_blocking(move || teardown::remove_container(&p, None))
+                .await
+                .map_err(internal("removing the stale container"))??;
+        }
+        let image = self
+            .resolve_image(&spec.image.name, spec.image.pull_policy, None)
+            .await?;
+        let store = self.store.clone();
+        let layout = self.layout.clone();
+        let (id2, spec2) = (id.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || {
+            let image_config = store
+                .image_config(&image)
+                .map_err(|e| AgentError::CreateFailed {
+                    id: id2.to_string(),
+                    reason: format!("reading the config of image {}: {e}", image.reference),
+                })?;
+            create::create(create::CreateRequest {
+                id: &id2,
+                spec: &spec2,
+                image: &image,
+                image_config: &image_config,
+                store: &store,
+                layout: &layout,
+                paths: &paths,
+            })
+        })
+        .await
+        .map_err(internal("creating the container"))?
+    }
+
+    async fn start_container(&self, id: &ContainerId) -> Result<()> {
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        let (paths, snap) = self.existing(id).await?;
+        match snap.state() {
+            ContainerState::Pending => {}
+            ContainerState::Running | ContainerState::Paused | ContainerState::Stopping => return Ok(()),
+            other => {
+                return Err(AgentError::InvalidSpec(format!(
+                    "container {id} has already run (state: {other}); remove it and create it again"
+                )))
+            }
+        }
+        let shim = self.config.shim_path.clone();
+        let p = paths.clone();
+        let record = snap.record.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = shim::spawn::start_shim(&shim, &p);
+            if r.is_err() {
+                let _ = teardown::remove_container(&p, Some(&record));
+            }
+            r
+        })
+        .await
+        .map_err(internal("starting the container"))?;
+        match result {
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                self.set_failed(id, Some(reason.clone()));
+                Err(AgentError::StartFailed {
+                    id: id.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    async fn stop_container(&self, id: &ContainerId, timeout: Duration) -> Result<()> {
+        if self.failed_reason(id).is_some() {
+            return Ok(());
+        }
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        let (_, snap) = self.existing(id).await?;
+        let state = snap.state();
+        let Some(pid) = snap.running_pid().filter(|_| state.is_alive()) else {
+            return Ok(());
+        };
+        let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+        Self::signal(pid, snap.record.stop_signal)?;
+        if state == ContainerState::Paused {
+            freezer::thaw_quietly(&cg);
+        }
+        if tokio::time::timeout(timeout, self.wait_exit(id)).await.is_ok() {
+            return Ok(());
+        }
+        Self::signal(pid, libc::SIGKILL)?;
+        tokio::task::spawn_blocking(move || cg.kill_all())
+            .await
+            .map_err(internal("killing the container"))?;
+        match tokio::time::timeout(KILL_WAIT, self.wait_exit(id)).await {
+            Ok(Ok(_)) | Ok(Err(_)) => Ok(()),
+            Err(_) => Err(AgentError::Internal(format!(
+                "container {id} did not exit within {}s of SIGKILL",
+                KILL_WAIT.as_secs()
+            ))),
+        }
+    }
+
+    async fn kill_container(&self, id: &ContainerId, signal: Option<&str>) -> Result<()> {
+        let sig = crate::validate_signal(signal.unwrap_or("KILL"))?;
+        let (_, snap, pid) = self.running(id, "there is nothing to signal").await?;
+        Self::signal(pid, sig)?;
+        if sig == libc::SIGKILL {
+            let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+            tokio::task::spawn_blocking(move || freezer::thaw_quietly(&cg))
+                .await
+                .map_err(internal("thawing the container"))?;
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &ContainerId) -> Result<()> {
+        let paths = match self.layout.container(id) {
+            Ok(p) => p,
+            // An id that cannot name a container names none: nothing to do.
+            Err(_) => return Ok(()),
+        };
+        let lock = self.lock(id);
+        let _guard = lock.lock().await;
+        self.set_failed(id, None);
+        if !paths.dir.exists() && !paths.lc_dir().exists() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || teardown::remove_container(&paths, None))
+            .await
+            .map_err(internal("removing the container"))?
+    }
+
+    async fn container_state(&self, id: &ContainerId) -> Result<ContainerState> {
+        match self.load(id).await? {
+            (_, Some(snap)) => Ok(snap.state()),
+            _ => match self.failed_reason(id) {
+                Some(reason) => Ok(ContainerState::Failed { reason }),
+                None => Err(AgentError::container_not_found(id)),
+            },
+        }
+    }
+
+    async fn wait_container(&self, id: &ContainerId) -> Result<i32> {
+        self.wait_exit(id).await
+    }
+
+    async fn logs_stream(&self, id: &ContainerId, opts: LogsStreamOptions) -> Result<LogsStream> {
+        let (paths, _) = self.existing(id).await?;
+        let (exit, record) = (paths.exit(), paths.record());
+        let finished = Arc::new(move || exit.exists() || !record.exists());
+        crate::runtimes::common::logs::logs_stream(paths.logs(), opts, finished)
+    }
+
+    async fn exec_with_opts(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutput> {
+        let stream = self.exec_stream(id, opts).await?;
+        exec::collect(stream).await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecStream> {
+        crate::require_command(opts)?;
+        let (paths, snap, _) = self.running(id, "start it before exec").await?;
+        if snap.state() == ContainerState::Paused {
+            return Err(AgentError::InvalidSpec(format!(
+                "container {id} is paused; unpause it before exec"
+            )));
+        }
+        let (p, o) = (paths.clone(), opts.clone());
+        let file = tokio::task::spawn_blocking(move || exec::write_process(&p, &snap.record, &o))
+            .await
+            .map_err(internal("preparing the exec"))??;
+        exec::spawn(&self.config.shim_path, &paths, file, opts.stdin.clone())
+    }
+
+    async fn get_container_stats(&self, id: &ContainerId) -> Result<ContainerStats> {
+        let (_, snap, pid) = self
+            .running(id, "statistics exist only while it runs; start it first")
+            .await?;
+        let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+        let host = snap.record.host_network;
+        tokio::task::spawn_blocking(move || cgroup_stats::sample(&cg, pid, host))
+            .await
+            .map_err(internal("reading statistics"))
+    }
+
+    async fn stats_stream(&self, id: &ContainerId) -> Result<StatsStream> {
+        let first = self.get_container_stats(id).await?;
+        let (paths, snap) = self.existing(id).await?;
+        let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+        let host = snap.record.host_network;
+        let state = (Some(first), paths, cg, Instant::now());
+        let stream = futures_util::stream::unfold(state, move |(first, paths, cg, mut next)| async move {
+            if let Some(s) = first {
+                next += STATS_INTERVAL;
+                return Some((Ok(s), (None, paths, cg, next)));
+            }
+            tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+            next += STATS_INTERVAL;
+            let p = paths.clone();
+            let snap = tokio::task::spawn_blocking(move || Snapshot::load(&p)).await.ok()?.ok()??;
+            let pid = snap.running_pid().filter(|_| snap.state().is_alive())?;
+            let cg2 = cg.clone();
+            let s = tokio::task::spawn_blocking(move || cgroup_stats::sample(&cg2, pid, host)).await.ok()?;
+            Some((Ok(s), (None, paths, cg, next)))
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn get_container_pid(&self, id: &ContainerId) -> Result<Option<u32>> {
+        if self.failed_reason(id).is_some() {
+            return Ok(None);
+        }
+        let (_, snap) = self.existing(id).await?;
+        Ok(snap
+            .running_pid()
+            .filter(|_| snap.state().is_alive())
+            .map(|p| p as u32))
+    }
+
+    async fn get_container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>> {
+        // Containers get addresses with bridge networking (issue 6).
+        if self.failed_reason(id).is_none() {
+            self.existing(id).await?;
+        }
+        Ok(None)
+    }
+
+    async fn port_mappings_container(&self, id: &ContainerId) -> Result<Vec<PortMappingEntry>> {
+        // Port publishing comes with bridge networking (issue 6).
+        if self.failed_reason(id).is_none() {
+            self.existing(id).await?;
+        }
+        Ok(Vec::new())
+    }
+
+    async fn write_stdin(&self, id: &ContainerId, data: &[u8]) -> Result<()> {
+        let (paths, _, _) = self.running(id, "its stdin is gone").await?;
+        shim::client::write_stdin(&paths.socket(), data).await
+    }
+
+    async fn close_stdin(&self, id: &ContainerId) -> Result<()> {
+        let (paths, _, _) = self.running(id, "its stdin is gone").await?;
+        shim::client::close_stdin(&paths.socket()).await
+    }
+
+    async fn pause_container(&self, id: &ContainerId) -> Result<()> {
+        let (_, snap, _) = self.running(id, "only a running container can be paused").await?;
+        let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+        tokio::task::spawn_blocking(move || freezer::freeze(&cg))
+            .await
+            .map_err(internal("pausing"))?
+    }
+
+    async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
+        let (_, snap, _) = self.running(id, "only a paused container can be unpaused").await?;
+        let cg = ContainerCgroup::new(&snap.record.cgroup_path);
+        tokio::task::spawn_blocking(move || freezer::thaw(&cg))
+            .await
+            .map_err(internal("unpausing"))?
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let store = self.store.clone();
+        let records = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(internal("listing images"))?
+            .map_err(|e| AgentError::Internal(format!("listing images: {e}")))?;
+        Ok(records
+            .into_iter()
+            .map(|r| ImageInfo {
+                digest: Some(r.digest().to_string()),
+                size_bytes: Some(r.size),
+                created: r.created.clone(),
+                reference: r.reference,
+            })
+            .collect())
+    }
+
+    async fn list_containers(&self) -> Result<Vec<ContainerId>> {
+        let dir = self.layout.containers_dir();
+        let lc_root = self.layout.libcontainer_root();
+        let mut ids = tokio::task::spawn_blocking(move || -> Vec<ContainerId> {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter_map(|e| ContainerPaths::from_dir(e.path(), lc_root.clone()))
+                .filter_map(|p| state_dir::read_json::<state_dir::ContainerRecord>(&p.record()).ok().flatten())
+                .map(|r| r.id)
+                .collect()
+        })
+        .await
+        .map_err(internal("listing containers"))?;
+        ids.extend(
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}

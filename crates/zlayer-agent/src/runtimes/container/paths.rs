@@ -1,0 +1,226 @@
+//! The on-disk layout of the container runtime under its data root.
+//!
+//! ```text
+//! <root>/containers/<service>-<replica>/   one container (its "state dir")
+//!     container.json   ContainerRecord: what was created, written once
+//!     config.json      the OCI runtime spec (the dir is the OCI bundle)
+//!     shim.json        ShimRecord: monitor + init pids, written at start
+//!     exit.json        ExitRecord: how the init ended, written by the monitor
+//!     logs.jsonl       stdout/stderr, one JSON record per line
+//!     shim.sock        the monitor's control socket (wait, stdin)
+//!     hosts, hostname, resolv.conf   files bind-mounted into the container
+//!     rootfs/ upper/ work/           overlay of the image (zlayer-image)
+//!     volumes/anon-<n>/              anonymous volumes
+//!     exec/                          process specs of running execs
+//! <root>/volumes/<name>/_data         named volumes (outlive containers)
+//! <root>/run/libcontainer/<id>/       libcontainer's own state
+//! ```
+
+use crate::error::{AgentError, Result};
+use crate::types::ContainerId;
+use std::path::{Path, PathBuf};
+
+/// Unix socket paths are limited to 108 bytes including the NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Paths under one data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory holding one state dir per container.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// Directory holding the named volumes.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// The data directory of named volume `name`.
+    pub fn named_volume(&self, name: &str) -> Result<PathBuf> {
+        validate_volume_name(name)?;
+        Ok(self.volumes_dir().join(name).join("_data"))
+    }
+
+    /// libcontainer's state root.
+    pub fn libcontainer_root(&self) -> PathBuf {
+        self.root.join("run").join("libcontainer")
+    }
+
+    /// The paths of container `id` (validating the id as a directory name).
+    pub fn container(&self, id: &ContainerId) -> Result<ContainerPaths> {
+        let name = container_dir_name(id)?;
+        let paths = ContainerPaths {
+            dir: self.containers_dir().join(&name),
+            lc_root: self.libcontainer_root(),
+            lc_id: name,
+        };
+        for sock in [paths.socket(), paths.lc_root.join(&paths.lc_id).join("notify.sock")] {
+            if sock.as_os_str().len() > MAX_SOCKET_PATH {
+                return Err(AgentError::Configuration(format!(
+                    "the socket path {} is longer than the 107 bytes a unix socket allows; \
+                     use a shorter data root or service name",
+                    sock.display()
+                )));
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The cgroup (relative to each hierarchy root) of container `id`.
+    ///
+    /// Under the default data root it is `/zlayer/<id>`; other roots (tests,
+    /// a second daemon) get `/zlayer-<hash of root>/<id>` so they never clash.
+    pub fn cgroup_path(&self, id: &ContainerId) -> String {
+        format!("/{}/{}", self.cgroup_parent(), id)
+    }
+
+    /// The parent cgroup of every container of this root.
+    pub fn cgroup_parent(&self) -> String {
+        if self.root == Path::new(zlayer_image::DEFAULT_ROOT) {
+            "zlayer".to_string()
+        } else {
+            format!("zlayer-{:08x}", fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32)
+        }
+    }
+}
+
+/// The files of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPaths {
+    /// The state dir (also the OCI bundle).
+    pub dir: PathBuf,
+    /// libcontainer's state root.
+    pub lc_root: PathBuf,
+    /// The container's id for libcontainer (`<service>-<replica>`).
+    pub lc_id: String,
+}
+
+impl ContainerPaths {
+    /// Paths of an existing state dir (as found by `list_containers`).
+    pub fn from_dir(dir: PathBuf, lc_root: PathBuf) -> Option<Self> {
+        let lc_id = dir.file_name()?.to_str()?.to_string();
+        Some(ContainerPaths { dir, lc_root, lc_id })
+    }
+
+    /// `container.json`.
+    pub fn record(&self) -> PathBuf {
+        self.dir.join("container.json")
+    }
+    /// `config.json` (OCI runtime spec).
+    pub fn oci_config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    /// `shim.json`.
+    pub fn shim(&self) -> PathBuf {
+        self.dir.join("shim.json")
+    }
+    /// `exit.json`.
+    pub fn exit(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+    /// `logs.jsonl`.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs.jsonl")
+    }
+    /// The monitor's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("shim.sock")
+    }
+    /// The rootfs mountpoint.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+    /// Directory of anonymous volumes.
+    pub fn anon_volumes(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
+    /// Directory of exec process specs.
+    pub fn exec_dir(&self) -> PathBuf {
+        self.dir.join("exec")
+    }
+    /// libcontainer's state dir of this container.
+    pub fn lc_dir(&self) -> PathBuf {
+        self.lc_root.join(&self.lc_id)
+    }
+}
+
+/// `<service>-<replica>`, checked to be a safe single path component.
+pub fn container_dir_name(id: &ContainerId) -> Result<String> {
+    let s = &id.service;
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with(['.', '-']);
+    if !ok {
+        return Err(AgentError::InvalidSpec(format!(
+            "container name {s:?} is invalid; use 1 to 63 letters, digits, '-', '_' or '.', \
+             starting with a letter or digit"
+        )));
+    }
+    Ok(id.to_string())
+}
+
+fn validate_volume_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentError::InvalidSpec(format!(
+            "volume name {name:?} is invalid; use 1 to 64 letters, digits, '-', '_' or '.', \
+             not starting with '.'"
+        )))
+    }
+}
+
+/// 64-bit FNV-1a (stable across builds, unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_cgroups() {
+        let l = Layout::new("/var/lib/zlayer");
+        let p = l.container(&ContainerId::new("web", 2)).unwrap();
+        assert_eq!(p.dir, Path::new("/var/lib/zlayer/containers/web-2"));
+        assert_eq!(p.lc_dir(), Path::new("/var/lib/zlayer/run/libcontainer/web-2"));
+        assert_eq!(l.cgroup_path(&ContainerId::new("web", 2)), "/zlayer/web-2");
+        let other = Layout::new("/tmp/x");
+        assert!(other.cgroup_parent().starts_with("zlayer-"));
+        assert_ne!(other.cgroup_parent(), Layout::new("/tmp/y").cgroup_parent());
+        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
+            assert!(l.container(&ContainerId::new(bad, 0)).is_err(), "{bad}");
+        }
+        assert!(l.named_volume("data").is_ok());
+        assert!(l.named_volume("../etc").is_err());
+        let long = Layout::new(format!("/tmp/{}", "x".repeat(100)));
+        let err = long.container(&ContainerId::new("web", 1)).unwrap_err();
+        assert!(err.to_string().contains("107 bytes"), "{err}");
+    }
+}

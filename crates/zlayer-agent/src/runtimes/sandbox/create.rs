@@ -1,0 +1,465 @@
+//! `create_container`: clone the rootfs, resolve the command, assign ports,
+//! build the policy, write `config.json` and `sandbox.policy`.
+
+use crate::error::{AgentError, Result};
+use crate::runtimes::common::atomic::{write_atomic, write_json_atomic};
+use crate::runtimes::common::exit::now_ms;
+use crate::types::ContainerId;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use zlayer_spec::{ServiceSpec, StorageSpec};
+
+use super::clone;
+use super::config::SandboxConfig;
+use super::images::{ImageDefaults, ImageResolver, ImageRootfs, LocalImages, ResolvedImage};
+use super::layout::ContainerPaths;
+use super::options::{resolve_user, SandboxOptions};
+use super::policy::{Policy, PolicyInput, VolumeGrant};
+use super::ports::{env_suffix, AllocatedPort, PortAllocator};
+use super::record::{ContainerRecord, RECORD_VERSION};
+
+/// The default search path inside an image.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What create needs from the runtime.
+pub struct CreateCtx<'a> {
+    /// Runtime configuration.
+    pub config: &'a SandboxConfig,
+    /// Registered directories.
+    pub images: &'a LocalImages,
+    /// The image store, if any.
+    pub resolver: Option<&'a dyn ImageResolver>,
+    /// Port allocator.
+    pub ports: &'a PortAllocator,
+}
+
+fn failed(id: &ContainerId, reason: impl Into<String>) -> AgentError {
+    AgentError::CreateFailed {
+        id: id.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Resolves `image` to a root filesystem.
+pub fn resolve_image(ctx: &CreateCtx<'_>, id: &ContainerId, image: &str) -> Result<ResolvedImage> {
+    if let Some(dir) = ctx.images.rootfs(image) {
+        return Ok(ResolvedImage {
+            rootfs: ImageRootfs::Dir(dir),
+            defaults: ImageDefaults::default(),
+        });
+    }
+    if let Some(resolver) = ctx.resolver {
+        if let Some(found) = resolver.resolve(image)? {
+            return Ok(found);
+        }
+    }
+    Err(failed(
+        id,
+        format!(
+            "rootfs not found for image {image:?}: register a host directory with register_local_rootfs, or pull the image into the local store"
+        ),
+    ))
+}
+
+/// Creates the container's directory and record. On error nothing is left.
+pub fn create(
+    ctx: &CreateCtx<'_>,
+    id: &ContainerId,
+    spec: &ServiceSpec,
+) -> Result<ContainerRecord> {
+    let paths = ContainerPaths::new(ctx.config, id)?;
+    let options = SandboxOptions::from_spec(spec)?;
+    let memory_limit = spec
+        .resources
+        .memory
+        .as_ref()
+        .map(|m| m.bytes())
+        .transpose()
+        .map_err(|e| AgentError::InvalidSpec(format!("resources.memory: {e}")))?;
+    let stop_signal = match &spec.stop_signal {
+        Some(s) => crate::signal::validate_signal(s)?,
+        None => libc::SIGTERM,
+    };
+    let image = resolve_image(ctx, id, &spec.image.name)?;
+    remove_dir(&paths.dir)?;
+    let _ = std::fs::remove_file(&paths.log);
+    let mut ports: Vec<AllocatedPort> = Vec::new();
+    let result = build(
+        ctx,
+        id,
+        spec,
+        &paths,
+        &options,
+        &image,
+        memory_limit,
+        stop_signal,
+        &mut ports,
+    );
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&paths.dir);
+        ctx.ports.release(ports.iter().map(|p| p.host_port));
+    }
+    result
+}
+
+/// Removes a directory tree, making read-only directories writable first.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            std::fs::remove_dir_all(dir).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(AgentError::Internal(format!(
+                        "removing {} failed: {e}; remove it by hand",
+                        dir.display()
+                    )))
+                }
+            })
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.is_dir() {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    ctx: &CreateCtx<'_>,
+    id: &ContainerId,
+    spec: &ServiceSpec,
+    paths: &ContainerPaths,
+    options: &SandboxOptions,
+    image: &ResolvedImage,
+    memory_limit: Option<u64>,
+    stop_signal: i32,
+    ports: &mut Vec<AllocatedPort>,
+) -> Result<ContainerRecord> {
+    let io = |what: &str, e: std::io::Error| failed(id, format!("{what}: {e}"));
+    std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating the container directory", e))?;
+    let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o755));
+    let rootfs = paths.rootfs();
+    match &image.rootfs {
+        ImageRootfs::Dir(src) => {
+            clone::clone_tree(src, &rootfs).map_err(|e| io("cloning the rootfs", e))?;
+        }
+        ImageRootfs::Layers(layers) => {
+            let mut stats = clone::CloneStats::default();
+            for layer in layers {
+                clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
+                    .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
+            }
+        }
+    }
+    let tmp = paths.tmp();
+    std::fs::create_dir_all(&tmp).map_err(|e| io("creating tmp", e))?;
+    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));
+
+    // Command.
+    let defaults = &image.defaults;
+    let mut argv: Vec<String> = match &spec.command.entrypoint {
+        Some(ep) => ep.clone(),
+        None => defaults.entrypoint.clone(),
+    };
+    match &spec.command.args {
+        Some(args) => argv.extend(args.iter().cloned()),
+        None if spec.command.entrypoint.is_none() => argv.extend(defaults.cmd.iter().cloned()),
+        None => {}
+    }
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(failed(
+            id,
+            "no command: set command.entrypoint in the service (the image has no Entrypoint/Cmd)",
+        ));
+    }
+    let workdir = spec
+        .command
+        .workdir
+        .clone()
+        .or_else(|| defaults.workdir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        return Err(AgentError::InvalidSpec(format!(
+            "command.workdir {workdir:?} must be an absolute path inside the image"
+        )));
+    }
+    let cwd = inside(&rootfs, &workdir);
+    std::fs::create_dir_all(&cwd).map_err(|e| io("creating the working directory", e))?;
+
+    // Environment: defaults < image < spec < engine-provided.
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v));
+    };
+    set("PATH", map_path_list(&rootfs, DEFAULT_PATH));
+    set("HOME", tmp.display().to_string());
+    set("TMPDIR", tmp.display().to_string());
+    for kv in &defaults.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            let v = if k == "PATH" {
+                map_path_list(&rootfs, v)
+            } else {
+                v.to_string()
+            };
+            set(k, v);
+        }
+    }
+    for (k, v) in &spec.env {
+        set(k, v.clone());
+    }
+    *ports = ctx.ports.allocate(spec).map_err(|e| match e {
+        AgentError::CreateFailed { reason, .. } => failed(id, reason),
+        other => other,
+    })?;
+    if let Some(first) = ports.first() {
+        set("PORT", first.host_port.to_string());
+    }
+    for p in ports.iter() {
+        set(
+            &format!("ZLAYER_PORT_{}", env_suffix(&p.name)),
+            p.host_port.to_string(),
+        );
+    }
+    set("ZLAYER_CONTAINER", id.to_string());
+    set("ZLAYER_ROOTFS", rootfs.display().to_string());
+    set("ZLAYER_ISOLATION", "sandbox".to_string());
+
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let program = resolve_program(&rootfs, &cwd, &argv[0], &path_var).ok_or_else(|| {
+        failed(
+            id,
+            format!(
+                "entrypoint {:?} not found in the image rootfs ({}); give a path inside the image, e.g. /bin/sh",
+                argv[0],
+                rootfs.display()
+            ),
+        )
+    })?;
+
+    let user = match spec
+        .user
+        .as_ref()
+        .or(defaults.user.as_ref())
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => Some(resolve_user(u, &rootfs)?),
+        None => None,
+    };
+    let volumes = volumes(ctx.config, paths, &rootfs, spec, id)?;
+    if let Some(u) = user {
+        for dir in std::iter::once(&tmp).chain(
+            volumes
+                .iter()
+                .filter(|v| !v.readonly && v.kind != "bind")
+                .map(|v| &v.host),
+        ) {
+            let _ = std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid));
+        }
+    }
+    let gpu_spec = spec
+        .resources
+        .gpu
+        .as_ref()
+        .map(|g| format!("{} x{}", g.vendor, g.count));
+    let policy = Policy::build(&PolicyInput {
+        container: id.to_string(),
+        image: spec.image.name.clone(),
+        rootfs: &rootfs,
+        tmp: &tmp,
+        volumes,
+        gpu_runtime: ctx.config.gpu_access,
+        gpu_spec,
+        options,
+        ports,
+        user,
+        pids_limit: spec.resources.pids_limit,
+        memory_limit,
+    });
+    let record = ContainerRecord {
+        version: RECORD_VERSION,
+        id: id.clone(),
+        image: spec.image.name.clone(),
+        created_at_ms: now_ms(),
+        argv,
+        program,
+        env,
+        workdir,
+        cwd,
+        ports: ports.clone(),
+        policy,
+        stop_signal,
+        pids_limit: spec.resources.pids_limit,
+        log_path: paths.log.clone(),
+    };
+    let text = record
+        .policy
+        .render(&id.to_string(), &spec.image.name, ports);
+    write_atomic(&paths.policy(), text.as_bytes())?;
+    write_json_atomic(&paths.config(), &record)?;
+    Ok(record)
+}
+
+/// `path` (absolute, inside the container) as a host path under `rootfs`.
+pub fn inside(rootfs: &Path, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        rootfs.to_path_buf()
+    } else {
+        rootfs.join(rel)
+    }
+}
+
+fn map_path_list(rootfs: &Path, list: &str) -> String {
+    list.split(':')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if p.starts_with('/') {
+                inside(rootfs, p).display().to_string()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Finds the executable for `argv0` inside `rootfs`: an absolute path is
+/// taken inside the rootfs, a relative one with a slash from the working
+/// directory, a bare name through `PATH` (host paths already mapped).
+pub fn resolve_program(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    let within = |p: &Path| {
+        p.canonicalize()
+            .map(|c| c.starts_with(rootfs))
+            .unwrap_or(false)
+    };
+    let candidates: Vec<PathBuf> = if argv0.starts_with('/') {
+        vec![inside(rootfs, argv0)]
+    } else if argv0.contains('/') {
+        vec![cwd.join(argv0)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(argv0))
+            .collect()
+    };
+    candidates.into_iter().find(|p| is_exec(p) && within(p))
+}
+
+fn volumes(
+    config: &SandboxConfig,
+    paths: &ContainerPaths,
+    rootfs: &Path,
+    spec: &ServiceSpec,
+    id: &ContainerId,
+) -> Result<Vec<VolumeGrant>> {
+    let mut out = Vec::new();
+    for (i, s) in spec.storage.iter().enumerate() {
+        let target = s.target().to_string();
+        if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+            return Err(AgentError::InvalidSpec(format!(
+                "storage target {target:?} must be an absolute path without '..'"
+            )));
+        }
+        let (host, readonly, kind) = match s {
+            StorageSpec::Bind {
+                source, readonly, ..
+            } => {
+                let p = PathBuf::from(source);
+                if !p.exists() {
+                    return Err(failed(
+                        id,
+                        format!(
+                            "bind source {source} does not exist; create it or fix storage.source"
+                        ),
+                    ));
+                }
+                (p, *readonly, "bind")
+            }
+            StorageSpec::Named { name, readonly, .. } => {
+                if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                    return Err(AgentError::InvalidSpec(format!(
+                        "volume name {name:?} is not valid"
+                    )));
+                }
+                (config.volumes_dir().join(name), *readonly, "named")
+            }
+            StorageSpec::Anonymous { .. } => (
+                paths.volumes().join(format!("anon-{i}")),
+                false,
+                "anonymous",
+            ),
+            StorageSpec::Tmpfs { .. } => (
+                paths.volumes().join(format!("tmpfs-{i}")),
+                false,
+                "tmpfs (disk-backed)",
+            ),
+        };
+        if kind != "bind" {
+            std::fs::create_dir_all(&host)
+                .map_err(|e| failed(id, format!("creating volume {}: {e}", host.display())))?;
+        }
+        // Make the target visible inside the rootfs: a symlink to the
+        // volume (image content there seeds an empty volume).
+        let at = inside(rootfs, &target);
+        if let Ok(m) = std::fs::symlink_metadata(&at) {
+            if m.is_dir() && kind != "bind" && dir_is_empty(&host) {
+                let _ = clone::clone_tree(&at, &host.with_extension("seed"))
+                    .and_then(|_| move_contents(&host.with_extension("seed"), &host));
+            }
+            remove_dir(&at)?;
+            let _ = std::fs::remove_file(&at);
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| failed(id, format!("creating {}: {e}", parent.display())))?;
+        }
+        std::os::unix::fs::symlink(&host, &at)
+            .map_err(|e| failed(id, format!("linking volume {target}: {e}")))?;
+        out.push(VolumeGrant {
+            target,
+            host,
+            readonly,
+            kind: kind.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+fn move_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        std::fs::rename(e.path(), to.join(e.file_name()))?;
+    }
+    std::fs::remove_dir_all(from)
+}

@@ -1,0 +1,170 @@
+//! Starting the monitor and signalling a running sandbox.
+
+use crate::error::{AgentError, Result};
+use crate::runtimes::common::procfs;
+use crate::types::ContainerId;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::layout::ContainerPaths;
+use super::record::MonitorInfo;
+
+/// How long `start` waits for the monitor's report.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of the monitor binary.
+pub const SHIM_NAME: &str = "zlayer-sandbox-shim";
+
+/// Finds the monitor binary: `$ZLAYER_SANDBOX_SHIM`, next to the current
+/// executable (or one directory up, for test and example binaries), or on
+/// `PATH`.
+pub fn find_shim() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ZLAYER_SANDBOX_SHIM") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = exe.as_ref().and_then(|e| e.parent()) {
+        dirs.push(dir.to_path_buf());
+        if let Some(up) = dir.parent() {
+            dirs.push(up.to_path_buf());
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(SHIM_NAME))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            AgentError::Configuration(format!(
+                "the sandbox monitor `{SHIM_NAME}` was not found next to {} or on PATH; build it with `cargo build -p zlayer-agent --bins` or set ZLAYER_SANDBOX_SHIM",
+                exe.map(|e| e.display().to_string()).unwrap_or_else(|| "this program".into())
+            ))
+        })
+}
+
+/// Starts the monitor of a created container and waits for its report;
+/// returns the workload's pid. Blocking: call from `spawn_blocking`.
+pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> Result<i32> {
+    let fail = |reason: String| AgentError::StartFailed {
+        id: id.to_string(),
+        reason,
+    };
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| fail(format!("creating the ready pipe: {e}")))?;
+    let stderr = std::fs::File::create(paths.monitor_log())
+        .map_err(|e| fail(format!("creating {}: {e}", paths.monitor_log().display())))?;
+    let w_fd = w.as_raw_fd();
+    let mut cmd = Command::new(shim);
+    cmd.arg(&paths.dir)
+        .arg("--ready-fd")
+        .arg(w_fd.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr));
+    // SAFETY: setsid and fcntl are async-signal-safe syscalls.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(w_fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        fail(format!(
+            "running the sandbox monitor {}: {e}",
+            shim.display()
+        ))
+    })?;
+    drop(cmd);
+    drop(w);
+    // The first monitor process exits as soon as it has detached.
+    let _ = child.wait();
+    let line = read_report(r, START_TIMEOUT)
+        .map_err(|e| fail(format!("waiting for the sandbox monitor: {e}")))?;
+    let line = line.trim();
+    if let Some(pid) = line.strip_prefix("ok ") {
+        return pid
+            .trim()
+            .parse()
+            .map_err(|_| fail(format!("the sandbox monitor reported a bad pid {pid:?}")));
+    }
+    if let Some(msg) = line.strip_prefix("err ") {
+        return Err(fail(msg.to_string()));
+    }
+    let diag = std::fs::read_to_string(paths.monitor_log()).unwrap_or_default();
+    Err(fail(format!(
+        "the sandbox monitor exited without reporting ({}); {}",
+        if line.is_empty() { "no output" } else { line },
+        diag.trim()
+    )))
+}
+
+fn read_report(r: std::os::fd::OwnedFd, timeout: Duration) -> std::io::Result<String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut file = std::fs::File::from(r);
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no report in time",
+            ));
+        }
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        let t =
+            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::NONE);
+        match poll(&mut fds, t) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut buf = [0u8; 4096];
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.contains(&b'\n') {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Sends `sig` to the workload's process group.
+pub fn signal_group(info: &MonitorInfo, sig: i32) -> Result<()> {
+    let sig =
+        Signal::try_from(sig).map_err(|e| AgentError::InvalidSpec(format!("signal {sig}: {e}")))?;
+    match kill(Pid::from_raw(-info.pid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(AgentError::Internal(format!(
+            "sending {sig} to process group {}: {e}",
+            info.pid
+        ))),
+    }
+}
+
+/// Sends `sig` to every process of the sandbox (all descendants of its
+/// monitor, whatever their process group).
+pub fn signal_all(info: &MonitorInfo, sig: Signal) {
+    for p in procfs::descendants_fast(info.monitor_pid) {
+        let _ = kill(Pid::from_raw(p.pid), sig);
+    }
+    let _ = kill(Pid::from_raw(-info.pid), sig);
+}

@@ -1,0 +1,585 @@
+//! [`SandboxRuntime`]: the `sandbox` isolation behind the [`Runtime`] trait.
+
+use crate::error::{AgentError, Result};
+use crate::runtime::{ExecStream, LogsStream, RegistryAuth, Runtime, StatsStream, STATS_INTERVAL};
+use crate::runtimes::common::atomic::read_json;
+use crate::runtimes::common::{logs, procfs};
+use crate::types::{
+    ContainerId, ContainerState, ContainerStats, ExecOptions, ExecOutput, ImageInfo, LogStream,
+    LogsStreamOptions, PortMappingEntry,
+};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use nix::sys::signal::Signal;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use zlayer_spec::{PullPolicy, ServiceSpec};
+
+use super::config::SandboxConfig;
+use super::create::{self, CreateCtx};
+use super::images::{ImageResolver, LocalImages};
+use super::layout::ContainerPaths;
+use super::lifecycle;
+use super::ports::PortAllocator;
+use super::record::ContainerRecord;
+use super::state::{self, Phase};
+
+const NAME: &str = "sandbox";
+
+/// How long `remove` waits for a killed sandbox to be recorded as ended.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs services as host processes confined by Landlock, seccomp,
+/// no_new_privs, dropped capabilities and rlimits, each from a
+/// copy-on-write clone of its image's root filesystem, supervised by a
+/// per-container monitor process that outlives the agent.
+pub struct SandboxRuntime {
+    config: SandboxConfig,
+    images: LocalImages,
+    resolver: Option<Arc<dyn ImageResolver>>,
+    ports: Arc<PortAllocator>,
+    shim: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SandboxRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxRuntime")
+            .field("config", &self.config)
+            .field("shim", &self.shim)
+            .finish()
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> AgentError {
+    AgentError::Configuration(format!("{what} {}: {e}", path.display()))
+}
+
+impl SandboxRuntime {
+    /// A runtime over `config`; creates `data_dir/{containers,images}` and
+    /// `log_dir`, and re-adopts the containers found there.
+    pub fn new(config: SandboxConfig) -> Result<Self> {
+        for dir in [
+            config.containers_dir(),
+            config.images_dir(),
+            config.log_dir.clone(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+        }
+        let rt = SandboxRuntime {
+            images: LocalImages::new(config.images_dir()),
+            config,
+            resolver: None,
+            ports: Arc::new(PortAllocator::default()),
+            shim: None,
+        };
+        for id in rt.scan_containers() {
+            if let Ok(paths) = rt.paths(&id) {
+                if let Ok(Some(rec)) = read_json::<ContainerRecord>(&paths.config()) {
+                    rt.ports.reserve(rec.ports.iter().map(|p| p.host_port));
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    /// Uses `path` as the monitor binary instead of searching for it.
+    pub fn with_shim_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shim = Some(path.into());
+        self
+    }
+
+    /// Also runs images of `resolver` (the node's image store).
+    pub fn with_image_resolver(mut self, resolver: Arc<dyn ImageResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Registers the host directory `dir` as image `image_name` (cloned into
+    /// `images/`). Idempotent for the same directory.
+    pub async fn register_local_rootfs(&self, image_name: &str, dir: &Path) -> Result<()> {
+        let images = self.images.clone();
+        let name = image_name.to_string();
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || images.register(&name, &dir))
+            .await
+            .map_err(|e| AgentError::Internal(format!("register task: {e}")))?
+            .map(|_| ())
+    }
+
+    /// The container's directory (`data_dir/containers/<service>-<replica>`).
+    pub fn container_dir(&self, id: &ContainerId) -> Result<PathBuf> {
+        Ok(self.paths(id)?.dir)
+    }
+
+    /// The host port of the container's first endpoint (what it gets as
+    /// `PORT`), if it has endpoints.
+    pub async fn get_container_port_override(&self, id: &ContainerId) -> Result<Option<u16>> {
+        let rec = self.record(id)?;
+        Ok(rec.ports.first().map(|p| p.host_port))
+    }
+
+    fn paths(&self, id: &ContainerId) -> Result<ContainerPaths> {
+        ContainerPaths::new(&self.config, id)
+    }
+
+    fn record(&self, id: &ContainerId) -> Result<ContainerRecord> {
+        state::record(&self.paths(id)?, id)
+    }
+
+    fn phase(&self, id: &ContainerId) -> Result<Phase> {
+        state::phase(&self.paths(id)?, id)
+    }
+
+    fn shim_path(&self) -> Result<PathBuf> {
+        match &self.shim {
+            Some(p) => Ok(p.clone()),
+            None => lifecycle::find_shim(),
+        }
+    }
+
+    fn scan_containers(&self) -> Vec<ContainerId> {
+        let Ok(dir) = std::fs::read_dir(self.config.containers_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ContainerId> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                read_json::<ContainerRecord>(&e.path().join("config.json"))
+                    .ok()
+                    .flatten()
+            })
+            .map(|r| r.id)
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn not_running(id: &ContainerId, phase: &Phase) -> AgentError {
+        AgentError::InvalidSpec(format!(
+            "container {id} is not running (it is {}); start it first",
+            phase.state()
+        ))
+    }
+
+    /// Waits until the container is recorded as ended, up to `timeout`.
+    async fn wait_ended(&self, id: &ContainerId, timeout: Duration) -> Result<Option<Phase>> {
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let phase = self.phase(id)?;
+            if matches!(phase, Phase::Ended(_) | Phase::Lost(_) | Phase::Created) {
+                return Ok(Some(phase));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills every process of a live sandbox and waits for the monitor to
+    /// record the end.
+    async fn kill_and_wait(&self, id: &ContainerId) -> Result<()> {
+        match self.phase(id)? {
+            Phase::Running(info) | Phase::Paused(info) => {
+                lifecycle::signal_all(&info, Signal::SIGKILL);
+                lifecycle::signal_all(&info, Signal::SIGCONT);
+                if self.wait_ended(id, KILL_WAIT).await?.is_none() {
+                    return Err(AgentError::Internal(format!(
+                        "container {id} did not end after SIGKILL (monitor pid {})",
+                        info.monitor_pid
+                    )));
+                }
+            }
+            Phase::Lost(info) => {
+                if procfs::is_alive(info.pid, Some(info.pid_starttime)) {
+                    let _ = lifecycle::signal_group(&info, libc::SIGKILL);
+                }
+            }
+            Phase::Created | Phase::Ended(_) => {}
+        }
+        Ok(())
+    }
+
+    fn sample(&self, rec: &ContainerRecord, monitor_pid: i32) -> ContainerStats {
+        let procs = procfs::descendants_fast(monitor_pid);
+        let u = procfs::usage(&procs);
+        ContainerStats {
+            timestamp: SystemTime::now(),
+            cpu_total_ns: u.cpu_ns,
+            cpu_system_ns: procfs::host_cpu_ns(),
+            online_cpus: procfs::online_cpus(),
+            memory_used_bytes: u.rss_bytes,
+            memory_limit_bytes: rec
+                .policy
+                .memory_limit
+                .unwrap_or_else(procfs::host_memory_bytes),
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            blkio_read_bytes: u.read_bytes,
+            blkio_write_bytes: u.write_bytes,
+            pids_current: u.threads,
+            pids_limit: rec.pids_limit.filter(|n| *n > 0).map(|n| n as u64),
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for SandboxRuntime {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn pull_image_with_policy(
+        &self,
+        image: &str,
+        _policy: PullPolicy,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<()> {
+        if self.images.rootfs(image).is_some() {
+            return Ok(());
+        }
+        if let Some(resolver) = &self.resolver {
+            if resolver.resolve(image)?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(AgentError::PullFailed {
+            image: image.to_string(),
+            reason: "the sandbox runtime does not pull from registries; pull the image into the node's image store (`zlayer pull`) or register a host directory as this image".into(),
+        })
+    }
+
+    async fn create_container(&self, id: &ContainerId, spec: &ServiceSpec) -> Result<()> {
+        let paths = self.paths(id)?;
+        // A stale container with this id goes first, processes included.
+        if paths.dir.exists() {
+            if paths.config().exists() {
+                self.remove_container(id).await?;
+            } else {
+                create::remove_dir(&paths.dir)?;
+            }
+        }
+        let id2 = id.clone();
+        let spec = spec.clone();
+        let config = self.config.clone();
+        let images = self.images.clone();
+        let resolver = self.resolver.clone();
+        let ports = self.ports.clone();
+        tokio::task::spawn_blocking(move || {
+            let ctx = CreateCtx {
+                config: &config,
+                images: &images,
+                resolver: resolver.as_deref(),
+                ports: &ports,
+            };
+            create::create(&ctx, &id2, &spec).map(|_| ())
+        })
+        .await
+        .map_err(|e| AgentError::Internal(format!("create task: {e}")))?
+    }
+
+    async fn start_container(&self, id: &ContainerId) -> Result<()> {
+        let paths = self.paths(id)?;
+        match self.phase(id)? {
+            Phase::Running(_) | Phase::Paused(_) => return Ok(()),
+            Phase::Lost(_) => {
+                self.kill_and_wait(id).await?;
+            }
+            Phase::Created | Phase::Ended(_) => {}
+        }
+        for f in [paths.exit(), paths.monitor(), paths.pid(), paths.paused()] {
+            let _ = std::fs::remove_file(f);
+        }
+        let shim = self.shim_path()?;
+        let id2 = id.clone();
+        tokio::task::spawn_blocking(move || lifecycle::spawn_monitor(&shim, &paths, &id2))
+            .await
+            .map_err(|e| AgentError::Internal(format!("start task: {e}")))??;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &ContainerId, timeout: Duration) -> Result<()> {
+        let info = match self.phase(id)? {
+            Phase::Running(info) | Phase::Paused(info) => info,
+            Phase::Lost(_) => return self.kill_and_wait(id).await,
+            Phase::Created | Phase::Ended(_) => return Ok(()),
+        };
+        let rec = self.record(id)?;
+        lifecycle::signal_group(&info, rec.stop_signal)?;
+        if self.paths(id)?.paused().exists() {
+            lifecycle::signal_all(&info, Signal::SIGCONT);
+            let _ = std::fs::remove_file(self.paths(id)?.paused());
+        }
+        if self.wait_ended(id, timeout).await?.is_some() {
+            return Ok(());
+        }
+        self.kill_and_wait(id).await
+    }
+
+    async fn kill_container(&self, id: &ContainerId, signal: Option<&str>) -> Result<()> {
+        let sig = match signal {
+            Some(s) => crate::signal::validate_signal(s)?,
+            None => libc::SIGKILL,
+        };
+        let phase = self.phase(id)?;
+        let Some(info) = phase.live() else {
+            return Err(Self::not_running(id, &phase));
+        };
+        lifecycle::signal_group(info, sig)?;
+        if sig == libc::SIGKILL {
+            lifecycle::signal_all(info, Signal::SIGKILL);
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &ContainerId) -> Result<()> {
+        let paths = match self.paths(id) {
+            Ok(p) => p,
+            Err(_) => return Ok(()),
+        };
+        if !paths.dir.exists() {
+            let _ = std::fs::remove_file(&paths.log);
+            return Ok(());
+        }
+        if paths.config().exists() {
+            self.kill_and_wait(id).await?;
+            if let Ok(Some(rec)) = read_json::<ContainerRecord>(&paths.config()) {
+                self.ports.release(rec.ports.iter().map(|p| p.host_port));
+            }
+        }
+        let dir = paths.dir.clone();
+        tokio::task::spawn_blocking(move || create::remove_dir(&dir))
+            .await
+            .map_err(|e| AgentError::Internal(format!("remove task: {e}")))??;
+        let _ = std::fs::remove_file(&paths.log);
+        Ok(())
+    }
+
+    async fn container_state(&self, id: &ContainerId) -> Result<ContainerState> {
+        Ok(self.phase(id)?.state())
+    }
+
+    async fn wait_container(&self, id: &ContainerId) -> Result<i32> {
+        let mut delay = Duration::from_millis(1);
+        loop {
+            match self.phase(id)? {
+                Phase::Ended(rec) => return Ok(rec.code),
+                Phase::Lost(info) => {
+                    return Err(AgentError::Internal(format!(
+                        "the sandbox monitor of {id} (pid {}) died without recording the exit code",
+                        info.monitor_pid
+                    )))
+                }
+                _ => {}
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(25));
+        }
+    }
+
+    async fn logs_stream(&self, id: &ContainerId, opts: LogsStreamOptions) -> Result<LogsStream> {
+        let paths = self.paths(id)?;
+        let rec = state::record(&paths, id)?;
+        let p2 = paths.clone();
+        logs::logs_stream(rec.log_path, opts, Arc::new(move || state::finished(&p2)))
+    }
+
+    async fn exec_with_opts(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutput> {
+        let stream = self.exec_stream(id, opts).await?;
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut chunks = stream.output;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            match chunk.stream {
+                LogStream::Stderr => err.extend_from_slice(&chunk.data),
+                _ => out.extend_from_slice(&chunk.data),
+            }
+        }
+        let exit_code = stream.exit_code.await?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+        })
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecStream> {
+        crate::runtime::require_command(opts)?;
+        let paths = self.paths(id)?;
+        let phase = state::phase(&paths, id)?;
+        if phase.live().is_none() {
+            return Err(Self::not_running(id, &phase));
+        }
+        let rec = state::record(&paths, id)?;
+        super::exec::exec_stream(&paths, id, &rec, opts).await
+    }
+
+    async fn get_container_stats(&self, id: &ContainerId) -> Result<ContainerStats> {
+        let phase = self.phase(id)?;
+        let Some(info) = phase.live() else {
+            return Err(Self::not_running(id, &phase));
+        };
+        let rec = self.record(id)?;
+        Ok(self.sample(&rec, info.monitor_pid))
+    }
+
+    async fn stats_stream(&self, id: &ContainerId) -> Result<StatsStream> {
+        let first = self.get_container_stats(id).await?;
+        let paths = self.paths(id)?;
+        let rec = self.record(id)?;
+        let id2 = id.clone();
+        let tail = futures_util::stream::unfold((paths, rec, id2), |(paths, rec, id)| async move {
+            tokio::time::sleep(STATS_INTERVAL).await;
+            let phase = state::phase(&paths, &id).ok()?;
+            let info = phase.live()?.clone();
+            let procs = procfs::descendants_fast(info.monitor_pid);
+            let u = procfs::usage(&procs);
+            let s = ContainerStats {
+                timestamp: SystemTime::now(),
+                cpu_total_ns: u.cpu_ns,
+                cpu_system_ns: procfs::host_cpu_ns(),
+                online_cpus: procfs::online_cpus(),
+                memory_used_bytes: u.rss_bytes,
+                memory_limit_bytes: rec
+                    .policy
+                    .memory_limit
+                    .unwrap_or_else(procfs::host_memory_bytes),
+                net_rx_bytes: 0,
+                net_tx_bytes: 0,
+                blkio_read_bytes: u.read_bytes,
+                blkio_write_bytes: u.write_bytes,
+                pids_current: u.threads,
+                pids_limit: rec.pids_limit.filter(|n| *n > 0).map(|n| n as u64),
+            };
+            Some((Ok(s), (paths, rec, id)))
+        });
+        Ok(futures_util::stream::once(async move { Ok(first) })
+            .chain(tail)
+            .boxed())
+    }
+
+    async fn get_container_pid(&self, id: &ContainerId) -> Result<Option<u32>> {
+        Ok(self.phase(id)?.live().map(|i| i.pid as u32))
+    }
+
+    async fn get_container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>> {
+        self.record(id)?;
+        Ok(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+    }
+
+    async fn port_mappings_container(&self, id: &ContainerId) -> Result<Vec<PortMappingEntry>> {
+        Ok(self
+            .record(id)?
+            .ports
+            .iter()
+            .map(|p| PortMappingEntry {
+                host_ip: "127.0.0.1".into(),
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.transport(),
+            })
+            .collect())
+    }
+
+    async fn write_stdin(&self, id: &ContainerId, data: &[u8]) -> Result<()> {
+        let paths = self.paths(id)?;
+        let phase = state::phase(&paths, id)?;
+        if phase.live().is_none() {
+            return Err(Self::not_running(id, &phase));
+        }
+        let fifo = paths.stdin();
+        let data = data.to_vec();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .map_err(|e| AgentError::Internal(format!("opening the container's stdin: {e}")))?;
+            // Blocking writes from here on: the workload reads at its pace.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            // SAFETY: plain fcntl on an fd we own.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+            f.write_all(&data)
+                .map_err(|e| AgentError::Internal(format!("writing to the container's stdin: {e}")))
+        })
+        .await
+        .map_err(|e| AgentError::Internal(format!("stdin task: {e}")))?
+    }
+
+    async fn close_stdin(&self, id: &ContainerId) -> Result<()> {
+        let paths = self.paths(id)?;
+        let phase = state::phase(&paths, id)?;
+        if phase.live().is_none() {
+            return Err(Self::not_running(id, &phase));
+        }
+        let sock = paths.socket();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            use std::io::BufRead;
+            let conn = super::control::connect(&sock)
+                .map_err(|e| AgentError::Internal(format!("reaching the sandbox monitor: {e}")))?;
+            super::control::send_request(&conn, &super::control::Request::CloseStdin, &[])
+                .map_err(|e| AgentError::Internal(format!("close stdin: {e}")))?;
+            let mut line = String::new();
+            std::io::BufReader::new(conn)
+                .read_line(&mut line)
+                .map_err(|e| AgentError::Internal(format!("close stdin: {e}")))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| AgentError::Internal(format!("stdin task: {e}")))?
+    }
+
+    async fn pause_container(&self, id: &ContainerId) -> Result<()> {
+        let paths = self.paths(id)?;
+        match state::phase(&paths, id)? {
+            Phase::Running(info) => {
+                std::fs::write(paths.paused(), b"")
+                    .map_err(|e| AgentError::Internal(format!("marking {id} paused: {e}")))?;
+                lifecycle::signal_all(&info, Signal::SIGSTOP);
+                Ok(())
+            }
+            Phase::Paused(_) => Ok(()),
+            other => Err(Self::not_running(id, &other)),
+        }
+    }
+
+    async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
+        let paths = self.paths(id)?;
+        match state::phase(&paths, id)? {
+            Phase::Paused(info) => {
+                lifecycle::signal_all(&info, Signal::SIGCONT);
+                let _ = std::fs::remove_file(paths.paused());
+                Ok(())
+            }
+            Phase::Running(_) => Ok(()),
+            other => Err(Self::not_running(id, &other)),
+        }
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let mut out = self.images.list();
+        if let Some(r) = &self.resolver {
+            out.extend(r.list()?);
+        }
+        Ok(out)
+    }
+
+    async fn list_containers(&self) -> Result<Vec<ContainerId>> {
+        Ok(self.scan_containers())
+    }
+}

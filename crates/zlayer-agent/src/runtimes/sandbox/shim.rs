@@ -1,0 +1,616 @@
+//! The per-container monitor (`zlayer-sandbox-shim <container-dir>`).
+//!
+//! Started by `start_container` in its own session, it detaches (forks; the
+//! first process exits at once), so the agent (CLI or daemon) can be killed
+//! without losing anything. It then:
+//! - prepares the policy (Landlock ruleset, seccomp BPF) and spawns the
+//!   workload confined, with stdout/stderr on pipes and stdin on the
+//!   container's FIFO; writes `pid` and `monitor.json`; reports `ok <pid>`
+//!   (or `err <reason>`) on the ready pipe;
+//! - appends the output to the JSON-lines log;
+//! - is the subreaper of everything the workload starts, kills it all when
+//!   the main process ends, and enforces the memory limit (watchdog);
+//! - serves `exec` and `close_stdin` on `control.sock`;
+//! - finally flushes the log and writes `exit.json` atomically.
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::runtimes::common::atomic::{read_json, write_json_atomic};
+use crate::runtimes::common::exit::{now_ms, ExitRecord};
+use crate::runtimes::common::logs::LogWriter;
+use crate::runtimes::common::procfs;
+use crate::types::LogStream;
+
+use super::control::{self, Reply, Request};
+use super::launch::Prepared;
+use super::policy::Policy;
+use super::record::{ContainerRecord, MonitorInfo};
+
+/// Watchdog period when a memory limit is set.
+pub const WATCHDOG_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long output may still drain after the main process ended.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Entry point of the `zlayer-sandbox-shim` binary; returns the exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().skip(1).collect();
+    let mut dir: Option<PathBuf> = None;
+    let mut ready: Option<OwnedFd> = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--ready-fd" {
+            let fd = it.next().and_then(|v| v.to_str()?.parse::<i32>().ok());
+            match fd {
+                // SAFETY: the agent passed this fd to us for our exclusive use.
+                Some(fd) if fd > 2 => ready = Some(unsafe { OwnedFd::from_raw_fd(fd) }),
+                _ => {
+                    eprintln!(
+                        "zlayer-sandbox-shim: --ready-fd needs a file descriptor number above 2"
+                    );
+                    return 2;
+                }
+            }
+        } else if dir.is_none() {
+            dir = Some(PathBuf::from(a));
+        } else {
+            eprintln!("zlayer-sandbox-shim: unexpected argument {a:?}");
+            return 2;
+        }
+    }
+    let Some(dir) = dir else {
+        eprintln!("usage: zlayer-sandbox-shim <container-dir> [--ready-fd N]");
+        return 2;
+    };
+    if let Some(fd) = &ready {
+        // The workload must not inherit the ready pipe.
+        let _ = nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    let mut ready = Ready(ready);
+    // Detach: the agent reaps this first process; the monitor proper is
+    // its child, adopted by init (or the nearest subreaper).
+    // SAFETY: this process is single-threaded here.
+    match unsafe { nix::unistd::fork() } {
+        // The child keeps its own copy of the ready fd.
+        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => {
+            ready.err(&format!("the sandbox monitor could not detach: {e}"));
+            return 1;
+        }
+    }
+    match Monitor::start(&dir, &mut ready) {
+        Ok(mut m) => {
+            ready.ok(m.main_pid);
+            m.run();
+            0
+        }
+        Err(msg) => {
+            ready.err(&msg);
+            1
+        }
+    }
+}
+
+/// The pipe on which the monitor reports its start to the agent.
+struct Ready(Option<OwnedFd>);
+
+impl Ready {
+    fn send(&mut self, line: &str) {
+        if let Some(fd) = self.0.take() {
+            let mut f = File::from(fd);
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+    fn ok(&mut self, pid: i32) {
+        self.send(&format!("ok {pid}\n"));
+    }
+    fn err(&mut self, msg: &str) {
+        eprintln!("zlayer-sandbox-shim: {msg}");
+        self.send(&format!("err {}\n", msg.replace('\n', " ")));
+    }
+}
+
+struct Output {
+    file: Option<File>,
+    stream: LogStream,
+}
+
+struct Monitor {
+    dir: PathBuf,
+    record: ContainerRecord,
+    prepared: Prepared,
+    log: LogWriter,
+    signals: SignalFd,
+    outputs: [Output; 2],
+    listener: Option<UnixListener>,
+    stdin_holder: Option<File>,
+    me: i32,
+    main_pid: i32,
+    main_status: Option<WaitStatus>,
+    execs: HashMap<i32, UnixStream>,
+    kill_reason: Option<String>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe: {e}"))
+}
+
+fn set_nonblocking(fd: &impl AsRawFd, on: bool) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
+        let mut f = OFlag::from_bits_truncate(flags);
+        f.set(OFlag::O_NONBLOCK, on);
+        let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(f));
+    }
+}
+
+fn code_of(status: &WaitStatus) -> (i32, Option<i32>) {
+    match status {
+        WaitStatus::Exited(_, code) => (*code, None),
+        WaitStatus::Signaled(_, sig, _) => (128 + *sig as i32, Some(*sig as i32)),
+        _ => (255, None),
+    }
+}
+
+impl Monitor {
+    fn start(dir: &Path, _ready: &mut Ready) -> Result<Monitor, String> {
+        let cfg = dir.join("config.json");
+        let record: ContainerRecord = read_json(&cfg)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} is missing; create the container first", cfg.display()))?;
+        if let Some(parent) = record.log_path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        let mut log = LogWriter::open(&record.log_path)
+            .map_err(|e| format!("opening the log {}: {e}", record.log_path.display()))?;
+        let fail = |log: &mut LogWriter, msg: String| -> String {
+            let _ = log.write_message(LogStream::System, &format!("sandbox start failed: {msg}"));
+            let _ = log.finish();
+            msg
+        };
+        let prepared = match Prepared::new(&record.policy) {
+            Ok(p) => p,
+            Err(msg) => return Err(fail(&mut log, msg)),
+        };
+        for d in prepared.degraded() {
+            let _ = log.write_message(LogStream::System, &format!("sandbox degraded: {d}"));
+        }
+        // SAFETY: plain prctl.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
+            mask.add(s);
+        }
+        mask.thread_block()
+            .map_err(|e| fail(&mut log, format!("blocking signals: {e}")))?;
+        // SAFETY: ignoring SIGPIPE (a vanished exec client) is always sound.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| fail(&mut log, format!("signalfd: {e}")))?;
+
+        // stdin: a FIFO the monitor holds open for writing, so the workload
+        // sees EOF only after close_stdin.
+        let fifo = dir.join("stdin");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| fail(&mut log, format!("creating the stdin FIFO: {e}")))?;
+        let holder = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(|e| fail(&mut log, format!("opening the stdin FIFO: {e}")))?;
+        let child_stdin = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .map_err(|e| fail(&mut log, format!("opening the stdin FIFO: {e}")))?
+        };
+        set_nonblocking(&child_stdin, false);
+
+        let (out_r, out_w) = pipe().map_err(|e| fail(&mut log, e))?;
+        let (err_r, err_w) = pipe().map_err(|e| fail(&mut log, e))?;
+        set_nonblocking(&out_r, true);
+        set_nonblocking(&err_r, true);
+        let listener = control::bind(&dir.join("control.sock"))
+            .map_err(|e| fail(&mut log, format!("binding the control socket: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| fail(&mut log, format!("control socket: {e}")))?;
+
+        let mut cmd = prepared.command(&record.program, &record.argv, &record.env, &record.cwd);
+        cmd.stdin(Stdio::from(child_stdin))
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
+        let child = cmd.spawn().map_err(|e| {
+            let _ = std::fs::remove_file(dir.join("control.sock"));
+            let _ = std::fs::remove_file(&fifo);
+            fail(
+                &mut log,
+                format!("executing {} failed: {e}", record.program.display()),
+            )
+        })?;
+        drop(cmd);
+        let main_pid = child.id() as i32;
+        // The child is reaped with waitpid(-1) in the loop, never through `child`.
+        drop(child);
+        let me = std::process::id() as i32;
+        let info = MonitorInfo {
+            monitor_pid: me,
+            monitor_starttime: procfs::stat(me).map(|s| s.starttime).unwrap_or(0),
+            pid: main_pid,
+            pid_starttime: procfs::stat(main_pid).map(|s| s.starttime).unwrap_or(0),
+            started_at_ms: now_ms(),
+            landlock_abi: prepared.landlock_abi(),
+            degraded: prepared.degraded().to_vec(),
+        };
+        let _ = crate::runtimes::common::atomic::write_atomic(
+            &dir.join("pid"),
+            format!("{main_pid}\n").as_bytes(),
+        );
+        write_json_atomic(&dir.join("monitor.json"), &info).map_err(|e| e.to_string())?;
+        Ok(Monitor {
+            dir: dir.to_path_buf(),
+            record,
+            prepared,
+            log,
+            signals,
+            outputs: [
+                Output {
+                    file: Some(File::from(out_r)),
+                    stream: LogStream::Stdout,
+                },
+                Output {
+                    file: Some(File::from(err_r)),
+                    stream: LogStream::Stderr,
+                },
+            ],
+            listener: Some(listener),
+            stdin_holder: Some(holder),
+            me,
+            main_pid,
+            main_status: None,
+            execs: HashMap::new(),
+            kill_reason: None,
+        })
+    }
+
+    fn run(&mut self) {
+        let limit = self.record.policy.memory_limit;
+        let mut next_watch = Instant::now();
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let timeout = if drain_deadline.is_some() {
+                Some(Duration::from_millis(50))
+            } else if limit.is_some() {
+                Some(next_watch.saturating_duration_since(Instant::now()))
+            } else {
+                None
+            };
+            let (sig_ready, out_ready, listen_ready) = self.wait_events(timeout);
+            if sig_ready {
+                self.handle_signals();
+            }
+            for (i, ready) in out_ready.iter().enumerate() {
+                if *ready {
+                    self.pump(i);
+                }
+            }
+            if listen_ready {
+                self.accept_clients();
+            }
+            if let Some(limit) = limit {
+                if self.main_status.is_none() && Instant::now() >= next_watch {
+                    next_watch = Instant::now() + WATCHDOG_INTERVAL;
+                    self.watchdog(limit);
+                }
+            }
+            if self.main_status.is_some() {
+                if drain_deadline.is_none() {
+                    // The container ends with its main process.
+                    self.kill_tree();
+                    self.reap();
+                    drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+                }
+                self.reap();
+                let drained = self.outputs.iter().all(|o| o.file.is_none());
+                if drained || drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+            }
+        }
+        for i in 0..2 {
+            self.pump(i);
+        }
+        self.finish();
+    }
+
+    fn wait_events(&mut self, timeout: Option<Duration>) -> (bool, [bool; 2], bool) {
+        let mut fds: Vec<PollFd> = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        let mut idx = [None, None];
+        for (i, o) in self.outputs.iter().enumerate() {
+            if let Some(f) = &o.file {
+                idx[i] = Some(fds.len());
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        let listen_idx = self.listener.as_ref().map(|l| {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let t = match timeout {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                PollTimeout::try_from(d.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+            }
+        };
+        if poll(&mut fds, t).is_err() {
+            return (false, [false, false], false);
+        }
+        let hit = |i: usize| {
+            fds[i].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
+        };
+        (
+            hit(0),
+            [idx[0].is_some_and(hit), idx[1].is_some_and(hit)],
+            listen_idx.is_some_and(hit),
+        )
+    }
+
+    fn handle_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig == libc::SIGCHLD {
+                self.reap();
+            } else if self.main_status.is_none() {
+                // The monitor is asked to end: pass it on to the workload.
+                let _ = kill(Pid::from_raw(-self.main_pid), Signal::SIGTERM);
+            }
+        }
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { continue };
+                    let pid = pid.as_raw();
+                    if pid == self.main_pid {
+                        if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                            self.main_status = Some(status);
+                        }
+                    } else if let Some(conn) = self.execs.remove(&pid) {
+                        let (code, _) = code_of(&status);
+                        let _ = control::send_reply(&conn, &Reply::Exited { code });
+                    }
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, i: usize) {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let Some(f) = self.outputs[i].file.as_mut() else {
+                return;
+            };
+            match f.read(&mut buf) {
+                Ok(0) => {
+                    self.outputs[i].file = None;
+                    let _ = self.log.flush_stream(self.outputs[i].stream);
+                    return;
+                }
+                Ok(n) => {
+                    let _ = self.log.write_chunk(self.outputs[i].stream, &buf[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn accept_clients(&mut self) {
+        loop {
+            let Some(l) = &self.listener else { return };
+            match l.accept() {
+                Ok((conn, _)) => self.serve(conn),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn serve(&mut self, mut conn: UnixStream) {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        // Processes of the sandbox may not drive their own monitor.
+        if let Ok(cred) =
+            nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials)
+        {
+            let peer = cred.pid();
+            if procfs::descendants_fast(self.me)
+                .iter()
+                .any(|p| p.pid == peer)
+            {
+                let _ = control::send_reply(
+                    &conn,
+                    &Reply::Error {
+                        message: "sandboxed processes may not use the control socket".into(),
+                    },
+                );
+                return;
+            }
+        }
+        let (req, fds) = match control::recv_request(&mut conn) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = control::send_reply(
+                    &conn,
+                    &Reply::Error {
+                        message: format!("bad request: {e}"),
+                    },
+                );
+                return;
+            }
+        };
+        match req {
+            Request::CloseStdin => {
+                self.stdin_holder = None;
+                let _ = control::send_reply(&conn, &Reply::Done);
+            }
+            Request::Exec {
+                argv,
+                program,
+                env,
+                cwd,
+                user,
+            } => {
+                let reply = match self.spawn_exec(&argv, &program, &env, &cwd, user, fds) {
+                    Ok(pid) => {
+                        let _ = control::send_reply(&conn, &Reply::Started { pid });
+                        self.execs.insert(pid, conn);
+                        return;
+                    }
+                    Err(message) => Reply::Error { message },
+                };
+                let _ = control::send_reply(&conn, &reply);
+            }
+        }
+    }
+
+    fn spawn_exec(
+        &mut self,
+        argv: &[String],
+        program: &Path,
+        env: &[(String, String)],
+        cwd: &Path,
+        user: Option<super::options::UserIds>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<i32, String> {
+        if self.main_status.is_some() {
+            return Err("the container is not running".into());
+        }
+        let mut fds = fds.into_iter();
+        let (Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next()) else {
+            return Err("exec needs stdin, stdout and stderr descriptors".into());
+        };
+        let other;
+        let prepared = if user.is_some() && user != self.record.policy.user {
+            let policy = Policy {
+                user,
+                ..self.record.policy.clone()
+            };
+            other = Prepared::new(&policy)?;
+            &other
+        } else {
+            &self.prepared
+        };
+        let mut cmd = prepared.command(program, argv, env, cwd);
+        cmd.stdin(Stdio::from(i))
+            .stdout(Stdio::from(o))
+            .stderr(Stdio::from(e));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("executing {} failed: {e}", program.display()))?;
+        Ok(child.id() as i32)
+    }
+
+    fn watchdog(&mut self, limit: u64) {
+        let procs = procfs::descendants_fast(self.me);
+        let rss = procfs::rss_bytes(&procs);
+        if rss > limit {
+            let reason = format!(
+                "memory limit {} exceeded (rss {}); the watchdog killed the process tree",
+                human(limit),
+                human(rss)
+            );
+            let _ = self.log.write_message(LogStream::System, &reason);
+            self.kill_reason = Some(reason);
+            self.kill_tree();
+        }
+    }
+
+    /// SIGKILLs every descendant (repeatedly, to catch forks in flight).
+    fn kill_tree(&mut self) {
+        for _ in 0..20 {
+            let procs: Vec<_> = procfs::descendants_fast(self.me)
+                .into_iter()
+                .filter(|p| p.state != 'Z')
+                .collect();
+            if procs.is_empty() {
+                return;
+            }
+            for p in &procs {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            }
+            self.reap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn finish(&mut self) {
+        self.reap();
+        let _ = self.log.finish();
+        let (code, signal) = self
+            .main_status
+            .as_ref()
+            .map(code_of)
+            .unwrap_or((255, None));
+        let rec = ExitRecord {
+            code,
+            signal,
+            reason: self.kill_reason.clone(),
+            finished_at_ms: now_ms(),
+        };
+        if let Err(e) = write_json_atomic(&self.dir.join("exit.json"), &rec) {
+            eprintln!("zlayer-sandbox-shim: {e}");
+        }
+        for (_, conn) in self.execs.drain() {
+            let _ = control::send_reply(&conn, &Reply::Exited { code: 137 });
+        }
+        self.listener = None;
+        let _ = std::fs::remove_file(self.dir.join("control.sock"));
+        let _ = std::fs::remove_file(self.dir.join("stdin"));
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const MI: u64 = 1 << 20;
+    if bytes >= MI {
+        format!("{}Mi", bytes / MI)
+    } else {
+        format!("{bytes} bytes")
+    }
+}

@@ -1,0 +1,135 @@
+//! Shared helpers of the `container_*` integration tests: a runtime on a
+//! fresh data root with the busybox fixture loaded, unique container ids,
+//! and leak checks (mounts, cgroups, monitor processes).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
+use zlayer_agent::*;
+use zlayer_image::fixtures::{self, FixtureOptions};
+use zlayer_spec::ServiceSpec;
+
+/// The busybox image every test runs.
+pub const IMAGE: &str = fixtures::BUSYBOX_REF;
+
+/// A runtime on its own data root (removed on drop).
+pub struct TestEnv {
+    pub rt: Arc<ContainerRuntime>,
+    pub root: tempfile::TempDir,
+}
+
+/// The busybox OCI layout, built once per test binary.
+fn fixture_layout() -> &'static Path {
+    static LAYOUT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, p) = LAYOUT.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("busybox");
+        fixtures::busybox_layout(&path, &FixtureOptions::default()).expect("busybox fixture");
+        (dir, path)
+    });
+    p
+}
+
+/// The shim binary built with the tests.
+pub fn shim_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zlayer-shim"))
+}
+
+/// A runtime over `root` (which must already hold the image).
+pub fn runtime_at(root: &Path) -> ContainerRuntime {
+    ContainerRuntime::new(ContainerRuntimeConfig::new(root, shim_path())).expect("runtime")
+}
+
+impl TestEnv {
+    /// A fresh root with the busybox image loaded.
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new().prefix("zl-ct").tempdir().expect("tempdir");
+        let rt = runtime_at(root.path());
+        rt.image_store()
+            .load(fixture_layout(), Some(IMAGE))
+            .expect("load busybox");
+        TestEnv { rt: Arc::new(rt), root }
+    }
+}
+
+/// A unique container id for this test process.
+pub fn unique_id(name: &str) -> ContainerId {
+    static N: AtomicU32 = AtomicU32::new(0);
+    ContainerId::new(
+        format!("{name}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed)),
+        1,
+    )
+}
+
+/// A service running `sh -c script` in busybox.
+pub fn sh(name: &str, script: &str) -> ServiceSpec {
+    let mut s = ServiceSpec::minimal(name, IMAGE);
+    s.command.entrypoint = Some(vec!["sh".into(), "-c".into(), script.into()]);
+    s
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// Panics if anything of container `id` remains: its state dir, a mount
+/// under it, its cgroups, or a monitor process naming its state dir.
+pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
+    let dir = env.root.path().join("containers").join(id.to_string());
+    assert!(!dir.exists(), "state dir {} left", dir.display());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let needle = dir.to_string_lossy().to_string();
+    assert!(
+        !mountinfo.lines().any(|l| l.contains(&needle)),
+        "mount under {needle} left"
+    );
+    let cg = env.rt.cgroup(id);
+    assert!(cg.existing_dirs().is_empty(), "cgroups left: {:?}", cg.existing_dirs());
+    assert!(
+        monitor_pids(&dir).is_empty(),
+        "monitor processes left for {}",
+        dir.display()
+    );
+    let lc = env.root.path().join("run/libcontainer").join(id.to_string());
+    assert!(!lc.exists(), "libcontainer state {} left", lc.display());
+}
+
+/// Pids of zlayer-shim processes whose command line names `dir`.
+pub fn monitor_pids(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                    c.contains("zlayer-shim") && c.contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The stdout lines of a container's logs.
+pub async fn stdout_lines(rt: &ContainerRuntime, id: &ContainerId) -> Vec<String> {
+    rt.get_logs(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.stream == LogStream::Stdout)
+        .map(|e| e.message)
+        .collect()
+}

@@ -1,0 +1,57 @@
+//! VM runs to completion under TCG: output, exit codes, cleanup.
+
+mod vm_support;
+
+use std::time::Duration;
+use vm_support::{no_qemu_left, Env};
+use zlayer_agent::runtimes::vm::Accel;
+use zlayer_agent::{ContainerId, ContainerState, LogStream, Runtime};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_echo_hello_logs_and_exits_zero() {
+    let env = Env::new(Accel::Tcg);
+    let id = ContainerId::new("echo", 1);
+    env.rt.create_container(&id, &env.spec("echo", &["echo", "hello"])).await.unwrap();
+    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Pending);
+    env.rt.start_container(&id).await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(120), env.rt.wait_container(&id))
+        .await
+        .expect("wait timed out")
+        .unwrap();
+    assert_eq!(code, 0);
+    let logs = env.rt.get_logs(&id).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.stream == LogStream::Stdout && l.message == "hello"),
+        "logs: {logs:?}"
+    );
+    // The console is part of the logs too (the agent's ready line).
+    assert!(logs.iter().any(|l| l.stream == LogStream::System && l.message.contains("zlayer-guest: ready")));
+    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Exited { code: 0 });
+    // The VM powered itself off once the workload ended.
+    assert_eq!(env.rt.get_container_pid(&id).await.unwrap(), None);
+    env.rt.remove_container(&id).await.unwrap();
+    assert!(!env.rt.state_dir(&id).exists());
+    assert!(no_qemu_left(env.dir.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_seven_is_reported() {
+    let env = Env::new(Accel::Tcg);
+    let id = ContainerId::new("seven", 1);
+    env.rt
+        .create_container(&id, &env.spec("seven", &["sh", "-c", "echo oops >&2; exit 7"]))
+        .await
+        .unwrap();
+    env.rt.start_container(&id).await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(120), env.rt.wait_container(&id))
+        .await
+        .expect("wait timed out")
+        .unwrap();
+    assert_eq!(code, 7);
+    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Exited { code: 7 });
+    let logs = env.rt.get_logs(&id).await.unwrap();
+    assert!(logs.iter().any(|l| l.stream == LogStream::Stderr && l.message == "oops"), "{logs:?}");
+    env.rt.remove_container(&id).await.unwrap();
+    env.rt.remove_container(&id).await.unwrap();
+    assert!(no_qemu_left(env.dir.path()));
+}

@@ -1,0 +1,60 @@
+//! One module per subcommand (or family); `dispatch` picks it.
+
+mod attach;
+mod container_opts;
+mod exec;
+mod images;
+mod inspect;
+mod lifecycle;
+mod logs;
+mod node;
+mod ps;
+mod run;
+mod stats;
+mod validate;
+
+use crate::cli::{Cli, Command, ImageCommand};
+use std::process::ExitCode;
+
+/// Runs the command the user asked for.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Validate(args) = &cli.command {
+        return validate::run(&cli.global, args);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(dispatch_async(cli))
+}
+
+async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Validate(_) => unreachable_validate(),
+        Command::Run(args) => run::run(g, args).await,
+        Command::Create(args) => run::create(g, args).await,
+        Command::Start(args) => run::start(g, args).await,
+        Command::Ps(args) => ps::run(g, args).await,
+        Command::Logs(args) => logs::run(g, args).await,
+        Command::Stop(args) => lifecycle::stop(g, args).await,
+        Command::Kill(args) => lifecycle::kill(g, args).await,
+        Command::Rm(args) => lifecycle::rm(g, args).await,
+        Command::Wait(args) => lifecycle::wait(g, args).await,
+        Command::Pause(args) => lifecycle::pause(g, args, true).await,
+        Command::Unpause(args) => lifecycle::pause(g, args, false).await,
+        Command::Inspect(args) => inspect::run(g, args).await,
+        Command::Port(args) => inspect::port(g, args).await,
+        Command::Exec(args) => exec::run(g, args).await,
+        Command::Stats(args) => stats::run(g, args).await,
+        Command::Pull(args) => images::pull(g, args).await,
+        Command::Load(args) => images::load(g, args).await,
+        Command::Images | Command::Image(ImageCommand::Ls) => images::list(g).await,
+        Command::Rmi(args) => images::rmi(g, args).await,
+        Command::Image(ImageCommand::Prune) => images::prune(g).await,
+    }
+}
+
+fn unreachable_validate() -> anyhow::Result<ExitCode> {
+    anyhow::bail!("internal error: validate is handled before the async runtime starts")
+}

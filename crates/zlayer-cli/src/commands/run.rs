@@ -1,0 +1,139 @@
+//! `zlayer run`, `zlayer create`, `zlayer start`.
+
+use super::attach::{attach_and_wait, start_error_exit_code};
+use super::container_opts::service_spec;
+use super::node::open_engine;
+use crate::cli::{ContainerOptions, CreateArgs, GlobalArgs, RunArgs, StartArgs};
+use crate::exit;
+use crate::output::{print_json, Format};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use zlayer_engine::{ContainerRecord, CreateRequest, Engine};
+use zlayer_image::{ConsoleProgress, PullOptions};
+
+fn create_request(opts: &ContainerOptions, auto_remove: bool) -> anyhow::Result<CreateRequest> {
+    if opts.tty {
+        anyhow::bail!(
+            "-t (terminal) is not supported by this zlayer build yet; run without -t (output is still streamed)"
+        );
+    }
+    let spec = service_spec(opts)?;
+    let mut req = CreateRequest::new(spec);
+    req.name = opts.name.clone();
+    req.auto_remove = auto_remove;
+    req.interactive = opts.interactive;
+    req.tty = opts.tty;
+    req.pull = PullOptions {
+        progress: Some(Arc::new(ConsoleProgress::new())),
+        ..Default::default()
+    };
+    Ok(req)
+}
+
+/// `zlayer create`: prints the new container's id.
+pub async fn create(g: &GlobalArgs, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let req = create_request(&args.opts, args.rm)?;
+    let engine = open_engine(g)?;
+    let record = engine.create(req).await?;
+    print_record_id(g, &record)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zlayer run`: create + start; in the foreground, stream output and exit
+/// with the container's code.
+pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let req = create_request(&args.opts, args.rm)?;
+    let engine = open_engine(g)?;
+    let record = engine.create(req).await?;
+    if let Err(e) = engine.start(&record).await {
+        eprintln!("zlayer: {e}");
+        if args.rm {
+            let _ = engine.remove(&record, true).await;
+        }
+        return Ok(start_error_exit_code(&e).into());
+    }
+    if args.detach {
+        print_record_id(g, &record)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.opts.interactive {
+        spawn_stdin_relay(&engine, &record);
+    }
+    let code = attach_and_wait(&engine, &record).await?;
+    if args.rm {
+        if let Err(e) = engine.remove(&record, true).await {
+            tracing::debug!("removing {} after exit: {e}", record.name);
+        }
+    }
+    Ok(code.into())
+}
+
+/// `zlayer start [-a]`.
+pub async fn start(g: &GlobalArgs, args: StartArgs) -> anyhow::Result<ExitCode> {
+    let engine = open_engine(g)?;
+    if args.attach && args.containers.len() > 1 {
+        anyhow::bail!("start -a takes exactly one container");
+    }
+    let mut failed = false;
+    for name in &args.containers {
+        let record = match engine.resolve(name) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("zlayer: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        if let Err(e) = engine.start(&record).await {
+            eprintln!("zlayer: {e}");
+            if args.attach {
+                return Ok(start_error_exit_code(&e).into());
+            }
+            failed = true;
+            continue;
+        }
+        if args.attach {
+            let code = attach_and_wait(&engine, &record).await?;
+            return Ok(code.into());
+        }
+        println!("{name}");
+    }
+    Ok(if failed {
+        exit::ENGINE_ERROR.into()
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_record_id(g: &GlobalArgs, record: &ContainerRecord) -> anyhow::Result<()> {
+    match g.format {
+        Format::Json => print_json(&serde_json::json!({"id": record.id, "name": record.name})),
+        Format::Table => {
+            println!("{}", record.id);
+            Ok(())
+        }
+    }
+}
+
+/// Copies our stdin to the container's until EOF, then closes it.
+fn spawn_stdin_relay(engine: &Engine, record: &ContainerRecord) {
+    let runtime = engine.runtime().clone();
+    let id = record.container.clone();
+    tokio::spawn(async move {
+        use zlayer_agent::Runtime;
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if runtime.write_stdin(&id, &buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = runtime.close_stdin(&id).await;
+    });
+}

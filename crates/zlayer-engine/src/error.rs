@@ -1,0 +1,70 @@
+//! The one error enum of `zlayer-engine`.
+
+use thiserror::Error;
+use zlayer_agent::AgentError;
+
+/// What an engine operation can fail with.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// No container matches the name or id prefix.
+    #[error("no such container: {0}; run `zlayer ps -a` to list containers")]
+    NoSuchContainer(String),
+    /// An id prefix matches more than one container.
+    #[error("container id prefix {prefix:?} is ambiguous (matches {count}); give more characters or the name")]
+    AmbiguousId {
+        /// The prefix given.
+        prefix: String,
+        /// How many containers it matches.
+        count: usize,
+    },
+    /// The name is taken by another container.
+    #[error("the container name {name:?} is already in use by container {id}; remove it (`zlayer rm -f {name}`) or choose another name")]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
+    /// A name with characters docker would refuse.
+    #[error("invalid container name {0:?}: use letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    InvalidName(String),
+    /// A request that makes no sense (conflicting flags, ...).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] AgentError),
+    /// The image store failed.
+    #[error(transparent)]
+    Image(#[from] zlayer_image::Error),
+    /// Reading or writing the engine's state on disk failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file could not be decoded.
+    #[error("corrupt state file {path}: {reason}; remove it if the container is gone")]
+    CorruptState {
+        /// The file.
+        path: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+impl EngineError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand result type of this crate.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+//! Small file-system helpers: atomic writes and advisory locks.
+
+use crate::error::{EngineError, Result};
+use rustix::fs::{flock, FlockOperation};
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `value` as JSON to `path` atomically: temp file, fsync, rename.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| {
+        EngineError::io(
+            format!("encoding {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| EngineError::io(format!("creating a temp file in {}", dir.display()), e))?;
+    tmp.write_all(&bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| EngineError::io(format!("writing {}", path.display()), e))?;
+    tmp.persist(path)
+        .map_err(|e| EngineError::io(format!("renaming into {}", path.display()), e.error))?;
+    Ok(())
+}
+
+/// An exclusive `flock` held until dropped.
+pub struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Blocks until the lock on `path` (created if missing) is ours.
+    pub fn exclusive(path: &Path) -> Result<Self> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| EngineError::io(format!("opening lock {}", path.display()), e))?;
+        flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| EngineError::io(format!("locking {}", path.display()), e.into()))?;
+        Ok(FileLock { _file: file })
+    }
+}
