@@ -34,11 +34,16 @@ fn main() {
             _ => usage(),
         }
     }
-    let (Some(data), Some(rootfs)) = (data, rootfs) else { usage() };
+    let (Some(data), Some(rootfs)) = (data, rootfs) else {
+        usage()
+    };
     if cmd.is_empty() {
         usage();
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sandbox_bench: {e}");
@@ -64,7 +69,9 @@ async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_agent::
     runtime.start_container(&id).await?;
     let code = tokio::time::timeout(Duration::from_secs(60), runtime.wait_container(&id))
         .await
-        .map_err(|_| zlayer_agent::AgentError::Internal("the workload did not end in 60 s".into()))??;
+        .map_err(|_| {
+            zlayer_agent::AgentError::Internal("the workload did not end in 60 s".into())
+        })??;
     runtime.remove_container(&id).await?;
     Ok(code)
 }

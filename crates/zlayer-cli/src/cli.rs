@@ -38,6 +38,15 @@ pub struct GlobalArgs {
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, global = true, default_value = "warn")]
     pub log_level: String,
+    /// The zlayer daemon's socket: the CLI hands container changes to the
+    /// daemon when it answers there (and serves the same --root); `zlayer
+    /// daemon` listens on it.
+    #[arg(long, global = true, env = "ZLAYER_SOCKET", default_value = zlayer_daemon::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Work without the daemon even when one runs (containers started this
+    /// way are supervised only once a daemon notices them).
+    #[arg(long, global = true, env = "ZLAYER_EMBEDDED")]
+    pub embedded: bool,
 }
 
 /// The subcommands.
@@ -118,6 +127,16 @@ pub enum Command {
     /// Image maintenance.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Create or update a deployment: services with replicas, in dependency order.
+    #[command(after_help = "Examples:\n  zlayer deploy -f shop.yaml\n  zlayer ps --deployment shop\n  zlayer down shop")]
+    Deploy(DeployArgs),
+    /// Stop and remove every container of a deployment.
+    #[command(after_help = "Examples:\n  zlayer down shop")]
+    Down(DownArgs),
+    /// Run the daemon: supervision, restart policies, health checks, and the
+    /// zlayer and Docker Engine APIs on unix sockets.
+    #[command(after_help = "Examples:\n  zlayer daemon\n  zlayer daemon --group docker\n  DOCKER_HOST=unix:///run/zlayer/docker.sock docker run --rm busybox echo hi")]
+    Daemon(DaemonArgs),
 }
 
 /// `zlayer validate`.
@@ -383,4 +402,49 @@ pub enum ImageCommand {
     Prune,
     /// List images (same as `zlayer images`).
     Ls,
+    /// Build the bundled busybox image from the host's busybox-static
+    /// (`localhost/zlayer/busybox:latest`), the default image for examples.
+    #[command(after_help = "Examples:\n  zlayer image builtin\n  zlayer run --rm localhost/zlayer/busybox echo hello")]
+    Builtin(BuiltinArgs),
+}
+
+/// `zlayer image builtin`.
+#[derive(Debug, Args)]
+pub struct BuiltinArgs {
+    /// Reference to store the image under.
+    #[arg(long, default_value = zlayer_image::fixtures::BUSYBOX_REF)]
+    pub tag: String,
+}
+
+/// `zlayer deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The spec file (`-` for standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// How long a dependency may take to reach its condition when the spec
+    /// gives no `timeout` (e.g. 30s; default 60s).
+    #[arg(long)]
+    pub timeout: Option<String>,
+}
+
+/// `zlayer down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The deployment's name.
+    pub deployment: String,
+}
+
+/// `zlayer daemon` (it listens on the global `--socket`).
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Also serve the Docker Engine API here.
+    #[arg(long, default_value = zlayer_daemon::DEFAULT_DOCKER_SOCKET)]
+    pub docker_socket: PathBuf,
+    /// Do not open the Docker socket.
+    #[arg(long)]
+    pub no_docker_socket: bool,
+    /// Let this group use the sockets (mode 0660); default: root only (0600).
+    #[arg(long)]
+    pub group: Option<String>,
 }

@@ -40,9 +40,19 @@ pub fn run() -> Result<()> {
         return Err(sys::power_off());
     }
     load_modules(Path::new(MODULES_DIR));
+    if cmdline.extra_modules {
+        load_modules(&Path::new(MODULES_DIR).join("extra"));
+    }
     let t_mod = t0.elapsed();
     if let Err(e) = sys::link_up("lo") {
         eprintln!("zlayer-guest: {e}");
+    }
+    // A virtio-net device (with the extra modules) comes up too; its
+    // addressing is left to the workload.
+    if Path::new("/sys/class/net/eth0").exists() {
+        if let Err(e) = sys::link_up("eth0") {
+            eprintln!("zlayer-guest: {e}");
+        }
     }
     if let Some(name) = &cmdline.hostname {
         if let Err(e) = sys::set_hostname(name) {
@@ -75,7 +85,8 @@ pub fn early_mounts() -> Result<()> {
         mkdir(Path::new(dir))?;
         if let Err(e) = sys::mount(src, Path::new(dir), fstype, flags, "") {
             // devtmpfs may already be mounted by the kernel.
-            if !matches!(&e, GuestError::Sys { source, .. } if source.raw_os_error() == Some(libc::EBUSY)) {
+            if !matches!(&e, GuestError::Sys { source, .. } if source.raw_os_error() == Some(libc::EBUSY))
+            {
                 return Err(e);
             }
         }
@@ -171,11 +182,18 @@ pub fn switch_to_container_root() -> Result<()> {
     }
     let pts = root.join("dev/pts");
     mkdir(&pts)?;
-    sys::mount("devpts", &pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")?;
+    sys::mount(
+        "devpts",
+        &pts,
+        "devpts",
+        MS_NOSUID | MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    )?;
     let shm = root.join("dev/shm");
     mkdir(&shm)?;
     sys::mount("shm", &shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")?;
-    std::env::set_current_dir(&root).map_err(|e| GuestError::io(format!("chdir {}", root.display()), e))?;
+    std::env::set_current_dir(&root)
+        .map_err(|e| GuestError::io(format!("chdir {}", root.display()), e))?;
     sys::mount(".", Path::new("/"), "", MS_MOVE, "")?;
     sys::chroot(Path::new("."))?;
     std::env::set_current_dir("/").map_err(|e| GuestError::io("chdir /", e))?;
@@ -185,7 +203,9 @@ pub fn switch_to_container_root() -> Result<()> {
 /// Mounts the 9p share `tag` at `target` (inside the container root).
 pub fn mount_share(tag: &str, target: &str, readonly: bool) -> Result<()> {
     if !target.starts_with('/') {
-        return Err(GuestError::Invalid(format!("mount target {target:?} must be an absolute path")));
+        return Err(GuestError::Invalid(format!(
+            "mount target {target:?} must be an absolute path"
+        )));
     }
     let t = Path::new(target);
     mkdir(t)?;

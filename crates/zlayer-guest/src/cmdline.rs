@@ -13,6 +13,9 @@ pub struct Cmdline {
     pub hostname: Option<String>,
     /// `zlayer.debug=1`: print boot timings on the console.
     pub debug: bool,
+    /// `zlayer.extra=1`: also load `/lib/modules/extra` (PCI transport,
+    /// block and network devices).
+    pub extra_modules: bool,
 }
 
 /// Where the container root comes from.
@@ -44,6 +47,7 @@ impl Cmdline {
                 }
                 "zlayer.probe" => c.probe = value == "1",
                 "zlayer.debug" => c.debug = value == "1",
+                "zlayer.extra" => c.extra_modules = value == "1",
                 "zlayer.hostname" if !value.is_empty() => c.hostname = Some(value.to_string()),
                 _ => {}
             }
@@ -85,7 +89,10 @@ mod tests {
     #[test]
     fn bad_times_are_ignored() {
         assert_eq!(Cmdline::parse("zlayer.boottime=abc").boottime, None);
-        assert_eq!(Cmdline::parse("zlayer.boottime=1.1234567890").boottime, None);
+        assert_eq!(
+            Cmdline::parse("zlayer.boottime=1.1234567890").boottime,
+            None
+        );
         assert_eq!(Cmdline::parse("zlayer.boottime=12").boottime, Some((12, 0)));
         assert_eq!(Cmdline::parse("").rootfs, RootfsSource::NineP);
     }

@@ -69,7 +69,12 @@ pub fn serve(ctl: File, log: File) -> Result<()> {
         reaper: Reaper::start(),
         workload_started: Arc::new(Mutex::new(false)),
     };
-    agent.send(WORKLOAD_CHANNEL, Msg::Ready { version: PROTOCOL_VERSION });
+    agent.send(
+        WORKLOAD_CHANNEL,
+        Msg::Ready {
+            version: PROTOCOL_VERSION,
+        },
+    );
     let mut ctl = ctl;
     let mut decoder = Decoder::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -92,7 +97,12 @@ pub fn serve(ctl: File, log: File) -> Result<()> {
         }
         if !connected {
             connected = true;
-            agent.send(WORKLOAD_CHANNEL, Msg::Ready { version: PROTOCOL_VERSION });
+            agent.send(
+                WORKLOAD_CHANNEL,
+                Msg::Ready {
+                    version: PROTOCOL_VERSION,
+                },
+            );
         }
         decoder.push(&buf[..n]);
         loop {
@@ -159,7 +169,11 @@ impl Agent {
     /// The host went away: end every exec and forward (the workload stays).
     fn drop_sessions(&self) {
         let mut sessions = self.sessions();
-        let ids: Vec<ChannelId> = sessions.keys().copied().filter(|c| *c != WORKLOAD_CHANNEL).collect();
+        let ids: Vec<ChannelId> = sessions
+            .keys()
+            .copied()
+            .filter(|c| *c != WORKLOAD_CHANNEL)
+            .collect();
         for id in ids {
             if let Some(s) = sessions.remove(&id) {
                 close_session(s);
@@ -171,40 +185,77 @@ impl Agent {
         let ch = frame.channel;
         match frame.msg {
             Msg::Run(req) if ch == WORKLOAD_CHANNEL => self.run_workload(req),
-            Msg::Run(_) => self.send(ch, Msg::Error { message: "Run is only valid on channel 0".into() }),
+            Msg::Run(_) => self.send(
+                ch,
+                Msg::Error {
+                    message: "Run is only valid on channel 0".into(),
+                },
+            ),
             Msg::Exec(req) => self.exec(ch, req),
             Msg::Signal { signum } => {
                 let pid = match self.sessions().get(&ch) {
-                    Some(Session { kind: Kind::Process(pid), .. }) => Some(*pid),
+                    Some(Session {
+                        kind: Kind::Process(pid),
+                        ..
+                    }) => Some(*pid),
                     _ => None,
                 };
                 match pid {
                     Some(pid) => {
                         if let Err(e) = sys::kill(pid, signum) {
-                            self.send(ch, Msg::Error { message: e.to_string() });
+                            self.send(
+                                ch,
+                                Msg::Error {
+                                    message: e.to_string(),
+                                },
+                            );
                         }
                     }
-                    None => self.send(ch, Msg::Error { message: format!("no process on channel {ch} to signal") }),
+                    None => self.send(
+                        ch,
+                        Msg::Error {
+                            message: format!("no process on channel {ch} to signal"),
+                        },
+                    ),
                 }
             }
             Msg::Stdin(data) => self.input(ch, Input::Data(data)),
             Msg::StdinEof => self.input(ch, Input::Eof),
-            Msg::Mount { tag, target, readonly } => {
+            Msg::Mount {
+                tag,
+                target,
+                readonly,
+            } => {
                 if let Err(e) = boot::mount_share(&tag, &target, readonly) {
-                    self.send(ch, Msg::Error { message: e.to_string() });
+                    self.send(
+                        ch,
+                        Msg::Error {
+                            message: e.to_string(),
+                        },
+                    );
                 }
             }
             Msg::Forward { port } => self.forward(ch, port),
             Msg::SetTime { unix_secs, nanos } => {
                 if let Err(e) = sys::set_clock(unix_secs, nanos) {
-                    self.send(ch, Msg::Error { message: e.to_string() });
+                    self.send(
+                        ch,
+                        Msg::Error {
+                            message: e.to_string(),
+                        },
+                    );
                 }
             }
             Msg::Shutdown => {
                 self.flush(Duration::from_millis(500));
                 let _ = sys::kill(-1, libc::SIGKILL);
                 let err = sys::power_off();
-                self.send(ch, Msg::Error { message: err.to_string() });
+                self.send(
+                    ch,
+                    Msg::Error {
+                        message: err.to_string(),
+                    },
+                );
             }
             Msg::Close => {
                 if let Some(s) = self.sessions().remove(&ch) {
@@ -212,7 +263,10 @@ impl Agent {
                 }
             }
             Msg::QueryStats => self.send(ch, Msg::Stats(guest_stats())),
-            other => eprintln!("zlayer-guest: ignoring host-bound {} frame from the host", other.name()),
+            other => eprintln!(
+                "zlayer-guest: ignoring host-bound {} frame from the host",
+                other.name()
+            ),
         }
     }
 
@@ -231,18 +285,33 @@ impl Agent {
 
     fn run_workload(&self, req: RunRequest) {
         {
-            let mut started = self.workload_started.lock().unwrap_or_else(|p| p.into_inner());
+            let mut started = self
+                .workload_started
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if *started {
-                self.send(WORKLOAD_CHANNEL, Msg::Error { message: "the workload was already started".into() });
+                self.send(
+                    WORKLOAD_CHANNEL,
+                    Msg::Error {
+                        message: "the workload was already started".into(),
+                    },
+                );
                 return;
             }
             *started = true;
         }
-        let spawned = prepare(&req.argv, req.env, req.cwd, req.uid, req.gid, req.user.as_deref())
-            .and_then(|mut sreq| {
-                sreq.stdin_pipe = req.open_stdin;
-                spawn(&sreq)
-            });
+        let spawned = prepare(
+            &req.argv,
+            req.env,
+            req.cwd,
+            req.uid,
+            req.gid,
+            req.user.as_deref(),
+        )
+        .and_then(|mut sreq| {
+            sreq.stdin_pipe = req.open_stdin;
+            spawn(&sreq)
+        });
         let child = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -264,7 +333,13 @@ impl Agent {
         let pid = child.pid;
         let exit = self.reaper.watch(pid);
         let input = child.stdin.map(input_pump);
-        self.sessions().insert(WORKLOAD_CHANNEL, Session { kind: Kind::Process(pid), input });
+        self.sessions().insert(
+            WORKLOAD_CHANNEL,
+            Session {
+                kind: Kind::Process(pid),
+                input,
+            },
+        );
         self.send(WORKLOAD_CHANNEL, Msg::Started { pid: pid as u32 });
         let readers = [
             self.log_pump(child.stdout, OutputStream::Stdout),
@@ -291,7 +366,11 @@ impl Agent {
             loop {
                 match src.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => agent.log(Msg::Log { stream, unix_nanos: now_nanos(), data: buf[..n].to_vec() }),
+                    Ok(n) => agent.log(Msg::Log {
+                        stream,
+                        unix_nanos: now_nanos(),
+                        data: buf[..n].to_vec(),
+                    }),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
                 }
@@ -299,7 +378,12 @@ impl Agent {
         })
     }
 
-    fn frame_pump(&self, mut src: impl Read + Send + 'static, ch: ChannelId, stderr: bool) -> JoinHandle<()> {
+    fn frame_pump(
+        &self,
+        mut src: impl Read + Send + 'static,
+        ch: ChannelId,
+        stderr: bool,
+    ) -> JoinHandle<()> {
         let agent = self.clone();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; CHUNK];
@@ -308,7 +392,14 @@ impl Agent {
                     Ok(0) => break,
                     Ok(n) => {
                         let data = buf[..n].to_vec();
-                        agent.send(ch, if stderr { Msg::Stderr(data) } else { Msg::Stdout(data) });
+                        agent.send(
+                            ch,
+                            if stderr {
+                                Msg::Stderr(data)
+                            } else {
+                                Msg::Stdout(data)
+                            },
+                        );
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
@@ -319,27 +410,53 @@ impl Agent {
 
     fn exec(&self, ch: ChannelId, req: ExecRequest) {
         if ch == WORKLOAD_CHANNEL || self.sessions().contains_key(&ch) {
-            self.send(ch, Msg::Error { message: format!("channel {ch} is already in use") });
+            self.send(
+                ch,
+                Msg::Error {
+                    message: format!("channel {ch} is already in use"),
+                },
+            );
             return;
         }
-        let spawned = prepare(&req.argv, req.env, req.cwd, req.uid, req.gid, req.user.as_deref())
-            .and_then(|mut sreq| {
-                sreq.stdin_pipe = true;
-                spawn(&sreq)
-            });
+        let spawned = prepare(
+            &req.argv,
+            req.env,
+            req.cwd,
+            req.uid,
+            req.gid,
+            req.user.as_deref(),
+        )
+        .and_then(|mut sreq| {
+            sreq.stdin_pipe = true;
+            spawn(&sreq)
+        });
         let child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                self.send(ch, Msg::Error { message: e.to_string() });
+                self.send(
+                    ch,
+                    Msg::Error {
+                        message: e.to_string(),
+                    },
+                );
                 return;
             }
         };
         let pid = child.pid;
         let exit = self.reaper.watch(pid);
         let input = child.stdin.map(input_pump);
-        self.sessions().insert(ch, Session { kind: Kind::Process(pid), input });
+        self.sessions().insert(
+            ch,
+            Session {
+                kind: Kind::Process(pid),
+                input,
+            },
+        );
         self.send(ch, Msg::Started { pid: pid as u32 });
-        let readers = [self.frame_pump(child.stdout, ch, false), self.frame_pump(child.stderr, ch, true)];
+        let readers = [
+            self.frame_pump(child.stdout, ch, false),
+            self.frame_pump(child.stderr, ch, true),
+        ];
         let agent = self.clone();
         std::thread::spawn(move || {
             let code = exit.recv().unwrap_or(255);
@@ -351,20 +468,35 @@ impl Agent {
 
     fn forward(&self, ch: ChannelId, port: u16) {
         if ch == WORKLOAD_CHANNEL || self.sessions().contains_key(&ch) {
-            self.send(ch, Msg::Error { message: format!("channel {ch} is already in use") });
+            self.send(
+                ch,
+                Msg::Error {
+                    message: format!("channel {ch} is already in use"),
+                },
+            );
             return;
         }
         let stream = match TcpStream::connect(("127.0.0.1", port)) {
             Ok(s) => s,
             Err(e) => {
-                self.send(ch, Msg::Error { message: format!("connect to 127.0.0.1:{port} in the guest: {e}") });
+                self.send(
+                    ch,
+                    Msg::Error {
+                        message: format!("connect to 127.0.0.1:{port} in the guest: {e}"),
+                    },
+                );
                 return;
             }
         };
         let (reader, writer) = match (stream.try_clone(), stream.try_clone()) {
             (Ok(r), Ok(w)) => (r, w),
             _ => {
-                self.send(ch, Msg::Error { message: "cannot duplicate the forwarded socket".into() });
+                self.send(
+                    ch,
+                    Msg::Error {
+                        message: "cannot duplicate the forwarded socket".into(),
+                    },
+                );
                 return;
             }
         };
@@ -385,7 +517,13 @@ impl Agent {
                 }
             }
         });
-        self.sessions().insert(ch, Session { kind: Kind::Forward(stream), input: Some(tx) });
+        self.sessions().insert(
+            ch,
+            Session {
+                kind: Kind::Forward(stream),
+                input: Some(tx),
+            },
+        );
         let pump = self.frame_pump(reader, ch, false);
         let agent = self.clone();
         std::thread::spawn(move || {
@@ -480,14 +618,25 @@ fn guest_stats() -> GuestStats {
         meminfo
             .lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .unwrap_or(0)
             * 1024
     };
     let processes = std::fs::read_dir("/proc")
         .map(|d| {
             d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
                 .count() as u64
         })
         .unwrap_or(0);

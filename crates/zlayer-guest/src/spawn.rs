@@ -103,7 +103,10 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned> {
         .iter()
         .map(|(k, v)| cstring(&format!("{k}={v}"), "environment variable"))
         .collect::<Result<Vec<_>>>()?;
-    let cwd_c = cstring(req.cwd.as_deref().filter(|c| !c.is_empty()).unwrap_or("/"), "working directory")?;
+    let cwd_c = cstring(
+        req.cwd.as_deref().filter(|c| !c.is_empty()).unwrap_or("/"),
+        "working directory",
+    )?;
     let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
     argv_p.push(std::ptr::null());
     let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
@@ -130,19 +133,21 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned> {
     if pid == 0 {
         // SAFETY: child side; see above.
         unsafe {
-            child(
-                &ChildSetup {
-                    program: program_c.as_ptr(),
-                    argv: argv_p.as_ptr(),
-                    envp: env_p.as_ptr(),
-                    cwd: cwd_c.as_ptr(),
-                    uid: req.uid,
-                    gid: req.gid,
-                    groups: &groups,
-                    fds: [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()],
-                    err_fd: err_w.as_raw_fd(),
-                },
-            )
+            child(&ChildSetup {
+                program: program_c.as_ptr(),
+                argv: argv_p.as_ptr(),
+                envp: env_p.as_ptr(),
+                cwd: cwd_c.as_ptr(),
+                uid: req.uid,
+                gid: req.gid,
+                groups: &groups,
+                fds: [
+                    stdin_r.as_raw_fd(),
+                    stdout_w.as_raw_fd(),
+                    stderr_w.as_raw_fd(),
+                ],
+                err_fd: err_w.as_raw_fd(),
+            })
         }
     }
     drop(err_w);
@@ -229,18 +234,31 @@ mod tests {
 
     #[test]
     fn resolves_through_path_and_reports_missing_programs() {
-        assert_eq!(resolve_program("sh", "/nonexistent:/bin").unwrap(), PathBuf::from("/bin/sh"));
+        assert_eq!(
+            resolve_program("sh", "/nonexistent:/bin").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
         assert_eq!(resolve_program("/x/y", "").unwrap(), PathBuf::from("/x/y"));
         let err = resolve_program("no-such-program-zl", DEFAULT_PATH).unwrap_err();
-        assert!(err.to_string().contains("executable file not found"), "{err}");
+        assert!(
+            err.to_string().contains("executable file not found"),
+            "{err}"
+        );
         assert!(resolve_program("", DEFAULT_PATH).is_err());
     }
 
     #[test]
     fn spawns_with_pipes_env_and_cwd() {
         let child = spawn(&SpawnRequest {
-            argv: vec!["sh".into(), "-c".into(), "echo $FOO; pwd; echo err >&2; exit 3".into()],
-            env: vec![("FOO".into(), "bar".into()), ("PATH".into(), DEFAULT_PATH.into())],
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $FOO; pwd; echo err >&2; exit 3".into(),
+            ],
+            env: vec![
+                ("FOO".into(), "bar".into()),
+                ("PATH".into(), DEFAULT_PATH.into()),
+            ],
             cwd: Some("/tmp".into()),
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },

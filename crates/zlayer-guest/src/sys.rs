@@ -17,7 +17,13 @@ fn path_cstr(p: &Path) -> Result<CString> {
 }
 
 /// `mount(2)`. `fstype`/`data` may be empty.
-pub fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: &str) -> Result<()> {
+pub fn mount(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<()> {
     let src = cstr(source)?;
     let tgt = path_cstr(target)?;
     let fst = cstr(fstype)?;
@@ -27,7 +33,11 @@ pub fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, da
         libc::mount(
             src.as_ptr(),
             tgt.as_ptr(),
-            if fstype.is_empty() { std::ptr::null() } else { fst.as_ptr() },
+            if fstype.is_empty() {
+                std::ptr::null()
+            } else {
+                fst.as_ptr()
+            },
             flags,
             if data.is_empty() {
                 std::ptr::null()
@@ -58,7 +68,8 @@ pub fn chroot(path: &Path) -> Result<()> {
 /// Loads a kernel module from `path` with `finit_module(2)`. An
 /// already-loaded module is not an error.
 pub fn load_module(path: &Path) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| GuestError::io(format!("open {}", path.display()), e))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| GuestError::io(format!("open {}", path.display()), e))?;
     let params = c"";
     // SAFETY: a valid fd and a valid empty parameter string.
     let rc = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
@@ -67,7 +78,10 @@ pub fn load_module(path: &Path) -> Result<()> {
         if err.raw_os_error() == Some(libc::EEXIST) {
             return Ok(());
         }
-        return Err(GuestError::io(format!("finit_module {}", path.display()), err));
+        return Err(GuestError::io(
+            format!("finit_module {}", path.display()),
+            err,
+        ));
     }
     Ok(())
 }
@@ -162,7 +176,9 @@ pub fn link_up(name: &str) -> Result<()> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     if name.len() >= req.ifr_name.len() {
-        return Err(GuestError::Invalid(format!("interface name {name:?} is too long")));
+        return Err(GuestError::Invalid(format!(
+            "interface name {name:?} is too long"
+        )));
     }
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;

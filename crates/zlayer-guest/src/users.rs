@@ -99,7 +99,8 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity> {
 mod tests {
     use super::*;
 
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/bin/false\nbroken\n";
+    const PASSWD: &str =
+        "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/bin/false\nbroken\n";
     const GROUP: &str = "root:x:0:\nwww-data:x:33:\nstaff:x:50:www-data,other\n";
 
     #[test]

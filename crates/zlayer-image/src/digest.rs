@@ -67,13 +67,8 @@ fn validate_hex(hex: &str) -> std::result::Result<(), String> {
             hex.len()
         ));
     }
-    if let Some(c) = hex
-        .chars()
-        .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
-    {
-        return Err(format!(
-            "character {c:?} is not lowercase hex"
-        ));
+    if let Some(c) = hex.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(format!("character {c:?} is not lowercase hex"));
     }
     Ok(())
 }

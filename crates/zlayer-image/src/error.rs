@@ -159,7 +159,9 @@ pub enum Error {
 
     // --- registry client / pulls (h3) ---
     /// The registry wants credentials and none were available.
-    #[error("authentication required for {registry}; run `docker login {registry}` or pass credentials")]
+    #[error(
+        "authentication required for {registry}; run `docker login {registry}` or pass credentials"
+    )]
     AuthRequired {
         /// The registry host that answered 401.
         registry: String,
@@ -177,7 +179,9 @@ pub enum Error {
     },
 
     /// The tag or digest does not exist in the registry.
-    #[error("manifest unknown: {reference} not found in {registry}; check the repository name and tag")]
+    #[error(
+        "manifest unknown: {reference} not found in {registry}; check the repository name and tag"
+    )]
     ManifestUnknown {
         /// The reference that was asked for.
         reference: String,

@@ -33,7 +33,8 @@ pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> 
 /// Reads and parses a JSON file.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).ctx("read", path)?;
-    serde_json::from_slice(&bytes).map_err(|e| crate::error::Error::json(path.display().to_string(), e))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| crate::error::Error::json(path.display().to_string(), e))
 }
 
 /// `fsync`s a directory so a rename inside it is durable.

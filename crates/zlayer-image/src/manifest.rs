@@ -192,7 +192,9 @@ pub fn select_platform<'a>(entries: &'a [IndexManifest], what: &str) -> Result<&
     let real: Vec<_> = entries
         .iter()
         .filter(|m| {
-            m.annotations.get("vnd.docker.reference.type").map(String::as_str)
+            m.annotations
+                .get("vnd.docker.reference.type")
+                .map(String::as_str)
                 != Some("attestation-manifest")
         })
         .collect();

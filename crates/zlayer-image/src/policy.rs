@@ -19,7 +19,11 @@ pub enum PullDecision {
 }
 
 /// Decides from the policy and the local record (`None` = absent or incomplete).
-pub fn decide(reference: &str, policy: PullPolicy, local: Option<ImageRecord>) -> Result<PullDecision> {
+pub fn decide(
+    reference: &str,
+    policy: PullPolicy,
+    local: Option<ImageRecord>,
+) -> Result<PullDecision> {
     Ok(match (policy, local) {
         (PullPolicy::Always, _) => PullDecision::MustPull,
         (PullPolicy::Newer, Some(rec)) => PullDecision::CheckRemote(rec.digest().clone()),

@@ -201,7 +201,9 @@ fn validate_registry(host: &str) -> std::result::Result<(), String> {
     };
     if let Some(p) = port {
         if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) || p.parse::<u16>().is_err() {
-            return Err(format!("registry port {p:?} is not a number between 0 and 65535"));
+            return Err(format!(
+                "registry port {p:?} is not a number between 0 and 65535"
+            ));
         }
     }
     let ok = if h.starts_with('[') && h.ends_with(']') {

@@ -75,11 +75,21 @@ impl Snapshots {
     }
 
     /// Extracts `layer` unless its snapshot exists; returns the `fs` directory.
-    pub fn ensure(&self, content: &ContentStore, layer: &LayerRecord, counter: &AtomicU64) -> Result<PathBuf> {
+    pub fn ensure(
+        &self,
+        content: &ContentStore,
+        layer: &LayerRecord,
+        counter: &AtomicU64,
+    ) -> Result<PathBuf> {
         if let Some(p) = self.existing(&layer.diff_id) {
             return Ok(p);
         }
-        let _lock = PathLock::acquire(&self.dir.join("locks").join(format!("{}.lock", layer.diff_id.hex())))?;
+        let _lock = PathLock::acquire(
+            &self
+                .dir
+                .join("locks")
+                .join(format!("{}.lock", layer.diff_id.hex())),
+        )?;
         if let Some(p) = self.existing(&layer.diff_id) {
             return Ok(p);
         }
@@ -92,7 +102,8 @@ impl Snapshots {
         let fs_dir = tmp.path().join("fs");
         fs::create_dir(&fs_dir).ctx("create directory", &fs_dir)?;
         let blob = content.open_blob(&layer.digest)?;
-        let (diff_id, tar_size, stats) = unpack::unpack(blob, &fs_dir, &what, &ExtractOptions::default())?;
+        let (diff_id, tar_size, stats) =
+            unpack::unpack(blob, &fs_dir, &what, &ExtractOptions::default())?;
         if diff_id != layer.diff_id {
             return Err(Error::DigestMismatch {
                 what: format!("uncompressed content (diff_id) of layer {what}"),
@@ -125,7 +136,12 @@ impl Snapshots {
     }
 
     /// Ensures all `layers` (lowest first), extracting missing ones in parallel.
-    pub fn ensure_all(&self, content: &ContentStore, layers: &[LayerRecord], counter: &AtomicU64) -> Result<Vec<PathBuf>> {
+    pub fn ensure_all(
+        &self,
+        content: &ContentStore,
+        layers: &[LayerRecord],
+        counter: &AtomicU64,
+    ) -> Result<Vec<PathBuf>> {
         let missing: Vec<&LayerRecord> = {
             let mut seen = std::collections::HashSet::new();
             layers
@@ -156,7 +172,10 @@ impl Snapshots {
                 return Err(e);
             }
         }
-        layers.iter().map(|l| self.ensure(content, l, counter)).collect()
+        layers
+            .iter()
+            .map(|l| self.ensure(content, l, counter))
+            .collect()
     }
 
     /// Diff_ids of all complete snapshots.
@@ -165,7 +184,11 @@ impl Snapshots {
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).ctx("read directory", &dir)? {
             let entry = entry.ctx("read directory", &dir)?;
-            if let Some(d) = entry.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 out.push(d);
             }
         }
@@ -174,18 +197,30 @@ impl Snapshots {
 
     /// Deletes a snapshot (garbage collection) and returns the bytes freed.
     pub fn delete(&self, diff_id: &Digest) -> Result<u64> {
-        let _lock = PathLock::acquire(&self.dir.join("locks").join(format!("{}.lock", diff_id.hex())))?;
+        let _lock = PathLock::acquire(
+            &self
+                .dir
+                .join("locks")
+                .join(format!("{}.lock", diff_id.hex())),
+        )?;
         let dir = self.snapshot_dir(diff_id);
         let size = fsutil::tree_size(&dir);
         // Rename first so a half-deleted snapshot never looks complete.
-        let doomed = self.dir.join("tmp").join(format!("deleting-{}", diff_id.hex()));
+        let doomed = self
+            .dir
+            .join("tmp")
+            .join(format!("deleting-{}", diff_id.hex()));
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(Error::io("rename snapshot for deletion", &dir, e)),
         }
         fsutil::remove_any(&doomed)?;
-        let _ = fs::remove_file(self.dir.join("locks").join(format!("{}.lock", diff_id.hex())));
+        let _ = fs::remove_file(
+            self.dir
+                .join("locks")
+                .join(format!("{}.lock", diff_id.hex())),
+        );
         Ok(size)
     }
 

@@ -33,7 +33,9 @@ fn corrupt_blob_is_rejected_and_never_visible() {
     let d = Digest::of(&good);
     let err = cs.put_blob(&d, b"the fake content").unwrap_err();
     match &err {
-        Error::DigestMismatch { expected, actual, .. } => {
+        Error::DigestMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!(expected, &d.to_string());
             assert_eq!(actual, &Digest::of(b"the fake content").to_string());
         }
@@ -63,7 +65,9 @@ fn truncated_and_oversized_blobs_are_rejected() {
     let mut ing = cs.begin_ingest(&d, Some(data.len() as u64)).unwrap();
     ing.write_all(&data[..5000]).unwrap();
     match ing.commit().unwrap_err() {
-        Error::SizeMismatch { expected, actual, .. } => {
+        Error::SizeMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!((expected, actual), (10_000, 5000));
         }
         e => panic!("unexpected {e}"),
@@ -82,7 +86,10 @@ fn truncated_and_oversized_blobs_are_rejected() {
     // Without a size, truncation is still caught by the digest.
     let mut ing = cs.begin_ingest(&d, None).unwrap();
     ing.write_all(&data[..9999]).unwrap();
-    assert!(matches!(ing.commit().unwrap_err(), Error::DigestMismatch { .. }));
+    assert!(matches!(
+        ing.commit().unwrap_err(),
+        Error::DigestMismatch { .. }
+    ));
     assert!(!cs.has_blob(&d));
 }
 
@@ -113,7 +120,10 @@ fn interrupted_ingest_resumes_from_partial() {
     let mut ing = cs.begin_ingest(&od, Some(1000)).unwrap();
     assert_eq!(ing.offset(), 400);
     ing.write_all(&other[400..]).unwrap();
-    assert!(matches!(ing.commit().unwrap_err(), Error::DigestMismatch { .. }));
+    assert!(matches!(
+        ing.commit().unwrap_err(),
+        Error::DigestMismatch { .. }
+    ));
     assert!(!cs.has_blob(&od));
 
     // Abort deletes the partial.

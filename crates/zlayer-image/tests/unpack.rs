@@ -22,21 +22,37 @@ fn sample_tar() -> Vec<u8> {
 
 fn unpack_into(blob: &[u8], dest: &Path) -> zlayer_image::Result<(Digest, u64)> {
     std::fs::create_dir_all(dest).unwrap();
-    unpack::unpack(Cursor::new(blob.to_vec()), dest, "test-layer", &ExtractOptions::default()).map(|(d, n, _)| (d, n))
+    unpack::unpack(
+        Cursor::new(blob.to_vec()),
+        dest,
+        "test-layer",
+        &ExtractOptions::default(),
+    )
+    .map(|(d, n, _)| (d, n))
 }
 
 #[test]
 fn gzip_zstd_and_plain_layers_unpack_with_correct_diff_id() {
     let tar = sample_tar();
     let tmp = tempfile::tempdir().unwrap();
-    for c in [LayerCompression::Gzip, LayerCompression::Zstd, LayerCompression::None] {
+    for c in [
+        LayerCompression::Gzip,
+        LayerCompression::Zstd,
+        LayerCompression::None,
+    ] {
         let blob = c.compress(&tar).unwrap();
         let dest = tmp.path().join(format!("{c:?}"));
         let (diff_id, len) = unpack_into(&blob, &dest).unwrap();
         assert_eq!(diff_id, Digest::of(&tar), "{c:?}");
         assert_eq!(len, tar.len() as u64);
-        assert_eq!(std::fs::read_to_string(dest.join("etc/hello")).unwrap(), "hello world\n");
-        assert_eq!(std::fs::read(dest.join("deep/implicit/parent.txt")).unwrap(), b"p");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("etc/hello")).unwrap(),
+            "hello world\n"
+        );
+        assert_eq!(
+            std::fs::read(dest.join("deep/implicit/parent.txt")).unwrap(),
+            b"p"
+        );
     }
 }
 
@@ -63,30 +79,46 @@ fn corrupt_and_unsupported_compression_fail_cleanly() {
 fn metadata_is_preserved() {
     let mut l = LayerBuilder::new();
     let mtime_dir = 1_600_000_000;
-    l.dir("srv", &EntryMeta::mode(0o750).owner(1000, 1001).mtime(mtime_dir))
-        .unwrap()
-        .file(
-            "srv/tool",
-            b"#!/bin/sh\n",
-            &EntryMeta::mode(0o4755).owner(1234, 5678).mtime(1_500_000_000).xattr("user.zlayer", b"yes"),
-        )
-        .unwrap()
-        .file("srv/secret", b"s", &EntryMeta::mode(0o600).owner(65534, 65534))
-        .unwrap()
-        .symlink("srv/link", "tool")
-        .unwrap()
-        .symlink("srv/abs-link", "/etc/passwd")
-        .unwrap()
-        .hardlink("srv/hard", "srv/tool")
-        .unwrap()
-        .fifo("srv/pipe", &EntryMeta::mode(0o620).owner(7, 8))
-        .unwrap()
-        .char_device("srv/null", 1, 3, &EntryMeta::mode(0o666))
-        .unwrap()
-        .raw(EntryType::Block, "srv/blk", None, &[], &EntryMeta::mode(0o660))
-        .unwrap()
-        .dir("srv/sticky", &EntryMeta::mode(0o1777))
-        .unwrap();
+    l.dir(
+        "srv",
+        &EntryMeta::mode(0o750).owner(1000, 1001).mtime(mtime_dir),
+    )
+    .unwrap()
+    .file(
+        "srv/tool",
+        b"#!/bin/sh\n",
+        &EntryMeta::mode(0o4755)
+            .owner(1234, 5678)
+            .mtime(1_500_000_000)
+            .xattr("user.zlayer", b"yes"),
+    )
+    .unwrap()
+    .file(
+        "srv/secret",
+        b"s",
+        &EntryMeta::mode(0o600).owner(65534, 65534),
+    )
+    .unwrap()
+    .symlink("srv/link", "tool")
+    .unwrap()
+    .symlink("srv/abs-link", "/etc/passwd")
+    .unwrap()
+    .hardlink("srv/hard", "srv/tool")
+    .unwrap()
+    .fifo("srv/pipe", &EntryMeta::mode(0o620).owner(7, 8))
+    .unwrap()
+    .char_device("srv/null", 1, 3, &EntryMeta::mode(0o666))
+    .unwrap()
+    .raw(
+        EntryType::Block,
+        "srv/blk",
+        None,
+        &[],
+        &EntryMeta::mode(0o660),
+    )
+    .unwrap()
+    .dir("srv/sticky", &EntryMeta::mode(0o1777))
+    .unwrap();
     let tar = l.finish().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("out");
@@ -96,7 +128,11 @@ fn metadata_is_preserved() {
     let m = std::fs::symlink_metadata(&srv).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o750);
     assert_eq!((m.uid(), m.gid()), (1000, 1001));
-    assert_eq!(m.mtime(), mtime_dir as i64, "directory mtime is applied after its children");
+    assert_eq!(
+        m.mtime(),
+        mtime_dir as i64,
+        "directory mtime is applied after its children"
+    );
 
     let m = std::fs::symlink_metadata(srv.join("tool")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o4755, "setuid survives chown");
@@ -113,8 +149,14 @@ fn metadata_is_preserved() {
     let m = std::fs::symlink_metadata(srv.join("secret")).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (65534, 65534, 0o600));
 
-    assert_eq!(std::fs::read_link(srv.join("link")).unwrap(), Path::new("tool"));
-    assert_eq!(std::fs::read_link(srv.join("abs-link")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(srv.join("link")).unwrap(),
+        Path::new("tool")
+    );
+    assert_eq!(
+        std::fs::read_link(srv.join("abs-link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
 
     let m = std::fs::symlink_metadata(srv.join("pipe")).unwrap();
     assert!(m.file_type().is_fifo());
@@ -122,11 +164,23 @@ fn metadata_is_preserved() {
 
     let m = std::fs::symlink_metadata(srv.join("null")).unwrap();
     assert!(m.file_type().is_char_device());
-    assert_eq!((rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())), (1, 3));
+    assert_eq!(
+        (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())),
+        (1, 3)
+    );
     assert_eq!(m.mode() & 0o777, 0o666);
-    assert!(std::fs::symlink_metadata(srv.join("blk")).unwrap().file_type().is_block_device());
+    assert!(std::fs::symlink_metadata(srv.join("blk"))
+        .unwrap()
+        .file_type()
+        .is_block_device());
 
-    assert_eq!(std::fs::symlink_metadata(srv.join("sticky")).unwrap().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        std::fs::symlink_metadata(srv.join("sticky"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o1777
+    );
 }
 
 #[test]
@@ -140,7 +194,13 @@ fn whiteouts_become_overlay_devices_and_opaque_xattrs() {
         .unwrap()
         .file("b/kept", b"k", &EntryMeta::mode(0o644))
         .unwrap()
-        .raw(EntryType::Regular, "a/.wh..wh.plnk", None, &[], &EntryMeta::mode(0o644))
+        .raw(
+            EntryType::Regular,
+            "a/.wh..wh.plnk",
+            None,
+            &[],
+            &EntryMeta::mode(0o644),
+        )
         .unwrap();
     let tar = l.finish().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -161,8 +221,11 @@ fn whiteouts_become_overlay_devices_and_opaque_xattrs() {
 #[test]
 fn layer_xattrs_cannot_inject_overlay_metadata() {
     let mut l = LayerBuilder::new();
-    l.dir("d", &EntryMeta::mode(0o755).xattr("trusted.overlay.redirect", b"/etc"))
-        .unwrap();
+    l.dir(
+        "d",
+        &EntryMeta::mode(0o755).xattr("trusted.overlay.redirect", b"/etc"),
+    )
+    .unwrap();
     let tar = l.finish().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("out");
@@ -196,19 +259,31 @@ impl Hostile {
         let tar = l.finish().unwrap();
         let err = unpack_into(&tar, &dest).unwrap_err();
         match &err {
-            Error::UnsafeEntry { entry: e, reason, .. } => {
+            Error::UnsafeEntry {
+                entry: e, reason, ..
+            } => {
                 assert_eq!(e, entry, "{case}: wrong entry named ({reason})");
             }
             other => panic!("{case}: expected UnsafeEntry, got {other}"),
         }
         assert!(err.to_string().contains(entry), "{case}: {err}");
         // Nothing escaped: the sentinel holds exactly its secret, unchanged.
-        assert_eq!(common_names(&self.sentinel()), vec!["secret".to_string()], "{case}");
+        assert_eq!(
+            common_names(&self.sentinel()),
+            vec!["secret".to_string()],
+            "{case}"
+        );
         let m = std::fs::metadata(self.sentinel().join("secret")).unwrap();
         assert_eq!(m.nlink(), 1, "{case}: secret was hardlinked");
-        assert_eq!(std::fs::read(self.sentinel().join("secret")).unwrap(), b"secret");
+        assert_eq!(
+            std::fs::read(self.sentinel().join("secret")).unwrap(),
+            b"secret"
+        );
         for stray in ["etc", "x", "pwned"] {
-            assert!(!self.tmp.path().join(stray).exists(), "{case}: {stray} written outside");
+            assert!(
+                !self.tmp.path().join(stray).exists(),
+                "{case}: {stray} written outside"
+            );
         }
     }
 }
@@ -229,66 +304,144 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
     let marker = format!("zlayer-hostile-{}", std::process::id());
     let abs_target = format!("/etc/{marker}");
 
-    h.check("dotdot", |l, _| {
-        l.raw(EntryType::Regular, "../etc/x", None, b"x", &f).unwrap();
-    }, "../etc/x");
-    h.check("dotdot-middle", |l, _| {
-        l.raw(EntryType::Regular, "a/../../x", None, b"x", &f).unwrap();
-    }, "a/../../x");
-    h.check("absolute", |l, _| {
-        l.raw(EntryType::Regular, &abs_target, None, b"x", &f).unwrap();
-    }, &abs_target);
+    h.check(
+        "dotdot",
+        |l, _| {
+            l.raw(EntryType::Regular, "../etc/x", None, b"x", &f)
+                .unwrap();
+        },
+        "../etc/x",
+    );
+    h.check(
+        "dotdot-middle",
+        |l, _| {
+            l.raw(EntryType::Regular, "a/../../x", None, b"x", &f)
+                .unwrap();
+        },
+        "a/../../x",
+    );
+    h.check(
+        "absolute",
+        |l, _| {
+            l.raw(EntryType::Regular, &abs_target, None, b"x", &f)
+                .unwrap();
+        },
+        &abs_target,
+    );
     assert!(!Path::new(&abs_target).exists());
 
-    h.check("symlink-relative-escape", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.raw(EntryType::Regular, "escape/pwned", None, b"x", &f).unwrap();
-    }, "escape/pwned");
-    h.check("symlink-absolute-escape", |l, tmp| {
-        l.symlink("escape", tmp.join("sentinel").to_str().unwrap()).unwrap();
-        l.raw(EntryType::Regular, "escape/pwned", None, b"x", &f).unwrap();
-    }, "escape/pwned");
-    h.check("symlink-chain-escape", |l, _| {
-        l.dir("a", &EntryMeta::mode(0o755)).unwrap();
-        l.symlink("a/up", "..").unwrap();
-        l.symlink("a/b", "up/../../sentinel").unwrap();
-        l.raw(EntryType::Regular, "a/b/pwned", None, b"x", &f).unwrap();
-    }, "a/b/pwned");
-    h.check("symlink-escape-then-mkdir", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.dir("escape/newdir", &EntryMeta::mode(0o755)).unwrap();
-    }, "escape/newdir/");
-    h.check("symlink-escape-then-overwrite", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.raw(EntryType::Regular, "escape/secret", None, b"overwritten", &f).unwrap();
-    }, "escape/secret");
+    h.check(
+        "symlink-relative-escape",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.raw(EntryType::Regular, "escape/pwned", None, b"x", &f)
+                .unwrap();
+        },
+        "escape/pwned",
+    );
+    h.check(
+        "symlink-absolute-escape",
+        |l, tmp| {
+            l.symlink("escape", tmp.join("sentinel").to_str().unwrap())
+                .unwrap();
+            l.raw(EntryType::Regular, "escape/pwned", None, b"x", &f)
+                .unwrap();
+        },
+        "escape/pwned",
+    );
+    h.check(
+        "symlink-chain-escape",
+        |l, _| {
+            l.dir("a", &EntryMeta::mode(0o755)).unwrap();
+            l.symlink("a/up", "..").unwrap();
+            l.symlink("a/b", "up/../../sentinel").unwrap();
+            l.raw(EntryType::Regular, "a/b/pwned", None, b"x", &f)
+                .unwrap();
+        },
+        "a/b/pwned",
+    );
+    h.check(
+        "symlink-escape-then-mkdir",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.dir("escape/newdir", &EntryMeta::mode(0o755)).unwrap();
+        },
+        "escape/newdir/",
+    );
+    h.check(
+        "symlink-escape-then-overwrite",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.raw(
+                EntryType::Regular,
+                "escape/secret",
+                None,
+                b"overwritten",
+                &f,
+            )
+            .unwrap();
+        },
+        "escape/secret",
+    );
 
-    h.check("hardlink-dotdot", |l, _| {
-        l.hardlink("link", "../sentinel/secret").unwrap();
-    }, "link");
-    h.check("hardlink-absolute", |l, tmp| {
-        l.hardlink("link", tmp.join("sentinel/secret").to_str().unwrap()).unwrap();
-    }, "link");
-    h.check("hardlink-through-symlink", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.hardlink("link", "escape/secret").unwrap();
-    }, "link");
+    h.check(
+        "hardlink-dotdot",
+        |l, _| {
+            l.hardlink("link", "../sentinel/secret").unwrap();
+        },
+        "link",
+    );
+    h.check(
+        "hardlink-absolute",
+        |l, tmp| {
+            l.hardlink("link", tmp.join("sentinel/secret").to_str().unwrap())
+                .unwrap();
+        },
+        "link",
+    );
+    h.check(
+        "hardlink-through-symlink",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.hardlink("link", "escape/secret").unwrap();
+        },
+        "link",
+    );
 
-    h.check("whiteout-dotdot", |l, _| {
-        l.dir("sub", &EntryMeta::mode(0o755)).unwrap();
-        l.raw(EntryType::Regular, "sub/.wh..", None, &[], &f).unwrap();
-    }, "sub/.wh..");
-    h.check("whiteout-dotdot-root", |l, _| {
-        l.raw(EntryType::Regular, ".wh..", None, &[], &f).unwrap();
-    }, ".wh..");
-    h.check("whiteout-through-symlink", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.raw(EntryType::Regular, "escape/.wh.secret", None, &[], &f).unwrap();
-    }, "escape/.wh.secret");
-    h.check("opaque-through-symlink", |l, _| {
-        l.symlink("escape", "../sentinel").unwrap();
-        l.raw(EntryType::Regular, "escape/.wh..wh..opq", None, &[], &f).unwrap();
-    }, "escape/.wh..wh..opq");
+    h.check(
+        "whiteout-dotdot",
+        |l, _| {
+            l.dir("sub", &EntryMeta::mode(0o755)).unwrap();
+            l.raw(EntryType::Regular, "sub/.wh..", None, &[], &f)
+                .unwrap();
+        },
+        "sub/.wh..",
+    );
+    h.check(
+        "whiteout-dotdot-root",
+        |l, _| {
+            l.raw(EntryType::Regular, ".wh..", None, &[], &f).unwrap();
+        },
+        ".wh..",
+    );
+    h.check(
+        "whiteout-through-symlink",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.raw(EntryType::Regular, "escape/.wh.secret", None, &[], &f)
+                .unwrap();
+        },
+        "escape/.wh.secret",
+    );
+    h.check(
+        "opaque-through-symlink",
+        |l, _| {
+            l.symlink("escape", "../sentinel").unwrap();
+            l.raw(EntryType::Regular, "escape/.wh..wh..opq", None, &[], &f)
+                .unwrap();
+        },
+        "escape/.wh..wh..opq",
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Encoding frames to bytes and decoding them back, incrementally.
 
 use crate::error::ProtoError;
-use crate::message::{tag_name, ChannelId, ExecRequest, Frame, GuestStats, Msg, OutputStream, RunRequest};
+use crate::message::{
+    tag_name, ChannelId, ExecRequest, Frame, GuestStats, Msg, OutputStream, RunRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -11,7 +13,11 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// Bytes before the tag: the little-endian `u32` length.
 pub const HEADER_LEN: usize = 4;
 
-fn payload<T: Serialize>(name: &'static str, channel: ChannelId, body: &T) -> Result<Vec<u8>, ProtoError> {
+fn payload<T: Serialize>(
+    name: &'static str,
+    channel: ChannelId,
+    body: &T,
+) -> Result<Vec<u8>, ProtoError> {
     postcard::to_allocvec(&(channel, body)).map_err(|e| ProtoError::Encode {
         name,
         reason: e.to_string(),
@@ -64,9 +70,14 @@ pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
 }
 
 /// Parses `bytes` as exactly one `T`, rejecting trailing bytes.
-fn strict<T: DeserializeOwned>(tag: u8, name: &'static str, bytes: &[u8]) -> Result<(ChannelId, T), ProtoError> {
+fn strict<T: DeserializeOwned>(
+    tag: u8,
+    name: &'static str,
+    bytes: &[u8],
+) -> Result<(ChannelId, T), ProtoError> {
     let bad = |reason: String| ProtoError::BadPayload { tag, name, reason };
-    let (value, rest) = postcard::take_from_bytes::<(ChannelId, T)>(bytes).map_err(|e| bad(e.to_string()))?;
+    let (value, rest) =
+        postcard::take_from_bytes::<(ChannelId, T)>(bytes).map_err(|e| bad(e.to_string()))?;
     if !rest.is_empty() {
         return Err(bad(format!("{} trailing bytes", rest.len())));
     }
@@ -83,16 +94,18 @@ pub fn decode_frame(tag: u8, payload: &[u8]) -> Result<Frame, ProtoError> {
         0x03 => strict::<i32>(tag, name, p).map(|(c, signum)| (c, Msg::Signal { signum }))?,
         0x04 => strict::<Vec<u8>>(tag, name, p).map(|(c, b)| (c, Msg::Stdin(b)))?,
         0x05 => strict::<()>(tag, name, p).map(|(c, ())| (c, Msg::StdinEof))?,
-        0x06 => strict::<(String, String, bool)>(tag, name, p).map(|(c, (tag, target, readonly))| {
-            (
-                c,
-                Msg::Mount {
-                    tag,
-                    target,
-                    readonly,
-                },
-            )
-        })?,
+        0x06 => {
+            strict::<(String, String, bool)>(tag, name, p).map(|(c, (tag, target, readonly))| {
+                (
+                    c,
+                    Msg::Mount {
+                        tag,
+                        target,
+                        readonly,
+                    },
+                )
+            })?
+        }
         0x07 => strict::<u16>(tag, name, p).map(|(c, port)| (c, Msg::Forward { port }))?,
         0x08 => strict::<(i64, u32)>(tag, name, p)
             .map(|(c, (unix_secs, nanos))| (c, Msg::SetTime { unix_secs, nanos }))?,
@@ -106,16 +119,18 @@ pub fn decode_frame(tag: u8, payload: &[u8]) -> Result<Frame, ProtoError> {
         0x84 => strict::<i32>(tag, name, p).map(|(c, code)| (c, Msg::Exited { code }))?,
         0x85 => strict::<String>(tag, name, p).map(|(c, message)| (c, Msg::Error { message }))?,
         0x86 => strict::<GuestStats>(tag, name, p).map(|(c, s)| (c, Msg::Stats(s)))?,
-        0x87 => strict::<(OutputStream, u64, Vec<u8>)>(tag, name, p).map(|(c, (stream, unix_nanos, data))| {
-            (
-                c,
-                Msg::Log {
-                    stream,
-                    unix_nanos,
-                    data,
-                },
-            )
-        })?,
+        0x87 => strict::<(OutputStream, u64, Vec<u8>)>(tag, name, p).map(
+            |(c, (stream, unix_nanos, data))| {
+                (
+                    c,
+                    Msg::Log {
+                        stream,
+                        unix_nanos,
+                        data,
+                    },
+                )
+            },
+        )?,
         _ => return Err(ProtoError::UnknownTag { tag }),
     };
     Ok(Frame { channel, msg })

@@ -20,16 +20,20 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(argv, env, cwd, uid, gid, user, open_stdin, poweroff_on_exit)| Msg::Run(RunRequest {
-                argv,
-                env,
-                cwd,
-                uid,
-                gid,
-                user,
-                open_stdin,
-                poweroff_on_exit
-            })),
+            .prop_map(
+                |(argv, env, cwd, uid, gid, user, open_stdin, poweroff_on_exit)| Msg::Run(
+                    RunRequest {
+                        argv,
+                        env,
+                        cwd,
+                        uid,
+                        gid,
+                        user,
+                        open_stdin,
+                        poweroff_on_exit
+                    }
+                )
+            ),
         (
             prop::collection::vec(".{0,12}", 0..4),
             arb_env(),
@@ -55,7 +59,8 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             readonly
         }),
         any::<u16>().prop_map(|port| Msg::Forward { port }),
-        (any::<i64>(), any::<u32>()).prop_map(|(unix_secs, nanos)| Msg::SetTime { unix_secs, nanos }),
+        (any::<i64>(), any::<u32>())
+            .prop_map(|(unix_secs, nanos)| Msg::SetTime { unix_secs, nanos }),
         Just(Msg::Shutdown),
         Just(Msg::Close),
         Just(Msg::QueryStats),
@@ -71,7 +76,11 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             processes: c
         })),
         (any::<bool>(), any::<u64>(), bytes).prop_map(|(err, unix_nanos, data)| Msg::Log {
-            stream: if err { OutputStream::Stderr } else { OutputStream::Stdout },
+            stream: if err {
+                OutputStream::Stderr
+            } else {
+                OutputStream::Stdout
+            },
             unix_nanos,
             data
         }),
@@ -141,7 +150,10 @@ fn unknown_tag_is_rejected_and_skipped() {
     let err = dec.next_frame().unwrap_err();
     assert!(matches!(err, ProtoError::UnknownTag { tag: 0x42 }), "{err}");
     assert!(!err.is_fatal());
-    assert_eq!(dec.next_frame().unwrap(), Some(Frame::new(3, Msg::Exited { code: 7 })));
+    assert_eq!(
+        dec.next_frame().unwrap(),
+        Some(Frame::new(3, Msg::Exited { code: 7 }))
+    );
 }
 
 #[test]
@@ -149,7 +161,10 @@ fn tag_payload_mismatch_is_rejected() {
     // An Exited payload (channel 1, code 7) under the Run tag.
     let exited = encode_frame(&Frame::new(1, Msg::Exited { code: 7 })).unwrap();
     let err = decode_frame(0x01, &exited[5..]).unwrap_err();
-    assert!(matches!(err, ProtoError::BadPayload { name: "Run", .. }), "{err}");
+    assert!(
+        matches!(err, ProtoError::BadPayload { name: "Run", .. }),
+        "{err}"
+    );
     // A Started payload with trailing bytes.
     let mut started = encode_frame(&Frame::new(1, Msg::Started { pid: 9 })).unwrap()[5..].to_vec();
     started.push(0);
@@ -168,14 +183,20 @@ fn oversized_and_empty_frames_poison_the_decoder() {
     let mut dec = Decoder::new();
     dec.push(&((MAX_FRAME_LEN as u32) + 1).to_le_bytes());
     let err = dec.next_frame().unwrap_err();
-    assert!(matches!(err, ProtoError::FrameTooLarge { .. }) && err.is_fatal(), "{err}");
+    assert!(
+        matches!(err, ProtoError::FrameTooLarge { .. }) && err.is_fatal(),
+        "{err}"
+    );
     assert!(matches!(dec.next_frame(), Err(ProtoError::Poisoned)));
     dec.reset();
     dec.push(&0u32.to_le_bytes());
     assert!(matches!(dec.next_frame(), Err(ProtoError::EmptyFrame)));
     dec.reset();
     dec.push(&encode_frame(&Frame::new(0, Msg::Shutdown)).unwrap());
-    assert_eq!(dec.next_frame().unwrap(), Some(Frame::new(0, Msg::Shutdown)));
+    assert_eq!(
+        dec.next_frame().unwrap(),
+        Some(Frame::new(0, Msg::Shutdown))
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `zlayer pull`, `load`, `images`, `rmi`, `image prune`.
 
 use super::container_opts::parse_pull_policy;
-use crate::cli::{GlobalArgs, LoadArgs, PullArgs, RmiArgs};
+use crate::cli::{BuiltinArgs, GlobalArgs, LoadArgs, PullArgs, RmiArgs};
 use crate::exit;
 use crate::output::{human_size, print_json, print_table, Format};
 use std::process::ExitCode;
@@ -117,6 +117,39 @@ pub async fn prune(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match g.format {
         Format::Json => print_json(&format!("{report:?}"))?,
         Format::Table => println!("{report:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zlayer image builtin`: packs the host's static busybox into an OCI image
+/// and stores it, so examples run without any registry.
+pub async fn builtin(g: &GlobalArgs, args: BuiltinArgs) -> anyhow::Result<ExitCode> {
+    use zlayer_image::fixtures::{busybox_layout, busybox_path, FixtureOptions};
+    let store = open_store(g)?;
+    let busybox = busybox_path();
+    if !busybox.is_file() {
+        anyhow::bail!(
+            "{} not found; install Debian's busybox-static (`apt-get install busybox-static`)",
+            busybox.display()
+        );
+    }
+    let tag = args.tag.clone();
+    let recs = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".builtin-")
+            .tempdir_in(store.root())?;
+        let layout = tmp.path().join("layout");
+        busybox_layout(&layout, &FixtureOptions::named(&tag))?;
+        Ok(store.load(&layout, Some(&tag))?)
+    })
+    .await??;
+    match g.format {
+        Format::Json => print_json(&recs.iter().map(record_json).collect::<Vec<_>>())?,
+        Format::Table => {
+            for r in &recs {
+                println!("Built image: {} ({})", r.reference, r.digest());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! `zlayer stop`, `kill`, `rm`, `wait`, `pause`, `unpause`.
 
-use super::node::open_engine;
+// Changes go to the daemon when one runs (see backend.rs).
+use super::backend::open_node as open_engine;
 use crate::cli::{GlobalArgs, KillArgs, NamesArgs, RmArgs, StopArgs};
 use crate::exit;
 use std::process::ExitCode;

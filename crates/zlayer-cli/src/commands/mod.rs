@@ -1,7 +1,10 @@
 //! One module per subcommand (or family); `dispatch` picks it.
 
 mod attach;
+mod backend;
 mod container_opts;
+mod daemon;
+mod deploy;
 mod exec;
 mod images;
 mod inspect;
@@ -33,6 +36,9 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(_) => unreachable_validate(),
         Command::Run(args) => run::run(g, args).await,
+        Command::Deploy(args) => deploy::deploy(g, args).await,
+        Command::Down(args) => deploy::down(g, args).await,
+        Command::Daemon(args) => daemon::run(g, args).await,
         Command::Create(args) => run::create(g, args).await,
         Command::Start(args) => run::start(g, args).await,
         Command::Ps(args) => ps::run(g, args).await,
@@ -52,6 +58,7 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images | Command::Image(ImageCommand::Ls) => images::list(g).await,
         Command::Rmi(args) => images::rmi(g, args).await,
         Command::Image(ImageCommand::Prune) => images::prune(g).await,
+        Command::Image(ImageCommand::Builtin(args)) => images::builtin(g, args).await,
     }
 }
 

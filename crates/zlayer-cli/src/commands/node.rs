@@ -2,8 +2,12 @@
 
 use crate::cli::GlobalArgs;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
-use zlayer_agent::{CompositeRuntime, Runtime};
+use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
+use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime};
+use zlayer_agent::runtimes::vm::{VmConfig, VmRuntime};
+use zlayer_agent::{AnnotationLookup, CompositeRuntime, Runtime};
 use zlayer_engine::Engine;
 use zlayer_image::ImageStore;
 
@@ -17,7 +21,29 @@ pub fn open_engine(global: &GlobalArgs) -> anyhow::Result<Engine> {
         )
     })?;
     let images = ImageStore::open(root)?;
-    let runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
-    let composite = CompositeRuntime::new(runtimes, "container")?;
+    let composite = build_composite(root, &images)?;
     Ok(Engine::new(root, images, Arc::new(composite))?)
+}
+
+/// Every runtime this node offers, behind the composite (default `container`).
+fn build_composite(root: &Path, images: &ImageStore) -> anyhow::Result<CompositeRuntime> {
+    let mut runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
+    let container = ContainerRuntime::new(ContainerRuntimeConfig::new(
+        root,
+        ContainerRuntimeConfig::shim_next_to_current_exe(),
+    ))?;
+    runtimes.insert("container".into(), Arc::new(container));
+    let sandbox = SandboxRuntime::new(SandboxConfig::under(&root.join("sandbox")))?;
+    runtimes.insert("sandbox".into(), Arc::new(sandbox));
+    let vm = VmRuntime::new(VmConfig::new(root.join("vm")), Arc::new(images.clone()))?;
+    runtimes.insert("vm".into(), Arc::new(vm));
+    let store = images.clone();
+    let lookup: AnnotationLookup = Arc::new(move |image: &str| {
+        let rec = store.lookup(image).ok().flatten()?;
+        let cfg = store.image_config(&rec).ok()?;
+        let mut all = cfg.labels;
+        all.extend(cfg.annotations);
+        Some(all)
+    });
+    Ok(CompositeRuntime::new(runtimes, "container")?.with_annotation_lookup(lookup))
 }

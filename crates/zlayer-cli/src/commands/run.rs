@@ -2,7 +2,8 @@
 
 use super::attach::{attach_and_wait, start_error_exit_code};
 use super::container_opts::service_spec;
-use super::node::open_engine;
+// Changes go to the daemon when one runs (see backend.rs).
+use super::backend::open_node as open_engine;
 use crate::cli::{ContainerOptions, CreateArgs, GlobalArgs, RunArgs, StartArgs};
 use crate::exit;
 use crate::output::{print_json, Format};
@@ -43,7 +44,9 @@ pub async fn create(g: &GlobalArgs, args: CreateArgs) -> anyhow::Result<ExitCode
 /// `zlayer run`: create + start; in the foreground, stream output and exit
 /// with the container's code.
 pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let req = create_request(&args.opts, args.rm)?;
+    // In the foreground this process removes the container after reading its
+    // exit code; detached, the container's monitor removes it when it exits.
+    let req = create_request(&args.opts, args.rm && args.detach)?;
     let engine = open_engine(g)?;
     let record = engine.create(req).await?;
     if let Err(e) = engine.start(&record).await {

@@ -81,6 +81,23 @@ impl Supervisor {
         watched.insert(record.id.clone(), handle);
     }
 
+    /// A user start (`start`, `restart`, `run`): starts a created container,
+    /// or an ended one again (in place, else re-created under the same key),
+    /// clears the stop mark and restart history, and watches it.
+    pub async fn user_start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        match self.engine.state(record).await? {
+            s if s.is_alive() => {}
+            ContainerState::Exited { .. } | ContainerState::Failed { .. } => {
+                self.store.note_user_start(&record.id)?;
+                self.start_again(record).await?;
+            }
+            _ => self.engine.start(record).await?,
+        }
+        self.events.publish(&record.id, EventKind::Started);
+        self.watch(record);
+        Ok(())
+    }
+
     /// Stops every watcher (the containers keep running).
     pub fn shutdown(&self) {
         if let Ok(mut watched) = self.watched.lock() {

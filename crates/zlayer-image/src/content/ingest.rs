@@ -32,7 +32,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub(super) fn begin(store: &ContentStore, d: &Digest, expected_size: Option<u64>) -> Result<Self> {
+    pub(super) fn begin(
+        store: &ContentStore,
+        d: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<Self> {
         let gc = store.gc_shared()?;
         let lock = PathLock::acquire(&store.lock_path(d))?;
         let partial = store.partial_path(d);

@@ -25,7 +25,9 @@ fn layer_media_type(store: &ImageStore, d: &Digest) -> Result<&'static str> {
     use std::io::Read;
     let mut head = [0u8; 8];
     let mut f = store.content().open_blob(d)?;
-    let n = f.read(&mut head).map_err(|e| Error::io("read blob", store.content().blob_path(d), e))?;
+    let n = f
+        .read(&mut head)
+        .map_err(|e| Error::io("read blob", store.content().blob_path(d), e))?;
     Ok(match Compression::detect(&head[..n]) {
         Ok(Compression::Gzip) => manifest::OCI_LAYER_GZIP,
         Ok(Compression::Zstd) => manifest::OCI_LAYER_ZSTD,
@@ -35,7 +37,11 @@ fn layer_media_type(store: &ImageStore, d: &Digest) -> Result<&'static str> {
 
 /// Returns (names, manifest digest) for each image in `manifest.json`,
 /// synthesising an OCI manifest for each.
-pub(super) fn images(store: &ImageStore, src: &mut Source, path: &Path) -> Result<Vec<(Vec<String>, Digest)>> {
+pub(super) fn images(
+    store: &ImageStore,
+    src: &mut Source,
+    path: &Path,
+) -> Result<Vec<(Vec<String>, Digest)>> {
     let content = store.content();
     let bytes = src.read(content, "manifest.json")?;
     let entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| Error::Load {

@@ -40,7 +40,8 @@ pub(crate) fn load(store: &ImageStore, path: &Path, tag: Option<&str>) -> Result
     } else {
         return Err(Error::Load {
             path: path.to_path_buf(),
-            reason: "neither an OCI image layout (index.json) nor a docker-archive (manifest.json)".into(),
+            reason: "neither an OCI image layout (index.json) nor a docker-archive (manifest.json)"
+                .into(),
         });
     };
     if images.is_empty() {

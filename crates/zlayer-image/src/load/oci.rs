@@ -14,7 +14,11 @@ fn blob_member(d: &Digest) -> String {
 
 /// Imports a descriptor's blob and returns its bytes when it is a manifest/index.
 fn import_desc(store: &ImageStore, src: &Source, d: &Descriptor) -> Result<()> {
-    src.import(store.content(), &blob_member(&d.digest), Some((&d.digest, d.size)))?;
+    src.import(
+        store.content(),
+        &blob_member(&d.digest),
+        Some((&d.digest, d.size)),
+    )?;
     Ok(())
 }
 
@@ -39,7 +43,11 @@ fn import_manifest(store: &ImageStore, src: &Source, d: &Descriptor) -> Result<(
 }
 
 /// Returns (names, digest to record) for every image in the layout's index.json.
-pub(super) fn images(store: &ImageStore, src: &mut Source, path: &Path) -> Result<Vec<(Vec<String>, Digest)>> {
+pub(super) fn images(
+    store: &ImageStore,
+    src: &mut Source,
+    path: &Path,
+) -> Result<Vec<(Vec<String>, Digest)>> {
     let bytes = src.read(store.content(), "index.json")?;
     let entries = match manifest::parse(&bytes, &format!("{}/index.json", path.display()))? {
         ManifestDoc::Index(entries) => entries,
@@ -53,7 +61,8 @@ pub(super) fn images(store: &ImageStore, src: &mut Source, path: &Path) -> Resul
     let mut out: Vec<(Vec<String>, Digest)> = Vec::new();
     for e in &entries {
         let d = &e.descriptor;
-        let is_index = d.media_type == manifest::OCI_INDEX || d.media_type == manifest::DOCKER_MANIFEST_LIST;
+        let is_index =
+            d.media_type == manifest::OCI_INDEX || d.media_type == manifest::DOCKER_MANIFEST_LIST;
         if is_index {
             import_desc(store, src, d)?;
             let bytes = store.content().read_blob(&d.digest)?;

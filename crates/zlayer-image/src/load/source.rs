@@ -22,7 +22,10 @@ pub(super) enum Member {
 /// Files of a layout directory or of a scanned archive.
 pub(super) enum Source {
     Dir(PathBuf),
-    Tar { path: PathBuf, members: HashMap<String, Member> },
+    Tar {
+        path: PathBuf,
+        members: HashMap<String, Member>,
+    },
 }
 
 fn load_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -65,7 +68,8 @@ fn join_link(at: &str, target: &str) -> Option<String> {
 }
 
 fn blob_name(name: &str) -> Option<Digest> {
-    name.strip_prefix("blobs/sha256/").and_then(|h| Digest::from_hex(h).ok())
+    name.strip_prefix("blobs/sha256/")
+        .and_then(|h| Digest::from_hex(h).ok())
 }
 
 impl Source {
@@ -77,17 +81,22 @@ impl Source {
     /// store (verified), small files into memory.
     pub(super) fn scan_tar(content: &ContentStore, path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| load_err(path, format!("cannot open: {e}")))?;
-        let (_kind, reader) = Compression::decoder(file).map_err(|e| load_err(path, e.to_string()))?;
+        let (_kind, reader) =
+            Compression::decoder(file).map_err(|e| load_err(path, e.to_string()))?;
         let mut archive = tar::Archive::new(reader);
         let mut members = HashMap::new();
         let entries = archive
             .entries()
             .map_err(|e| load_err(path, format!("not a tar archive: {e}")))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| load_err(path, format!("corrupt tar archive: {e}")))?;
+            let mut entry =
+                entry.map_err(|e| load_err(path, format!("corrupt tar archive: {e}")))?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(name) = clean(&raw) else {
-                return Err(load_err(path, format!("archive member {raw:?} has a `..` component")));
+                return Err(load_err(
+                    path,
+                    format!("archive member {raw:?} has a `..` component"),
+                ));
             };
             let kind = entry.header().entry_type();
             if kind.is_symlink() || kind.is_hard_link() {
@@ -101,7 +110,10 @@ impl Source {
                     clean(&target)
                 };
                 let Some(resolved) = resolved else {
-                    return Err(load_err(path, format!("archive link {raw:?} points outside the archive")));
+                    return Err(load_err(
+                        path,
+                        format!("archive link {raw:?} points outside the archive"),
+                    ));
                 };
                 members.insert(name, Member::Link(resolved));
                 continue;
@@ -179,21 +191,32 @@ impl Source {
                 let p = d.join(n);
                 let m = std::fs::symlink_metadata(&p).map_err(|_| missing())?;
                 if m.len() > SMALL * 8 {
-                    return Err(load_err(self.path(), format!("{name:?} is too large for a JSON document")));
+                    return Err(load_err(
+                        self.path(),
+                        format!("{name:?} is too large for a JSON document"),
+                    ));
                 }
-                std::fs::read(&p).map_err(|e| load_err(self.path(), format!("reading {name:?}: {e}")))
+                std::fs::read(&p)
+                    .map_err(|e| load_err(self.path(), format!("reading {name:?}: {e}")))
             }
-            Source::Tar { members, .. } => match Self::resolve(members, name).ok_or_else(missing)? {
-                Member::Small(v) => Ok(v.clone()),
-                Member::Blob(d, _) => content.read_blob(d),
-                Member::Link(_) => Err(missing()),
-            },
+            Source::Tar { members, .. } => {
+                match Self::resolve(members, name).ok_or_else(missing)? {
+                    Member::Small(v) => Ok(v.clone()),
+                    Member::Blob(d, _) => content.read_blob(d),
+                    Member::Link(_) => Err(missing()),
+                }
+            }
         }
     }
 
     /// Makes sure member `name` is in the content store; verifies it against
     /// `expected` when given. Returns its digest and size.
-    pub(super) fn import(&self, content: &ContentStore, name: &str, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64)> {
+    pub(super) fn import(
+        &self,
+        content: &ContentStore,
+        name: &str,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<(Digest, u64)> {
         let missing = || load_err(self.path(), format!("member {name:?} is missing"));
         let (d, size) = match self {
             Source::Dir(dir) => {
@@ -208,20 +231,23 @@ impl Source {
                         (d.clone(), size)
                     }
                     None => {
-                        let f = File::open(&p).map_err(|e| load_err(self.path(), format!("opening {name:?}: {e}")))?;
+                        let f = File::open(&p)
+                            .map_err(|e| load_err(self.path(), format!("opening {name:?}: {e}")))?;
                         content.put_stream(f)?
                     }
                 }
             }
-            Source::Tar { members, .. } => match Self::resolve(members, name).ok_or_else(missing)? {
-                Member::Small(v) => {
-                    let d = Digest::of(v);
-                    content.put_blob(&d, v)?;
-                    (d, v.len() as u64)
+            Source::Tar { members, .. } => {
+                match Self::resolve(members, name).ok_or_else(missing)? {
+                    Member::Small(v) => {
+                        let d = Digest::of(v);
+                        content.put_blob(&d, v)?;
+                        (d, v.len() as u64)
+                    }
+                    Member::Blob(d, s) => (d.clone(), *s),
+                    Member::Link(_) => return Err(missing()),
                 }
-                Member::Blob(d, s) => (d.clone(), *s),
-                Member::Link(_) => return Err(missing()),
-            },
+            }
         };
         if let Some((want, want_size)) = expected {
             if &d != want {
@@ -240,5 +266,23 @@ impl Source {
             }
         }
         Ok((d, size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clean, join_link};
+
+    #[test]
+    fn member_names_are_normalised_and_links_resolved() {
+        assert_eq!(clean("./a//b/").as_deref(), Some("a/b"));
+        assert_eq!(clean("/manifest.json").as_deref(), Some("manifest.json"));
+        assert_eq!(clean("a/../b"), None);
+        // `docker save` dedupes layers with relative symlinks.
+        assert_eq!(
+            join_link("abc/layer.tar", "../def/layer.tar").as_deref(),
+            Some("def/layer.tar")
+        );
+        assert_eq!(join_link("abc/layer.tar", "../../etc/passwd"), None);
     }
 }

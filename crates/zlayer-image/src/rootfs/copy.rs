@@ -28,7 +28,13 @@ pub(super) fn merge(layers: &[PathBuf], dest: &Path) -> Result<()> {
             let rel = entry
                 .path()
                 .strip_prefix(layer)
-                .map_err(|_| Error::io("walk", entry.path(), std::io::Error::other("path outside layer")))?
+                .map_err(|_| {
+                    Error::io(
+                        "walk",
+                        entry.path(),
+                        std::io::Error::other("path outside layer"),
+                    )
+                })?
                 .to_path_buf();
             let src = entry.path();
             let dst = dest.join(&rel);
@@ -81,12 +87,14 @@ pub(super) fn merge(layers: &[PathBuf], dest: &Path) -> Result<()> {
                 };
                 let rdev = meta.rdev();
                 let dev = makedev(rustix::fs::major(rdev), rustix::fs::minor(rdev));
-                rustix::fs::mknodat(CWD, &dst, kind, Mode::from_raw_mode(0o600), dev).ctx("mknod", &dst)?;
+                rustix::fs::mknodat(CWD, &dst, kind, Mode::from_raw_mode(0o600), dev)
+                    .ctx("mknod", &dst)?;
                 copy_owner_mode_xattrs(src, &dst, &meta, true)?;
             } else {
                 continue; // sockets are not copied
             }
-            rustix::fs::utimensat(CWD, &dst, &times(&meta), AtFlags::SYMLINK_NOFOLLOW).ctx("set mtime", &dst)?;
+            rustix::fs::utimensat(CWD, &dst, &times(&meta), AtFlags::SYMLINK_NOFOLLOW)
+                .ctx("set mtime", &dst)?;
         }
     }
     let mut dirs: Vec<_> = dir_times.into_iter().collect();
@@ -138,7 +146,8 @@ fn copy_owner_mode_xattrs(src: &Path, dst: &Path, meta: &fs::Metadata, chmod: bo
         std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid())).ctx("chown", dst)?;
     }
     if chmod {
-        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777)).ctx("chmod", dst)?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .ctx("chmod", dst)?;
     }
     let mut names = vec![0u8; 64 * 1024];
     let n = match rustix::fs::llistxattr(src, &mut names) {

@@ -56,7 +56,12 @@ pub struct Rootfs {
 }
 
 /// Builds `container_dir/rootfs` from `layers` (lowest first).
-pub(crate) fn prepare(layers: &[PathBuf], empty: &Path, container_dir: &Path, mode: RootfsMode) -> Result<Rootfs> {
+pub(crate) fn prepare(
+    layers: &[PathBuf],
+    empty: &Path,
+    container_dir: &Path,
+    mode: RootfsMode,
+) -> Result<Rootfs> {
     fs::create_dir_all(container_dir).ctx("create directory", container_dir)?;
     let rootfs = container_dir.join("rootfs");
     let upper = container_dir.join("upper");
@@ -116,6 +121,28 @@ pub(crate) fn prepare(layers: &[PathBuf], empty: &Path, container_dir: &Path, mo
 pub(crate) fn release(container_dir: &Path) -> Result<()> {
     let rootfs = container_dir.join("rootfs");
     overlay::unmount_all(&rootfs)?;
+    // Anything still mounted below (e.g. bind mounts a runtime put into a
+    // copied rootfs) is detached deepest first; deleting through a mount
+    // would destroy the mounted data.
+    for name in ["rootfs", "upper", "work"] {
+        let dir = container_dir.join(name);
+        if !dir.exists() {
+            continue;
+        }
+        let mut below = mounts_under(&dir)?;
+        below.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in below {
+            overlay::unmount_all(&m)?;
+        }
+        let left = mounts_under(&dir)?;
+        if !left.is_empty() {
+            return Err(Error::Rootfs {
+                op: "unmount",
+                path: dir,
+                reason: format!("mounts remain below it ({left:?}); refusing to delete it"),
+            });
+        }
+    }
     for name in ["rootfs", "upper", "work", ".rootfs-copy"] {
         fsutil::remove_any(&container_dir.join(name))?;
     }

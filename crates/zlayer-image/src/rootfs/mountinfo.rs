@@ -10,7 +10,10 @@ fn unescape(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -25,7 +28,8 @@ fn unescape(s: &str) -> PathBuf {
 
 /// All mount points of this process's mount namespace.
 fn mount_points() -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx("read", "/proc/self/mountinfo")?;
     Ok(text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -40,11 +44,26 @@ fn canonical(path: &Path) -> PathBuf {
 /// Whether `path` is a mount point.
 pub fn is_mountpoint(path: &Path) -> Result<bool> {
     let p = canonical(path);
-    Ok(mount_points()?.iter().any(|m| *m == p))
+    Ok(mount_points()?.contains(&p))
 }
 
 /// Mount points at or below `path` (to check that nothing was left mounted).
 pub fn mounts_under(path: &Path) -> Result<Vec<PathBuf>> {
     let p = canonical(path);
-    Ok(mount_points()?.into_iter().filter(|m| m.starts_with(&p)).collect())
+    Ok(mount_points()?
+        .into_iter()
+        .filter(|m| m.starts_with(&p))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+    use std::path::Path;
+
+    #[test]
+    fn octal_escapes_are_decoded() {
+        assert_eq!(unescape(r"/a\040b/c\134d"), Path::new("/a b/c\\d"));
+        assert_eq!(unescape(r"/plain\04"), Path::new(r"/plain\04"));
+    }
 }

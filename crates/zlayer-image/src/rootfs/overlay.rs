@@ -33,13 +33,23 @@ fn mount_err(path: &Path, reason: String) -> Error {
 }
 
 /// Mounts overlay at `target` with `layers` (lowest first) below `upper`.
-pub(super) fn mount(layers: &[PathBuf], empty: &Path, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+pub(super) fn mount(
+    layers: &[PathBuf],
+    empty: &Path,
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
     let lowers: Vec<PathBuf> = if layers.is_empty() {
         vec![empty.to_path_buf()]
     } else {
         layers.iter().rev().cloned().collect()
     };
-    let lowerdir = lowers.iter().map(|p| escape(p)).collect::<Vec<_>>().join(":");
+    let lowerdir = lowers
+        .iter()
+        .map(|p| escape(p))
+        .collect::<Vec<_>>()
+        .join(":");
     let data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         escape(upper),
@@ -48,9 +58,16 @@ pub(super) fn mount(layers: &[PathBuf], empty: &Path, upper: &Path, work: &Path,
     // The classic mount(2) data is limited to one page; beyond that use the
     // fsconfig API, which takes one lower dir at a time (Linux 6.8+).
     if data.len() < 4000 {
-        let cdata = CString::new(data).map_err(|_| mount_err(target, "a path contains a NUL byte".into()))?;
-        return rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), cdata.as_c_str())
-            .map_err(|e| mount_err(target, format!("overlay mount failed: {e}")));
+        let cdata = CString::new(data)
+            .map_err(|_| mount_err(target, "a path contains a NUL byte".into()))?;
+        return rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::empty(),
+            cdata.as_c_str(),
+        )
+        .map_err(|e| mount_err(target, format!("overlay mount failed: {e}")));
     }
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| mount_err(target, format!("fsopen(overlay): {e}")))?;
@@ -62,13 +79,21 @@ pub(super) fn mount(layers: &[PathBuf], empty: &Path, upper: &Path, work: &Path,
             )
         })?;
     }
-    fsconfig_set_string(&fs, "upperdir", upper).map_err(|e| mount_err(target, format!("upperdir: {e}")))?;
-    fsconfig_set_string(&fs, "workdir", work).map_err(|e| mount_err(target, format!("workdir: {e}")))?;
+    fsconfig_set_string(&fs, "upperdir", upper)
+        .map_err(|e| mount_err(target, format!("upperdir: {e}")))?;
+    fsconfig_set_string(&fs, "workdir", work)
+        .map_err(|e| mount_err(target, format!("workdir: {e}")))?;
     fsconfig_create(&fs).map_err(|e| mount_err(target, format!("creating the overlay: {e}")))?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| mount_err(target, format!("fsmount: {e}")))?;
-    move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| mount_err(target, format!("move_mount: {e}")))
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| mount_err(target, format!("move_mount: {e}")))
 }
 
 /// Unmounts everything mounted at `target` (stacked mounts too); lazy if busy.
@@ -79,11 +104,13 @@ pub(super) fn unmount_all(target: &Path) -> Result<()> {
         }
         match rustix::mount::unmount(target, UnmountFlags::empty()) {
             Ok(()) => {}
-            Err(Errno::BUSY) => rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(|e| Error::Rootfs {
-                op: "unmount",
-                path: target.to_path_buf(),
-                reason: format!("lazy unmount failed: {e}"),
-            })?,
+            Err(Errno::BUSY) => {
+                rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(|e| Error::Rootfs {
+                    op: "unmount",
+                    path: target.to_path_buf(),
+                    reason: format!("lazy unmount failed: {e}"),
+                })?
+            }
             Err(Errno::INVAL) | Err(Errno::NOENT) => return Ok(()),
             Err(e) => {
                 return Err(Error::Rootfs {

@@ -157,12 +157,18 @@ impl ImageStore {
     ) -> Result<Rootfs> {
         let _gc = self.gc_guard()?;
         inventory::write_lease(self, container_dir, rec)?;
-        let layers = self
+        let prepared = self
             .inner
             .snapshots
-            .ensure_all(&self.inner.content, &rec.layers, &self.inner.extractions)?;
-        let empty = self.inner.snapshots.empty_dir()?;
-        rootfs::prepare(&layers, &empty, container_dir, mode)
+            .ensure_all(&self.inner.content, &rec.layers, &self.inner.extractions)
+            .and_then(|layers| {
+                let empty = self.inner.snapshots.empty_dir()?;
+                rootfs::prepare(&layers, &empty, container_dir, mode)
+            });
+        if prepared.is_err() {
+            let _ = inventory::remove_lease(self, container_dir);
+        }
+        prepared
     }
 
     /// Unmounts (lazily if busy) and removes `container_dir/{rootfs,upper,work}`

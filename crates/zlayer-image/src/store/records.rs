@@ -56,7 +56,7 @@ pub(super) fn lookup(dir: &Path, reference: &str) -> Result<Option<ImageRecord>>
     if let Ok(digest) = reference.parse::<Digest>() {
         return Ok(list(dir)?
             .into_iter()
-            .find(|r| &r.manifest_digest == &digest || r.index_digest.as_ref() == Some(&digest)));
+            .find(|r| r.manifest_digest == digest || r.index_digest.as_ref() == Some(&digest)));
     }
     let wanted = Reference::parse(reference)?;
     for spelling in wanted.equivalent_spellings() {
@@ -65,9 +65,9 @@ pub(super) fn lookup(dir: &Path, reference: &str) -> Result<Option<ImageRecord>>
             return fsutil::read_json(&p).map(Some);
         }
     }
-    Ok(list(dir)?.into_iter().find(|r| {
-        Reference::parse(&r.reference).is_ok_and(|have| have == wanted)
-    }))
+    Ok(list(dir)?
+        .into_iter()
+        .find(|r| Reference::parse(&r.reference).is_ok_and(|have| have == wanted)))
 }
 
 /// Implements [`ImageStore::record_image`].
@@ -91,7 +91,8 @@ pub(super) fn record(store: &ImageStore, reference: &str, digest: &Digest) -> Re
             return Err(Error::InvalidManifest {
                 kind: "index",
                 digest: manifest_digest.to_string(),
-                reason: "an index entry points at another index; nested indexes are not supported".into(),
+                reason: "an index entry points at another index; nested indexes are not supported"
+                    .into(),
             })
         }
     };
@@ -175,7 +176,10 @@ pub(super) fn remove(store: &ImageStore, reference: &str) -> Result<()> {
     let rec = lookup(&dir, reference)?.ok_or_else(|| Error::ImageNotFound {
         reference: reference.to_string(),
     })?;
-    for p in [config_path(&dir, &rec.reference), record_path(&dir, &rec.reference)] {
+    for p in [
+        config_path(&dir, &rec.reference),
+        record_path(&dir, &rec.reference),
+    ] {
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -81,7 +81,12 @@ struct Meta {
 /// paths, `..` components, paths through symlinks that leave `dest`, or
 /// hardlinks to outside are refused with [`Error::UnsafeEntry`] naming the
 /// entry; nothing is ever written outside `dest`.
-pub fn extract<R: Read>(reader: R, dest: &Path, layer: &str, opts: &ExtractOptions) -> Result<ExtractStats> {
+pub fn extract<R: Read>(
+    reader: R,
+    dest: &Path,
+    layer: &str,
+    opts: &ExtractOptions,
+) -> Result<ExtractStats> {
     let root = rustix::fs::open(
         dest,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
@@ -100,7 +105,8 @@ pub fn extract<R: Read>(reader: R, dest: &Path, layer: &str, opts: &ExtractOptio
         .entries()
         .map_err(|e| unpack_err(layer, format!("reading the tar stream: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| unpack_err(layer, format!("reading the tar stream: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| unpack_err(layer, format!("reading the tar stream: {e}")))?;
         ctx.stats.entries += 1;
         let raw = entry.path_bytes().into_owned();
         let ename = String::from_utf8_lossy(&raw).into_owned();
@@ -137,7 +143,12 @@ impl Ctx<'_> {
         unpack_err(self.layer, format!("entry {entry:?}: {what}: {e}"))
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, raw: &[u8], ename: &str) -> Result<()> {
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        raw: &[u8],
+        ename: &str,
+    ) -> Result<()> {
         let kind = entry.header().entry_type();
         if kind.is_pax_global_extensions() {
             return Ok(());
@@ -191,12 +202,17 @@ impl Ctx<'_> {
                 let fd = openat(
                     &parent,
                     &name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| self.fail(ename, "create file", e))?;
                 let mut file = File::from(fd);
-                let n = io::copy(entry, &mut file).map_err(|e| self.fail(ename, "write file data", e))?;
+                let n = io::copy(entry, &mut file)
+                    .map_err(|e| self.fail(ename, "write file data", e))?;
                 self.stats.files += 1;
                 self.stats.bytes += n;
                 self.apply_fd_meta(file.as_fd(), &meta, ename)?;
@@ -228,10 +244,17 @@ impl Ctx<'_> {
                 let Some(tname) = target.file_name() else {
                     return Err(self.unsafe_entry(ename, "hardlink to the layer root"));
                 };
-                let tparent = open_dir(self.root.as_fd(), target.parent().unwrap_or(Path::new("")), false)
-                    .map_err(|e| {
-                        self.unsafe_entry(ename, format!("hardlink target {target_display:?}: {}", describe(e)))
-                    })?;
+                let tparent = open_dir(
+                    self.root.as_fd(),
+                    target.parent().unwrap_or(Path::new("")),
+                    false,
+                )
+                .map_err(|e| {
+                    self.unsafe_entry(
+                        ename,
+                        format!("hardlink target {target_display:?}: {}", describe(e)),
+                    )
+                })?;
                 if target == rel {
                     return Ok(());
                 }
@@ -265,7 +288,11 @@ impl Ctx<'_> {
                 self.apply_path_meta(&parent, &name, &meta, ename, true)?;
             }
             other => {
-                tracing::warn!(layer = self.layer, entry = ename, "skipping unsupported tar entry type {other:?}");
+                tracing::warn!(
+                    layer = self.layer,
+                    entry = ename,
+                    "skipping unsupported tar entry type {other:?}"
+                );
             }
         }
         Ok(())
@@ -290,8 +317,14 @@ impl Ctx<'_> {
         }
         let target = OsStr::from_bytes(target);
         self.remove_existing(parent, target, ename)?;
-        mknodat(parent, target, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
-            .map_err(|e| self.fail(ename, "create whiteout device 0:0", e))?;
+        mknodat(
+            parent,
+            target,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            makedev(0, 0),
+        )
+        .map_err(|e| self.fail(ename, "create whiteout device 0:0", e))?;
         self.stats.whiteouts += 1;
         Ok(())
     }
@@ -317,14 +350,18 @@ impl Ctx<'_> {
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, ename: &str) -> Result<Meta> {
         let h = entry.header();
         let mode = h.mode().map_err(|e| self.fail(ename, "mode", e))? & 0o7777;
-        let mut uid = h.uid().map_err(|e| self.fail(ename, "uid", e))?;
-        let mut gid = h.gid().map_err(|e| self.fail(ename, "gid", e))?;
+        // Blank numeric fields (some writers leave them empty) read as 0.
+        let mut uid = h.uid().unwrap_or(0);
+        let mut gid = h.gid().unwrap_or(0);
         let mut mtime = Timespec {
-            tv_sec: h.mtime().map_err(|e| self.fail(ename, "mtime", e))? as i64,
+            tv_sec: h.mtime().unwrap_or(0) as i64,
             tv_nsec: 0,
         };
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(|e| self.fail(ename, "PAX header", e))? {
+        if let Some(pax) = entry
+            .pax_extensions()
+            .map_err(|e| self.fail(ename, "PAX header", e))?
+        {
             for ext in pax {
                 let ext = ext.map_err(|e| self.fail(ename, "PAX header", e))?;
                 let Ok(key) = ext.key() else { continue };
@@ -386,7 +423,11 @@ impl Ctx<'_> {
             match fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty()) {
                 Ok(()) => {}
                 Err(Errno::NOTSUP) => {
-                    tracing::warn!(layer = self.layer, entry = ename, "filesystem does not support xattr {k:?}")
+                    tracing::warn!(
+                        layer = self.layer,
+                        entry = ename,
+                        "filesystem does not support xattr {k:?}"
+                    )
                 }
                 Err(e) => return Err(self.fail(ename, &format!("set xattr {k:?}"), e)),
             }
@@ -394,29 +435,62 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn apply_dir_meta(&mut self, fd: BorrowedFd<'_>, rel: &Path, meta: &Meta, ename: &str) -> Result<()> {
+    fn apply_dir_meta(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        rel: &Path,
+        meta: &Meta,
+        ename: &str,
+    ) -> Result<()> {
         self.apply_fd_meta(fd, meta, ename)?;
         self.dir_times.push((rel.to_path_buf(), meta.mtime.clone()));
         Ok(())
     }
 
     /// Metadata for entries that cannot be opened (symlinks, devices, fifos).
-    fn apply_path_meta(&self, parent: &OwnedFd, name: &OsStr, meta: &Meta, ename: &str, chmod: bool) -> Result<()> {
+    fn apply_path_meta(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+        ename: &str,
+        chmod: bool,
+    ) -> Result<()> {
         if self.opts.preserve_owner {
             let (uid, gid) = self.ids(meta, ename)?;
-            chownat(parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.fail(ename, "chown", e))?;
+            chownat(
+                parent,
+                name,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.fail(ename, "chown", e))?;
         }
         if chmod {
             // The node was just created by us and is not a symlink.
-            rustix::fs::chmodat(parent, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                .map_err(|e| self.fail(ename, "chmod", e))?;
+            rustix::fs::chmodat(
+                parent,
+                name,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(|e| self.fail(ename, "chmod", e))?;
         }
         for (k, v) in &meta.xattrs {
-            match lsetxattr(fd_path(parent.as_fd(), name), k.as_os_str(), v, XattrFlags::empty()) {
+            match lsetxattr(
+                fd_path(parent.as_fd(), name),
+                k.as_os_str(),
+                v,
+                XattrFlags::empty(),
+            ) {
                 Ok(()) => {}
                 Err(Errno::NOTSUP) | Err(Errno::PERM) => {
-                    tracing::warn!(layer = self.layer, entry = ename, "cannot set xattr {k:?} on this node type")
+                    tracing::warn!(
+                        layer = self.layer,
+                        entry = ename,
+                        "cannot set xattr {k:?} on this node type"
+                    )
                 }
                 Err(e) => return Err(self.fail(ename, &format!("set xattr {k:?}"), e)),
             }
@@ -438,6 +512,24 @@ fn parse_pax_time(v: &str) -> Option<Timespec> {
     while nanos.len() < 9 {
         nanos.push('0');
     }
-    let tv_nsec: i64 = if frac.is_empty() { 0 } else { nanos.parse().ok()? };
+    let tv_nsec: i64 = if frac.is_empty() {
+        0
+    } else {
+        nanos.parse().ok()?
+    };
     Some(Timespec { tv_sec, tv_nsec })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pax_time;
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time("1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        let t = parse_pax_time("12").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (12, 0));
+        assert!(parse_pax_time("x").is_none());
+    }
 }

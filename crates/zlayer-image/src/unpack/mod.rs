@@ -11,5 +11,7 @@ mod pipeline;
 mod safe_path;
 
 pub use compression::Compression;
-pub use extract::{extract, ExtractOptions, ExtractStats, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+pub use extract::{
+    extract, ExtractOptions, ExtractStats, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+};
 pub use pipeline::unpack;

@@ -56,7 +56,10 @@ fn unpack_err(layer: &str, reason: String) -> Error {
     }
 }
 
-fn produce<R: Read + Send>(blob: R, tx: SyncSender<io::Result<Vec<u8>>>) -> io::Result<(Digest, u64)> {
+fn produce<R: Read + Send>(
+    blob: R,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<(Digest, u64)> {
     let result = (|| {
         let (_kind, mut decoder) = Compression::decoder(blob)?;
         let mut hasher = Hasher::new();

@@ -48,7 +48,9 @@ pub(crate) fn normalize(raw: &[u8]) -> Result<PathBuf, String> {
 /// A human reason for a resolution error.
 pub(crate) fn describe(e: Errno) -> String {
     match e {
-        Errno::XDEV => "the path leaves the layer root (through a symlink or an absolute link)".into(),
+        Errno::XDEV => {
+            "the path leaves the layer root (through a symlink or an absolute link)".into()
+        }
         Errno::LOOP => "too many levels of symlinks in the path".into(),
         Errno::NOTDIR => "a component of the path is not a directory".into(),
         Errno::NOENT => "a component of the path does not exist".into(),

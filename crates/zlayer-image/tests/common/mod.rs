@@ -40,6 +40,19 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Detaches anything a failed test left mounted, so deleting the temp
+    /// dir never reaches through a mount and no mounts outlive the test.
+    fn drop(&mut self) {
+        if let Ok(mut mounts) = zlayer_image::mounts_under(self.tmp.path()) {
+            mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            for m in mounts {
+                let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+}
+
 /// Sorted names in a directory.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -8,7 +8,20 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: a reader sees the old content or the
 /// new one, never a torn file, even if the writer is killed half-way.
+///
+/// Not fsynced: the file survives the writer (or the whole agent) being
+/// killed, which is what the runtimes need; use [`write_atomic_synced`] for
+/// data that must also survive a power loss.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_impl(path, bytes, false)
+}
+
+/// [`write_atomic`], with the data flushed to disk before the rename.
+pub fn write_atomic_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_impl(path, bytes, true)
+}
+
+fn write_impl(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().ok_or_else(|| {
         AgentError::Internal(format!("{} has no parent directory", path.display()))
     })?;
@@ -20,7 +33,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_data()?;
+        if sync {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {

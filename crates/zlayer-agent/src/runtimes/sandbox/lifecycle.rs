@@ -5,11 +5,9 @@ use crate::runtimes::common::procfs;
 use crate::types::ContainerId;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use super::layout::ContainerPaths;
@@ -51,8 +49,12 @@ pub fn find_shim() -> Result<PathBuf> {
 }
 
 /// Starts the monitor of a created container and waits for its report;
-/// returns the workload's pid. Blocking: call from `spawn_blocking`.
-pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> Result<i32> {
+/// returns the workload's pid.
+///
+/// The monitor runs in its own session; it is this process's child only
+/// until this process exits (then init adopts it). Its exit is reaped by
+/// tokio's orphan queue, so no thread waits for it.
+pub async fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> Result<i32> {
     let fail = |reason: String| AgentError::StartFailed {
         id: id.to_string(),
         reason,
@@ -62,13 +64,14 @@ pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> R
     let stderr = std::fs::File::create(paths.monitor_log())
         .map_err(|e| fail(format!("creating {}: {e}", paths.monitor_log().display())))?;
     let w_fd = w.as_raw_fd();
-    let mut cmd = Command::new(shim);
+    let mut cmd = tokio::process::Command::new(shim);
     cmd.arg(&paths.dir)
         .arg("--ready-fd")
         .arg(w_fd.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr));
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(false);
     // SAFETY: setsid and fcntl are async-signal-safe syscalls.
     unsafe {
         cmd.pre_exec(move || {
@@ -81,7 +84,7 @@ pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> R
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
+    let child = cmd.spawn().map_err(|e| {
         fail(format!(
             "running the sandbox monitor {}: {e}",
             shim.display()
@@ -89,9 +92,14 @@ pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> R
     })?;
     drop(cmd);
     drop(w);
-    // The first monitor process exits as soon as it has detached.
-    let _ = child.wait();
-    let line = read_report(r, START_TIMEOUT)
+    drop(child);
+    let line = tokio::time::timeout(START_TIMEOUT, read_report(r))
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "the sandbox monitor did not report within {START_TIMEOUT:?}"
+            ))
+        })?
         .map_err(|e| fail(format!("waiting for the sandbox monitor: {e}")))?;
     let line = line.trim();
     if let Some(pid) = line.strip_prefix("ok ") {
@@ -111,31 +119,14 @@ pub fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> R
     )))
 }
 
-fn read_report(r: std::os::fd::OwnedFd, timeout: Duration) -> std::io::Result<String> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let mut file = std::fs::File::from(r);
+/// Reads the monitor's one-line report (up to the newline or EOF).
+async fn read_report(r: std::os::fd::OwnedFd) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(r)?;
     let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no report in time",
-            ));
-        }
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-        let t =
-            PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::NONE);
-        match poll(&mut fds, t) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let mut buf = [0u8; 4096];
-        let n = file.read(&mut buf)?;
+        let n = rx.read(&mut buf).await?;
         if n == 0 {
             break;
         }

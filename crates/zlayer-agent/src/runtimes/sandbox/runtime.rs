@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use zlayer_spec::{PullPolicy, ServiceSpec};
 
 use super::config::SandboxConfig;
@@ -170,18 +170,27 @@ impl SandboxRuntime {
 
     /// Waits until the container is recorded as ended, up to `timeout`.
     async fn wait_ended(&self, id: &ContainerId, timeout: Duration) -> Result<Option<Phase>> {
-        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout(timeout, self.wait_not_live(id)).await {
+            Ok(phase) => phase.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Waits until the container is not running (ended, lost, or created
+    /// and not started); event-driven while a monitor runs.
+    async fn wait_not_live(&self, id: &ContainerId) -> Result<Phase> {
         let mut delay = Duration::from_millis(1);
         loop {
             let phase = self.phase(id)?;
-            if matches!(phase, Phase::Ended(_) | Phase::Lost(_) | Phase::Created) {
-                return Ok(Some(phase));
+            match phase.live() {
+                None => return Ok(phase),
+                Some(info) => {
+                    if !state::monitor_exited(info).await {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_millis(20));
+                    }
+                }
             }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(20));
         }
     }
 
@@ -300,10 +309,7 @@ impl Runtime for SandboxRuntime {
             let _ = std::fs::remove_file(f);
         }
         let shim = self.shim_path()?;
-        let id2 = id.clone();
-        tokio::task::spawn_blocking(move || lifecycle::spawn_monitor(&shim, &paths, &id2))
-            .await
-            .map_err(|e| AgentError::Internal(format!("start task: {e}")))??;
+        lifecycle::spawn_monitor(&shim, &paths, id).await?;
         Ok(())
     }
 
@@ -371,7 +377,7 @@ impl Runtime for SandboxRuntime {
     async fn wait_container(&self, id: &ContainerId) -> Result<i32> {
         let mut delay = Duration::from_millis(1);
         loop {
-            match self.phase(id)? {
+            match self.wait_not_live(id).await? {
                 Phase::Ended(rec) => return Ok(rec.code),
                 Phase::Lost(info) => {
                     return Err(AgentError::Internal(format!(
@@ -379,10 +385,12 @@ impl Runtime for SandboxRuntime {
                         info.monitor_pid
                     )))
                 }
-                _ => {}
+                // Not started yet: wait for a start.
+                _ => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(25));
+                }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(25));
         }
     }
 

@@ -183,18 +183,8 @@ pub fn build(spec: &FilterSpec<'_>) -> Result<Vec<libc::sock_filter>, String> {
         rules.insert(
             libc::SYS_ioctl,
             vec![
-                rule(vec![cond(
-                    1,
-                    Dword,
-                    SeccompCmpOp::Eq,
-                    tiocsti,
-                )?])?,
-                rule(vec![cond(
-                    1,
-                    Dword,
-                    SeccompCmpOp::Eq,
-                    tioclinux,
-                )?])?,
+                rule(vec![cond(1, Dword, SeccompCmpOp::Eq, tiocsti)?])?,
+                rule(vec![cond(1, Dword, SeccompCmpOp::Eq, tioclinux)?])?,
             ],
         );
     }

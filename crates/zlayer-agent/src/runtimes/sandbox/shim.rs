@@ -1,8 +1,8 @@
 //! The per-container monitor (`zlayer-sandbox-shim <container-dir>`).
 //!
-//! Started by `start_container` in its own session, it detaches (forks; the
-//! first process exits at once), so the agent (CLI or daemon) can be killed
-//! without losing anything. It then:
+//! Started by `start_container` in its own session (so the agent, CLI or
+//! daemon, can be killed without losing anything; init adopts the monitor),
+//! it:
 //! - prepares the policy (Landlock ruleset, seccomp BPF) and spawns the
 //!   workload confined, with stdout/stderr on pipes and stdin on the
 //!   container's FIFO; writes `pid` and `monitor.json`; reports `ok <pid>`
@@ -83,18 +83,6 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
         );
     }
     let mut ready = Ready(ready);
-    // Detach: the agent reaps this first process; the monitor proper is
-    // its child, adopted by init (or the nearest subreaper).
-    // SAFETY: this process is single-threaded here.
-    match unsafe { nix::unistd::fork() } {
-        // The child keeps its own copy of the ready fd.
-        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
-        Ok(nix::unistd::ForkResult::Child) => {}
-        Err(e) => {
-            ready.err(&format!("the sandbox monitor could not detach: {e}"));
-            return 1;
-        }
-    }
     match Monitor::start(&dir, &mut ready) {
         Ok(mut m) => {
             ready.ok(m.main_pid);

@@ -101,3 +101,29 @@ pub fn finished(paths: &ContainerPaths) -> bool {
         Err(_) => true,
     }
 }
+
+/// Waits until the monitor of `info` has exited (pidfd readiness); returns
+/// false when that cannot be watched (then the caller polls).
+pub async fn monitor_exited(info: &MonitorInfo) -> bool {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, info.monitor_pid, 0) };
+    if fd < 0 {
+        return !monitor_alive(info);
+    }
+    // SAFETY: the fd was just returned to us by the kernel.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // The pid may have been reused between the record and pidfd_open.
+    if !monitor_alive(info) {
+        return true;
+    }
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same
+    // for the AsyncFd's whole life.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    };
+    match registered {
+        Ok(afd) => afd.readable().await.is_ok(),
+        Err(_) => false,
+    }
+}

@@ -41,11 +41,20 @@ pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
         Accel::Tcg => return Ok(Accel::Tcg),
         Accel::Auto => {}
     }
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
         return Ok(Accel::Tcg);
     }
     let version = super::qemu::version(&config.qemu_binary).await?;
-    let key = format!("{version}|{}|{}", file_key(&bundle.kernel), file_key(&bundle.initrd));
+    let key = format!(
+        "{version}|{}|{}",
+        file_key(&bundle.kernel),
+        file_key(&bundle.initrd)
+    );
     let cache_path = config.root.join("accel.json");
     if let Ok(Some(c)) = read_json::<ProbeCache>(&cache_path) {
         if c.key == key {
@@ -55,7 +64,11 @@ pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
     let t0 = Instant::now();
     let ok = probe_kvm(config, bundle).await;
     let accel = if ok { Accel::Kvm } else { Accel::Tcg };
-    tracing::info!(?accel, probe_ms = t0.elapsed().as_millis() as u64, "vm: accelerator probe done");
+    tracing::info!(
+        ?accel,
+        probe_ms = t0.elapsed().as_millis() as u64,
+        "vm: accelerator probe done"
+    );
     let _ = std::fs::create_dir_all(&config.root);
     let _ = write_json_atomic(
         &cache_path,
@@ -73,8 +86,16 @@ pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
 async fn probe_kvm(config: &VmConfig, bundle: &KernelBundle) -> bool {
     let cmdline = format!("{BASE_CMDLINE} zlayer.probe=1");
     let child = tokio::process::Command::new(&config.qemu_binary)
-        .args(["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "256M", "-smp", "1"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .args([
+            "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "256M", "-smp", "1",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(&bundle.kernel)
         .arg("-initrd")

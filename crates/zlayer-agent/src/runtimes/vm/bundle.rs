@@ -38,9 +38,23 @@ impl BundleOptions {
 /// Modules kept from the package: the ones zlayer loads and every
 /// dependency they may have.
 const CANDIDATES: &[&str] = &[
-    "virtio", "virtio_ring", "virtio_mmio", "virtio_console", "virtio_pci", "virtio_pci_modern_dev",
-    "virtio_pci_legacy_dev", "virtio_blk", "virtio_net", "net_failover", "failover", "9pnet",
-    "9pnet_virtio", "9p", "netfs", "fscache", "overlay",
+    "virtio",
+    "virtio_ring",
+    "virtio_mmio",
+    "virtio_console",
+    "virtio_pci",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_blk",
+    "virtio_net",
+    "net_failover",
+    "failover",
+    "9pnet",
+    "9pnet_virtio",
+    "9p",
+    "netfs",
+    "fscache",
+    "overlay",
 ];
 
 fn cfg(msg: String) -> AgentError {
@@ -48,9 +62,12 @@ fn cfg(msg: String) -> AgentError {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
-    let out = cmd
-        .output()
-        .map_err(|e| cfg(format!("{what}: cannot run {:?}: {e} (is it installed?)", cmd.get_program())))?;
+    let out = cmd.output().map_err(|e| {
+        cfg(format!(
+            "{what}: cannot run {:?}: {e} (is it installed?)",
+            cmd.get_program()
+        ))
+    })?;
     if !out.status.success() {
         return Err(cfg(format!(
             "{what} failed ({}): {}",
@@ -67,7 +84,10 @@ pub fn download_kernel_deb(package: &str, dir: &Path) -> Result<PathBuf> {
     let mut name = package.to_string();
     for _ in 0..3 {
         run(
-            Command::new("apt-get").arg("download").arg(&name).current_dir(dir),
+            Command::new("apt-get")
+                .arg("download")
+                .arg(&name)
+                .current_dir(dir),
             &format!("apt-get download {name}"),
         )?;
         let deb = std::fs::read_dir(dir)
@@ -79,21 +99,38 @@ pub fn download_kernel_deb(package: &str, dir: &Path) -> Result<PathBuf> {
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
             })
-            .ok_or_else(|| cfg(format!("apt-get download {name} left no .deb in {}", dir.display())))?;
+            .ok_or_else(|| {
+                cfg(format!(
+                    "apt-get download {name} left no .deb in {}",
+                    dir.display()
+                ))
+            })?;
         let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb), "dpkg-deb -c")?;
         if String::from_utf8_lossy(&listing).contains("/boot/vmlinuz-") {
             return Ok(deb);
         }
-        let depends = run(Command::new("dpkg-deb").args(["-f"]).arg(&deb).arg("Depends"), "dpkg-deb -f")?;
+        let depends = run(
+            Command::new("dpkg-deb")
+                .args(["-f"])
+                .arg(&deb)
+                .arg("Depends"),
+            "dpkg-deb -f",
+        )?;
         let depends = String::from_utf8_lossy(&depends).to_string();
         name = depends
             .split(',')
             .map(|d| d.split_whitespace().next().unwrap_or(""))
             .find(|d| d.starts_with("linux-image-"))
-            .ok_or_else(|| cfg(format!("{name} holds no kernel and depends on no linux-image package")))?
+            .ok_or_else(|| {
+                cfg(format!(
+                    "{name} holds no kernel and depends on no linux-image package"
+                ))
+            })?
             .to_string();
     }
-    Err(cfg(format!("{package}: no kernel found after following 3 meta packages")))
+    Err(cfg(format!(
+        "{package}: no kernel found after following 3 meta packages"
+    )))
 }
 
 /// What the bundle builder takes from a kernel package.
@@ -119,7 +156,10 @@ pub fn read_kernel_package(deb: &Path) -> Result<PackageContents> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| cfg(format!("cannot run dpkg-deb: {e} (install dpkg)")))?;
-    let stdout = child.stdout.take().ok_or_else(|| cfg("dpkg-deb has no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| cfg("dpkg-deb has no stdout".into()))?;
     let mut archive = tar::Archive::new(stdout);
     let mut pc = PackageContents::default();
     let entries = archive
@@ -127,7 +167,10 @@ pub fn read_kernel_package(deb: &Path) -> Result<PackageContents> {
         .map_err(|e| cfg(format!("reading {}: {e}", deb.display())))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| cfg(format!("reading {}: {e}", deb.display())))?;
-        let path = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let path = path.trim_start_matches("./").to_string();
         let file_name = path.rsplit('/').next().unwrap_or("").to_string();
         let read = |entry: &mut tar::Entry<'_, _>| -> Result<Vec<u8>> {
@@ -150,7 +193,8 @@ pub fn read_kernel_package(deb: &Path) -> Result<PackageContents> {
             if CANDIDATES.contains(&name.as_str()) && path.contains("/kernel/") {
                 let raw = read(&mut entry)?;
                 let plain = decompress_module(&file_name, raw)?;
-                pc.modules.insert(name, modules::strip_signature(&plain).to_vec());
+                pc.modules
+                    .insert(name, modules::strip_signature(&plain).to_vec());
             }
         }
     }
@@ -197,7 +241,15 @@ pub fn build_initramfs(guest: &[u8], pc: &PackageContents) -> Result<(Vec<u8>, V
         .filter(|m| !boot.contains(m))
         .collect();
     let mut w = CpioWriter::new();
-    for d in ["dev", "proc", "sys", "run", "lib", "lib/modules", "lib/modules/extra"] {
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "lib",
+        "lib/modules",
+        "lib/modules/extra",
+    ] {
         w.dir(d, 0o755);
     }
     w.char_device("dev/console", 0o600, 5, 1);
@@ -230,7 +282,8 @@ pub fn build_kernel_bundle(out_dir: &Path, opts: &BundleOptions) -> Result<Kerne
             opts.guest_binary.display()
         )));
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| cfg(format!("create {}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| cfg(format!("create {}: {e}", out_dir.display())))?;
     let work = out_dir.join(format!(".build-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| cfg(format!("create {}: {e}", work.display())))?;
@@ -256,7 +309,10 @@ pub fn build_kernel_bundle(out_dir: &Path, opts: &BundleOptions) -> Result<Kerne
         "kernel_bytes": vmlinux.len(),
         "initramfs_bytes": initrd.len(),
     });
-    write_atomic(&out_dir.join("manifest.json"), manifest.to_string().as_bytes())?;
+    write_atomic(
+        &out_dir.join("manifest.json"),
+        manifest.to_string().as_bytes(),
+    )?;
     Ok(bundle)
 }
 
@@ -286,7 +342,15 @@ pub fn build_guest_binary(cargo: &Path, workspace: &Path, target_dir: &Path) -> 
     let target = "x86_64-unknown-linux-gnu";
     let status = Command::new(cargo)
         .current_dir(workspace)
-        .args(["build", "--release", "--locked", "-p", "zlayer-guest", "--target", target])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "zlayer-guest",
+            "--target",
+            target,
+        ])
         .arg("--target-dir")
         .arg(target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")

@@ -57,7 +57,10 @@ impl Control {
     /// Connects to the control socket at `path`.
     pub async fn connect(path: &Path) -> Result<Arc<Control>> {
         let stream = UnixStream::connect(path).await.map_err(|e| {
-            AgentError::Internal(format!("cannot connect to the VM control socket {}: {e}", path.display()))
+            AgentError::Internal(format!(
+                "cannot connect to the VM control socket {}: {e}",
+                path.display()
+            ))
         })?;
         let (mut read, write) = stream.into_split();
         let shared = Arc::new(Shared::default());
@@ -80,7 +83,9 @@ impl Control {
                             s.closed.store(true, Ordering::SeqCst);
                             break;
                         }
-                        Err(e) => tracing::warn!(error = %e, "vm: skipped a bad frame from the guest"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "vm: skipped a bad frame from the guest")
+                        }
                     }
                 }
                 if s.closed.load(Ordering::SeqCst) {
@@ -107,11 +112,12 @@ impl Control {
 
     /// Sends one frame.
     pub async fn send(&self, channel: ChannelId, msg: Msg) -> Result<()> {
-        let bytes = encode_frame(&Frame::new(channel, msg)).map_err(|e| AgentError::Internal(e.to_string()))?;
+        let bytes = encode_frame(&Frame::new(channel, msg))
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
         let mut w = self.writer.lock().await;
-        w.write_all(&bytes)
-            .await
-            .map_err(|e| AgentError::Internal(format!("writing to the VM control socket failed: {e}")))
+        w.write_all(&bytes).await.map_err(|e| {
+            AgentError::Internal(format!("writing to the VM control socket failed: {e}"))
+        })
     }
 
     /// Opens a fresh channel and returns its id and the guest's messages on it.
@@ -137,7 +143,11 @@ impl Control {
 
     /// Waits until `pred` holds for the workload events, the connection
     /// closes, or `timeout` passes; returns the last snapshot.
-    pub async fn wait_events(&self, timeout: Duration, pred: impl Fn(&WorkloadEvents) -> bool) -> WorkloadEvents {
+    pub async fn wait_events(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&WorkloadEvents) -> bool,
+    ) -> WorkloadEvents {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.changed.notified();
@@ -156,7 +166,9 @@ impl Control {
         self.send(WORKLOAD_CHANNEL, Msg::QueryStats).await?;
         tokio::time::timeout(timeout, rx)
             .await
-            .map_err(|_| AgentError::Internal("the guest agent did not answer QueryStats in time".into()))?
+            .map_err(|_| {
+                AgentError::Internal("the guest agent did not answer QueryStats in time".into())
+            })?
             .map_err(|_| AgentError::Internal("the VM control connection closed".into()))
     }
 }

@@ -98,11 +98,17 @@ mod tests {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&bytes).unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(std::fs::read(tmp.path().join("dir/hello")).unwrap(), b"hello world\n");
+        assert_eq!(
+            std::fs::read(tmp.path().join("dir/hello")).unwrap(),
+            b"hello world\n"
+        );
         assert_eq!(std::fs::read(tmp.path().join("odd")).unwrap(), b"abc");
         use std::os::unix::fs::{FileTypeExt, PermissionsExt};
         let meta = std::fs::metadata(tmp.path().join("odd")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o755);
-        assert!(std::fs::metadata(tmp.path().join("console")).unwrap().file_type().is_char_device());
+        assert!(std::fs::metadata(tmp.path().join("console"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }

@@ -27,13 +27,16 @@ pub fn check_mappings(mappings: &[PortMapping]) -> Result<()> {
 /// Binds one listener per mapping (`host_port` 0/None: any free port;
 /// `host_ip` default 127.0.0.1). `previous` gives ports bound by an
 /// earlier process, reused on re-adoption.
-pub async fn bind_all(mappings: &[PortMapping], previous: &[PortMappingEntry]) -> Result<Vec<(PortMappingEntry, TcpListener)>> {
+pub async fn bind_all(
+    mappings: &[PortMapping],
+    previous: &[PortMappingEntry],
+) -> Result<Vec<(PortMappingEntry, TcpListener)>> {
     let mut out = Vec::new();
     for m in mappings {
         let ip: IpAddr = match &m.host_ip {
-            Some(s) if !s.is_empty() => s
-                .parse()
-                .map_err(|_| AgentError::InvalidSpec(format!("host_ip {s:?} is not an IP address")))?,
+            Some(s) if !s.is_empty() => s.parse().map_err(|_| {
+                AgentError::InvalidSpec(format!("host_ip {s:?} is not an IP address"))
+            })?,
             _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
         let port = m.fixed_host_port().unwrap_or_else(|| {
@@ -43,12 +46,14 @@ pub async fn bind_all(mappings: &[PortMapping], previous: &[PortMappingEntry]) -
                 .map(|p| p.host_port)
                 .unwrap_or(0)
         });
-        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
-            AgentError::Network(format!(
-                "cannot publish {ip}:{port} for container port {}: {e}",
-                m.container_port
-            ))
-        })?;
+        let listener = TcpListener::bind(SocketAddr::new(ip, port))
+            .await
+            .map_err(|e| {
+                AgentError::Network(format!(
+                    "cannot publish {ip}:{port} for container port {}: {e}",
+                    m.container_port
+                ))
+            })?;
         let bound = listener
             .local_addr()
             .map_err(|e| AgentError::Network(format!("local_addr: {e}")))?;
@@ -69,8 +74,14 @@ pub async fn bind_all(mappings: &[PortMapping], previous: &[PortMappingEntry]) -
 pub fn serve(listener: TcpListener, guest_port: u16, control: Arc<Control>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                continue;
+            let conn = match listener.accept().await {
+                Ok((conn, _)) => conn,
+                Err(e) => {
+                    // Out of descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, guest_port, "vm: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             if control.is_closed() {
                 return;
@@ -99,7 +110,11 @@ async fn tunnel(conn: TcpStream, guest_port: u16, control: &Arc<Control>) -> Res
                     return;
                 }
                 Ok(n) => {
-                    if up_control.send(ch, Msg::Stdin(buf[..n].to_vec())).await.is_err() {
+                    if up_control
+                        .send(ch, Msg::Stdin(buf[..n].to_vec()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -108,11 +123,9 @@ async fn tunnel(conn: TcpStream, guest_port: u16, control: &Arc<Control>) -> Res
     });
     while let Some(msg) = rx.recv().await {
         match msg {
-            Msg::Stdout(data) => {
-                if w.write_all(&data).await.is_err() {
-                    let _ = control.send(ch, Msg::Close).await;
-                    break;
-                }
+            Msg::Stdout(data) if w.write_all(&data).await.is_err() => {
+                let _ = control.send(ch, Msg::Close).await;
+                break;
             }
             Msg::Exited { .. } | Msg::Error { .. } => break,
             _ => {}

@@ -49,7 +49,10 @@ impl KernelBundle {
 /// Finds the kernel bundle to boot. `explicit` wins, then the environment,
 /// then `installed_dir`; otherwise a [`AgentError::Configuration`] saying
 /// how to get one.
-pub fn resolve_bundle(explicit: Option<&KernelBundle>, installed_dir: &Path) -> Result<KernelBundle> {
+pub fn resolve_bundle(
+    explicit: Option<&KernelBundle>,
+    installed_dir: &Path,
+) -> Result<KernelBundle> {
     if let Some(b) = explicit {
         return check(b.clone(), "the VM runtime configuration");
     }
@@ -102,7 +105,9 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>> {
     if bzimage.starts_with(b"\x7fELF") {
         return Ok(bzimage.to_vec());
     }
-    let bad = |why: &str| AgentError::Configuration(format!("the kernel image is not a usable bzImage: {why}"));
+    let bad = |why: &str| {
+        AgentError::Configuration(format!("the kernel image is not a usable bzImage: {why}"))
+    };
     if bzimage.len() < 0x260 || &bzimage[0x202..0x206] != b"HdrS" {
         return Err(bad("no Linux boot header (HdrS)"));
     }
@@ -110,10 +115,19 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>> {
         0 => 4,
         n => n as usize,
     };
-    let rd32 = |off: usize| u32::from_le_bytes([bzimage[off], bzimage[off + 1], bzimage[off + 2], bzimage[off + 3]]) as usize;
+    let rd32 = |off: usize| {
+        u32::from_le_bytes([
+            bzimage[off],
+            bzimage[off + 1],
+            bzimage[off + 2],
+            bzimage[off + 3],
+        ]) as usize
+    };
     let start = (setup_sects + 1) * 512 + rd32(0x248);
     let end = start + rd32(0x24c);
-    let payload = bzimage.get(start..end).ok_or_else(|| bad("payload outside the file"))?;
+    let payload = bzimage
+        .get(start..end)
+        .ok_or_else(|| bad("payload outside the file"))?;
     let mut out = Vec::new();
     if payload.starts_with(b"\xfd7zXZ\x00") {
         use std::io::Read;
@@ -128,7 +142,9 @@ pub fn extract_vmlinux(bzimage: &[u8]) -> Result<Vec<u8>> {
     } else if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         out = zstd::stream::decode_all(payload).map_err(|e| bad(&format!("zstd payload: {e}")))?;
     } else {
-        return Err(bad("unsupported payload compression (need xz, gzip or zstd)"));
+        return Err(bad(
+            "unsupported payload compression (need xz, gzip or zstd)",
+        ));
     }
     if !out.starts_with(b"\x7fELF") {
         return Err(bad("the decompressed payload is not an ELF kernel"));
@@ -153,14 +169,18 @@ pub fn install_bundle_from_image(
     let rec = store
         .lookup(reference)
         .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("the kernel bundle image is not in the image store; pull it first".into()))?;
+        .ok_or_else(|| {
+            fail("the kernel bundle image is not in the image store; pull it first".into())
+        })?;
     let digest = rec.manifest_digest.to_string();
     let bundle = KernelBundle::in_dir(dest);
     let recorded = std::fs::read_to_string(dest.join(DIGEST_FILE)).ok();
     if recorded.as_deref().map(str::trim) == Some(digest.as_str()) && bundle.exists() {
         return Ok(bundle);
     }
-    let layers = store.ensure_unpacked(&rec).map_err(|e| fail(e.to_string()))?;
+    let layers = store
+        .ensure_unpacked(&rec)
+        .map_err(|e| fail(e.to_string()))?;
     let find = |name: &str| -> Option<PathBuf> {
         layers.iter().rev().find_map(|l| {
             [l.join(name), l.join("zlayer-vm").join(name)]
@@ -178,7 +198,11 @@ pub fn install_bundle_from_image(
     let _ = std::fs::remove_file(dest.join(DIGEST_FILE));
     for (src, dst) in [(&kernel, &bundle.kernel), (&initrd, &bundle.initrd)] {
         let bytes = std::fs::read(src).map_err(|e| fail(format!("read {}: {e}", src.display())))?;
-        let bytes = if dst == &bundle.kernel { extract_vmlinux(&bytes)? } else { bytes };
+        let bytes = if dst == &bundle.kernel {
+            extract_vmlinux(&bytes)?
+        } else {
+            bytes
+        };
         write_atomic(dst, &bytes)?;
     }
     write_atomic(&dest.join(DIGEST_FILE), digest.as_bytes())?;

@@ -90,7 +90,11 @@ impl Lines<'_> {
     fn chunk(&mut self, stream: LogStream, ts_ns: u64, data: &[u8]) {
         let i = slot(stream);
         let mut buf = std::mem::take(&mut self.state.partial[i]).into_bytes();
-        let ts = if buf.is_empty() { ts_ns } else { self.state.partial_ts[i] };
+        let ts = if buf.is_empty() {
+            ts_ns
+        } else {
+            self.state.partial_ts[i]
+        };
         buf.extend_from_slice(data);
         let mut start = 0;
         let mut first = true;
@@ -126,7 +130,12 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(AgentError::Internal(format!("open {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(AgentError::Internal(format!(
+                "open {}: {e}",
+                path.display()
+            )))
+        }
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len <= offset {
@@ -158,7 +167,11 @@ pub fn sync(dir: &Path) -> Result<Option<i32>> {
         out: Vec::new(),
     };
     if !console.is_empty() {
-        let complete = console.iter().rposition(|b| *b == b'\n').map(|p| p + 1).unwrap_or(0);
+        let complete = console
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
         for line in console[..complete].split(|b| *b == b'\n') {
             if !line.is_empty() {
                 lines.record(LogStream::System, now_ns(), line);
@@ -172,7 +185,11 @@ pub fn sync(dir: &Path) -> Result<Option<i32>> {
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => match frame.msg {
-                    Msg::Log { stream, unix_nanos, data } => {
+                    Msg::Log {
+                        stream,
+                        unix_nanos,
+                        data,
+                    } => {
                         let s = match stream {
                             OutputStream::Stdout => LogStream::Stdout,
                             OutputStream::Stderr => LogStream::Stderr,
@@ -184,7 +201,9 @@ pub fn sync(dir: &Path) -> Result<Option<i32>> {
                         lines.flush(LogStream::Stderr);
                         exit = Some(code);
                     }
-                    other => tracing::debug!(msg = other.name(), "vm: unexpected frame in output.log"),
+                    other => {
+                        tracing::debug!(msg = other.name(), "vm: unexpected frame in output.log")
+                    }
                 },
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => {
@@ -204,9 +223,12 @@ pub fn sync(dir: &Path) -> Result<Option<i32>> {
             .create(true)
             .append(true)
             .open(dir.join(LOG_FILE))
-            .map_err(|e| AgentError::Internal(format!("open {}: {e}", dir.join(LOG_FILE).display())))?;
-        f.write_all(&out)
-            .map_err(|e| AgentError::Internal(format!("write {}: {e}", dir.join(LOG_FILE).display())))?;
+            .map_err(|e| {
+                AgentError::Internal(format!("open {}: {e}", dir.join(LOG_FILE).display()))
+            })?;
+        f.write_all(&out).map_err(|e| {
+            AgentError::Internal(format!("write {}: {e}", dir.join(LOG_FILE).display()))
+        })?;
     }
     if let Some(code) = exit {
         write_exit(dir, code, None)?;

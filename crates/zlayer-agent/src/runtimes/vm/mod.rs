@@ -9,7 +9,7 @@
 //! - [`control`]: the multiplexed control connection;
 //! - [`forward`]: published ports tunnelled over `Forward` channels;
 //! - [`logsync`]: QEMU-written files → JSON-lines logs and exit record;
-//! - [`runtime`]: [`VmRuntime`].
+//! - [`runtime`]: the runtime itself, [`VmRuntime`].
 
 pub mod accel;
 pub mod bundle;

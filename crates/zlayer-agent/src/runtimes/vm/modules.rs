@@ -7,7 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// [`load_order`]: the virtio-mmio transport, the virtio-serial console
 /// (control and log ports), 9p over virtio (the image share) and overlay
 /// (the writable layer). Modules built into the kernel are skipped.
-pub const BOOT_MODULES: &[&str] = &["virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "overlay"];
+pub const BOOT_MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_console",
+    "9pnet_virtio",
+    "9p",
+    "overlay",
+];
 
 /// Modules packed into `/lib/modules/extra` and loaded only when the host
 /// asks for them (`zlayer.extra=1`): PCI transport, block and network devices.
@@ -83,9 +89,9 @@ pub fn load_order(
         if stack.iter().any(|s| s == name) {
             return Err(format!("module dependency cycle through {name}"));
         }
-        let deps = available
-            .get(name)
-            .ok_or_else(|| format!("module {name} is neither built into the kernel nor in the package"))?;
+        let deps = available.get(name).ok_or_else(|| {
+            format!("module {name} is neither built into the kernel nor in the package")
+        })?;
         stack.push(name.to_string());
         for d in deps {
             visit(d, available, builtin, seen, out, stack)?;
@@ -109,8 +115,14 @@ mod tests {
 
     #[test]
     fn names_and_depends() {
-        assert_eq!(module_name("9pnet_virtio.ko").as_deref(), Some("9pnet_virtio"));
-        assert_eq!(module_name("crc32c-intel.ko.zst").as_deref(), Some("crc32c_intel"));
+        assert_eq!(
+            module_name("9pnet_virtio.ko").as_deref(),
+            Some("9pnet_virtio")
+        );
+        assert_eq!(
+            module_name("crc32c-intel.ko.zst").as_deref(),
+            Some("crc32c_intel")
+        );
         assert_eq!(module_name("README"), None);
         let m = b"\x00junk\x00license=GPL\x00depends=virtio,virtio_ring\x00name=x\x00";
         assert_eq!(depends(m), vec!["virtio", "virtio_ring"]);
@@ -134,14 +146,23 @@ mod tests {
     #[test]
     fn orders_dependencies_first() {
         let mut avail = BTreeMap::new();
-        avail.insert("9p".to_string(), vec!["9pnet".to_string(), "netfs".to_string()]);
+        avail.insert(
+            "9p".to_string(),
+            vec!["9pnet".to_string(), "netfs".to_string()],
+        );
         avail.insert("9pnet".to_string(), vec![]);
         avail.insert("netfs".to_string(), vec![]);
         avail.insert("virtio_ring".to_string(), vec![]);
         let builtin: BTreeSet<String> = ["virtio".to_string()].into();
-        avail.insert("virtio_console".to_string(), vec!["virtio".to_string(), "virtio_ring".to_string()]);
+        avail.insert(
+            "virtio_console".to_string(),
+            vec!["virtio".to_string(), "virtio_ring".to_string()],
+        );
         let order = load_order(&["virtio_console", "9p"], &avail, &builtin).unwrap();
-        assert_eq!(order, vec!["virtio_ring", "virtio_console", "9pnet", "netfs", "9p"]);
+        assert_eq!(
+            order,
+            vec!["virtio_ring", "virtio_console", "9pnet", "netfs", "9p"]
+        );
         let err = load_order(&["missing"], &avail, &builtin).unwrap_err();
         assert!(err.contains("missing"));
     }

@@ -14,7 +14,8 @@ use zlayer_vm_proto::{CONTROL_PORT_NAME, LOG_PORT_NAME, ROOTFS_TAG};
 /// unstable" stall of microvm guests; `rodata=off`, `mitigations=off`,
 /// `cryptomgr.notests`, `audit=0` and `pci=off` skip work a throwaway VM
 /// does not need.
-pub const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 quiet tsc=reliable rodata=off mitigations=off \
+pub const BASE_CMDLINE: &str =
+    "console=ttyS0 panic=-1 quiet tsc=reliable rodata=off mitigations=off \
                                 audit=0 cryptomgr.notests pci=off lsm= random.trust_cpu=on";
 
 /// A host directory shared into the guest over 9p.
@@ -104,7 +105,10 @@ pub fn args(l: &Launch) -> Vec<String> {
         "-device".into(),
         "virtio-serial-device".into(),
         "-chardev".into(),
-        format!("socket,id=ctl,path={},server=on,wait=off", d(files::CONTROL)),
+        format!(
+            "socket,id=ctl,path={},server=on,wait=off",
+            d(files::CONTROL)
+        ),
         "-device".into(),
         format!("virtserialport,chardev=ctl,name={CONTROL_PORT_NAME}"),
         "-chardev".into(),
@@ -132,7 +136,11 @@ pub fn args(l: &Launch) -> Vec<String> {
         a.push(format!(
             "local,id=fs{i},path={},security_model={}{}",
             s.host.to_string_lossy().replace(',', ",,"),
-            if i == 0 && l.rootfs.is_some() { "none" } else { "passthrough" },
+            if i == 0 && l.rootfs.is_some() {
+                "none"
+            } else {
+                "passthrough"
+            },
             if s.readonly { ",readonly=on" } else { "" }
         ));
         a.push("-device".into());
@@ -171,12 +179,17 @@ pub async fn launch(l: &Launch) -> Result<i32> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    read_pid(&l.dir).ok_or_else(|| AgentError::Internal("QEMU started but wrote no pid file".into()))
+    read_pid(&l.dir)
+        .ok_or_else(|| AgentError::Internal("QEMU started but wrote no pid file".into()))
 }
 
 /// The pid in a VM directory's pid file.
 pub fn read_pid(dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(dir.join(files::PID)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join(files::PID))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The QEMU version line (`QEMU emulator version 7.2.22 ...`).
@@ -191,18 +204,26 @@ pub async fn version(qemu: &Path) -> Result<String> {
                 qemu.display()
             ))
         })?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string())
 }
 
 /// Runs one QMP command (`stop`, `cont`, `quit`, ...) and returns its reply.
 pub async fn qmp(dir: &Path, command: &str) -> Result<serde_json::Value> {
     let fail = |e: String| AgentError::Internal(format!("QMP {command} on {}: {e}", dir.display()));
     let run = async {
-        let stream = UnixStream::connect(dir.join(files::QMP)).await.map_err(|e| fail(e.to_string()))?;
+        let stream = UnixStream::connect(dir.join(files::QMP))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let (r, mut w) = stream.into_split();
         let mut lines = BufReader::new(r).lines();
         qmp_reply(&mut lines).await.map_err(fail)?; // greeting
-        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").await.map_err(|e| fail(e.to_string()))?;
+        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         qmp_reply(&mut lines).await.map_err(fail)?;
         w.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
             .await

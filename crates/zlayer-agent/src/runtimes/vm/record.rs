@@ -116,8 +116,17 @@ pub fn run_spec(spec: &ServiceSpec, image: &zlayer_image::ImageConfig) -> Result
     Ok(RunSpec {
         argv,
         env,
-        cwd: spec.command.workdir.clone().or_else(|| image.working_dir.clone()).filter(|c| !c.is_empty()),
-        user: spec.user.clone().or_else(|| image.user.clone()).filter(|u| !u.is_empty()),
+        cwd: spec
+            .command
+            .workdir
+            .clone()
+            .or_else(|| image.working_dir.clone())
+            .filter(|c| !c.is_empty()),
+        user: spec
+            .user
+            .clone()
+            .or_else(|| image.user.clone())
+            .filter(|u| !u.is_empty()),
     })
 }
 
@@ -127,7 +136,11 @@ pub fn binds(spec: &ServiceSpec) -> Result<Vec<Share>> {
     let mut out = Vec::new();
     for (i, s) in spec.storage.iter().enumerate() {
         match s {
-            StorageSpec::Bind { source, target, readonly } => {
+            StorageSpec::Bind {
+                source,
+                target,
+                readonly,
+            } => {
                 let host = PathBuf::from(source);
                 if !host.is_dir() {
                     return Err(AgentError::InvalidSpec(format!(

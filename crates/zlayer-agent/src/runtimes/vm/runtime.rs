@@ -9,13 +9,15 @@ use super::logsync::{self, LOG_FILE};
 use super::qemu::{self, files, Launch, BASE_CMDLINE};
 use super::record::{self, QemuProcess, VmRecord};
 use crate::error::{AgentError, Result};
-use crate::runtime::{require_command, LogsStream, RegistryAuth, Runtime, StatsStream, STATS_INTERVAL};
+use crate::runtime::{
+    require_command, LogsStream, RegistryAuth, Runtime, StatsStream, STATS_INTERVAL,
+};
 use crate::runtimes::common::atomic::{read_json, write_json_atomic};
 use crate::runtimes::common::exit::now_ms;
 use crate::runtimes::common::{logs, procfs};
 use crate::types::{
-    ContainerId, ContainerState, ContainerStats, ExecOptions, ExecOutput, ImageInfo, LogsStreamOptions,
-    PortMappingEntry,
+    ContainerId, ContainerState, ContainerStats, ExecOptions, ExecOutput, ImageInfo,
+    LogsStreamOptions, PortMappingEntry,
 };
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -108,7 +110,9 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> AgentError {
 }
 
 fn unix_now() -> (i64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -141,7 +145,8 @@ impl Inner {
     }
 
     fn load(&self, id: &ContainerId) -> Result<VmRecord> {
-        read_json::<VmRecord>(&self.dir(id).join(RECORD_FILE))?.ok_or_else(|| AgentError::container_not_found(id))
+        read_json::<VmRecord>(&self.dir(id).join(RECORD_FILE))?
+            .ok_or_else(|| AgentError::container_not_found(id))
     }
 
     fn save(&self, rec: &VmRecord) -> Result<()> {
@@ -180,7 +185,15 @@ impl Inner {
             .map(|(entry, l)| forward::serve(l, entry.container_port, Arc::clone(&control)))
             .collect();
         let (secs, nanos) = unix_now();
-        let _ = control.send(WORKLOAD_CHANNEL, Msg::SetTime { unix_secs: secs, nanos }).await;
+        let _ = control
+            .send(
+                WORKLOAD_CHANNEL,
+                Msg::SetTime {
+                    unix_secs: secs,
+                    nanos,
+                },
+            )
+            .await;
         let live = Arc::new(Live { control, forwards });
         map.insert(id.clone(), Arc::clone(&live));
         Ok(live)
@@ -294,7 +307,9 @@ impl Inner {
             name: format!("zlayer-{id}"),
         };
         let started = tokio::time::Instant::now();
-        let pid = qemu::launch(&launch).await.map_err(|e| start_failed(id, e.to_string()))?;
+        let pid = qemu::launch(&launch)
+            .await
+            .map_err(|e| start_failed(id, e.to_string()))?;
         rec.qemu = Some(QemuProcess {
             pid,
             starttime: procfs::stat(pid).map(|s| s.starttime),
@@ -327,7 +342,12 @@ impl Inner {
     }
 
     /// Waits for the agent, sends the workload, publishes ports.
-    async fn boot(&self, id: &ContainerId, rec: &VmRecord, started: tokio::time::Instant) -> std::result::Result<Arc<Live>, String> {
+    async fn boot(
+        &self,
+        id: &ContainerId,
+        rec: &VmRecord,
+        started: tokio::time::Instant,
+    ) -> std::result::Result<Arc<Live>, String> {
         let dir = self.dir(id);
         let deadline = started + self.config.boot_timeout;
         let qemu = rec.qemu.ok_or("no QEMU process")?;
@@ -339,7 +359,9 @@ impl Inner {
             }
         };
         loop {
-            let ev = control.wait_events(Duration::from_millis(250), |e| e.ready.is_some()).await;
+            let ev = control
+                .wait_events(Duration::from_millis(250), |e| e.ready.is_some())
+                .await;
             if ev.ready.is_some() {
                 break;
             }
@@ -355,7 +377,16 @@ impl Inner {
         }
         let send = |e: AgentError| e.to_string();
         let (secs, nanos) = unix_now();
-        control.send(WORKLOAD_CHANNEL, Msg::SetTime { unix_secs: secs, nanos }).await.map_err(send)?;
+        control
+            .send(
+                WORKLOAD_CHANNEL,
+                Msg::SetTime {
+                    unix_secs: secs,
+                    nanos,
+                },
+            )
+            .await
+            .map_err(send)?;
         for b in &rec.binds {
             control
                 .send(
@@ -369,9 +400,14 @@ impl Inner {
                 .await
                 .map_err(send)?;
         }
-        control.send(WORKLOAD_CHANNEL, Msg::Run(rec.run.request())).await.map_err(send)?;
+        control
+            .send(WORKLOAD_CHANNEL, Msg::Run(rec.run.request()))
+            .await
+            .map_err(send)?;
         let ev = control
-            .wait_events(Duration::from_secs(60), |e| e.started.is_some() || e.error.is_some())
+            .wait_events(Duration::from_secs(60), |e| {
+                e.started.is_some() || e.error.is_some()
+            })
             .await;
         if let Some(err) = ev.error {
             return Err(err);
@@ -379,7 +415,9 @@ impl Inner {
         if ev.started.is_none() {
             return Err("the guest agent did not start the workload".into());
         }
-        let bound = forward::bind_all(&rec.spec.port_mappings, &[]).await.map_err(send)?;
+        let bound = forward::bind_all(&rec.spec.port_mappings, &[])
+            .await
+            .map_err(send)?;
         let entries: Vec<PortMappingEntry> = bound.iter().map(|(e, _)| e.clone()).collect();
         write_json_atomic(&dir.join(PORTS_FILE), &entries).map_err(send)?;
         let forwards = bound
@@ -391,7 +429,9 @@ impl Inner {
 }
 
 fn not_running(id: &ContainerId) -> AgentError {
-    AgentError::InvalidSpec(format!("container {id} is not running; start it first (`zlayer start {id}`)"))
+    AgentError::InvalidSpec(format!(
+        "container {id} is not running; start it first (`zlayer start {id}`)"
+    ))
 }
 
 fn start_failed(id: &ContainerId, reason: String) -> AgentError {
@@ -407,7 +447,12 @@ impl Runtime for VmRuntime {
         NAME
     }
 
-    async fn pull_image_with_policy(&self, image: &str, policy: PullPolicy, auth: Option<&RegistryAuth>) -> Result<()> {
+    async fn pull_image_with_policy(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<()> {
         let opts = zlayer_image::PullOptions {
             policy,
             auth: auth.map(|a| zlayer_image::RegistryAuth {
@@ -447,22 +492,35 @@ impl Runtime for VmRuntime {
                 id: spec.image.name.clone(),
                 hint: Some(format!("pull it first (`zlayer pull {}`)", spec.image.name)),
             })?;
-        let config = store.image_config(&image).map_err(|e| AgentError::CreateFailed {
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        let run = record::run_spec(spec, &config)?;
-        let stop_signal = match spec.stop_signal.as_deref().or(config.stop_signal.as_deref()) {
-            Some(s) => crate::validate_signal(s)?,
-            None => libc::SIGTERM,
-        };
-        let (memory_mib, vcpus) = record::size(spec, inner.config.default_memory_mib, inner.config.default_vcpus);
-        let result = (|| -> Result<()> {
-            std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
-            let rootfs = store.prepare_rootfs(&image, &dir).map_err(|e| AgentError::CreateFailed {
+        let config = store
+            .image_config(&image)
+            .map_err(|e| AgentError::CreateFailed {
                 id: id.to_string(),
                 reason: e.to_string(),
             })?;
+        let run = record::run_spec(spec, &config)?;
+        let stop_signal = match spec
+            .stop_signal
+            .as_deref()
+            .or(config.stop_signal.as_deref())
+        {
+            Some(s) => crate::validate_signal(s)?,
+            None => libc::SIGTERM,
+        };
+        let (memory_mib, vcpus) = record::size(
+            spec,
+            inner.config.default_memory_mib,
+            inner.config.default_vcpus,
+        );
+        let result = (|| -> Result<()> {
+            std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+            let rootfs =
+                store
+                    .prepare_rootfs(&image, &dir)
+                    .map_err(|e| AgentError::CreateFailed {
+                        id: id.to_string(),
+                        reason: e.to_string(),
+                    })?;
             inner.save(&VmRecord {
                 id: id.clone(),
                 spec: spec.clone(),
@@ -514,7 +572,12 @@ impl Runtime for VmRuntime {
         let signalled = match inner.live(id, &rec).await {
             Ok(live) => live
                 .control
-                .send(WORKLOAD_CHANNEL, Msg::Signal { signum: rec.stop_signal })
+                .send(
+                    WORKLOAD_CHANNEL,
+                    Msg::Signal {
+                        signum: rec.stop_signal,
+                    },
+                )
                 .await
                 .is_ok(),
             Err(_) => false,
@@ -522,7 +585,15 @@ impl Runtime for VmRuntime {
         let mut gone = signalled && Inner::wait_gone(q.pid, q.starttime, timeout).await;
         if !gone {
             if let Ok(live) = inner.live(id, &rec).await {
-                let _ = live.control.send(WORKLOAD_CHANNEL, Msg::Signal { signum: libc::SIGKILL }).await;
+                let _ = live
+                    .control
+                    .send(
+                        WORKLOAD_CHANNEL,
+                        Msg::Signal {
+                            signum: libc::SIGKILL,
+                        },
+                    )
+                    .await;
                 gone = Inner::wait_gone(q.pid, q.starttime, Duration::from_secs(5)).await;
             }
         }
@@ -545,7 +616,11 @@ impl Runtime for VmRuntime {
             return Err(not_running(id));
         }
         match inner.live(id, &rec).await {
-            Ok(live) => live.control.send(WORKLOAD_CHANNEL, Msg::Signal { signum }).await,
+            Ok(live) => {
+                live.control
+                    .send(WORKLOAD_CHANNEL, Msg::Signal { signum })
+                    .await
+            }
             Err(_) => {
                 inner.kill_qemu(&rec).await;
                 logsync::write_exit(&inner.dir(id), 128 + signum, None)
@@ -595,7 +670,9 @@ impl Runtime for VmRuntime {
             match self.inner.observe(id).await?.1 {
                 ContainerState::Exited { code } => return Ok(code),
                 ContainerState::Failed { .. } => {
-                    return Ok(logsync::read_exit(&self.inner.dir(id))?.map(|r| r.code).unwrap_or(255))
+                    return Ok(logsync::read_exit(&self.inner.dir(id))?
+                        .map(|r| r.code)
+                        .unwrap_or(255))
                 }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -664,7 +741,11 @@ impl Runtime for VmRuntime {
                         })
                     }
                     Msg::Error { message } => {
-                        let code = if message.contains("not found") { 127 } else { 126 };
+                        let code = if message.contains("not found") {
+                            127
+                        } else {
+                            126
+                        };
                         return Ok(ExecOutput {
                             exit_code: code,
                             stdout: String::new(),
@@ -694,11 +775,16 @@ impl Runtime for VmRuntime {
         let ticks = procfs::clock_ticks().max(1);
         let rss = st.rss_pages * procfs::page_size();
         let guest = match inner.live(id, &rec).await {
-            Ok(live) if state == ContainerState::Running => live.control.query_stats(Duration::from_secs(3)).await.ok(),
+            Ok(live) if state == ContainerState::Running => {
+                live.control.query_stats(Duration::from_secs(3)).await.ok()
+            }
             _ => None,
         };
         let (used, pids) = match guest {
-            Some(g) if g.mem_total_bytes > 0 => (g.mem_total_bytes.saturating_sub(g.mem_available_bytes), g.processes),
+            Some(g) if g.mem_total_bytes > 0 => (
+                g.mem_total_bytes.saturating_sub(g.mem_available_bytes),
+                g.processes,
+            ),
             _ => (rss, 0),
         };
         Ok(ContainerStats {
@@ -733,7 +819,9 @@ impl Runtime for VmRuntime {
 
     async fn get_container_pid(&self, id: &ContainerId) -> Result<Option<u32>> {
         let (rec, state) = self.inner.observe(id).await?;
-        Ok(Inner::alive(&rec).filter(|_| state.is_alive()).map(|p| p as u32))
+        Ok(Inner::alive(&rec)
+            .filter(|_| state.is_alive())
+            .map(|p| p as u32))
     }
 
     async fn get_container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>> {
@@ -758,7 +846,9 @@ impl Runtime for VmRuntime {
         }
         let live = self.inner.live(id, &rec).await?;
         for chunk in data.chunks(1 << 20) {
-            live.control.send(WORKLOAD_CHANNEL, Msg::Stdin(chunk.to_vec())).await?;
+            live.control
+                .send(WORKLOAD_CHANNEL, Msg::Stdin(chunk.to_vec()))
+                .await?;
         }
         Ok(())
     }
@@ -788,14 +878,25 @@ impl Runtime for VmRuntime {
     async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
         let (rec, state) = self.inner.observe(id).await?;
         if state != ContainerState::Paused {
-            return Err(AgentError::InvalidSpec(format!("container {id} is not paused")));
+            return Err(AgentError::InvalidSpec(format!(
+                "container {id} is not paused"
+            )));
         }
         let dir = self.inner.dir(id);
         qemu::qmp(&dir, "cont").await?;
         let _ = std::fs::remove_file(dir.join(PAUSED_FILE));
         if let Ok(live) = self.inner.live(id, &rec).await {
             let (secs, nanos) = unix_now();
-            let _ = live.control.send(WORKLOAD_CHANNEL, Msg::SetTime { unix_secs: secs, nanos }).await;
+            let _ = live
+                .control
+                .send(
+                    WORKLOAD_CHANNEL,
+                    Msg::SetTime {
+                        unix_secs: secs,
+                        nanos,
+                    },
+                )
+                .await;
         }
         Ok(())
     }

@@ -1,0 +1,76 @@
+//! Bridges and veth pairs.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+
+use super::cmd;
+use crate::error::Result;
+
+/// Whether interface `name` exists in the host namespace.
+pub fn exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Creates bridge `name` with address `gateway/prefix` unless it exists,
+/// and makes sure it is up and may carry DNAT'd loopback traffic.
+pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr) -> Result<()> {
+    if !exists(name) {
+        let script = format!(
+            "link add {name} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
+            subnet.prefix_len()
+        );
+        if let Err(e) = cmd::ip_batch(&script) {
+            // Another process may have won the race; anything else is real.
+            if !exists(name) {
+                return Err(e);
+            }
+        }
+    }
+    // Egress NAT needs forwarding; published ports on 127.0.0.1 need
+    // route_localnet so DNAT'd loopback packets may leave via the bridge.
+    cmd::sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    cmd::sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+        "1",
+    )?;
+    Ok(())
+}
+
+/// Deletes interface `name`; a missing interface is not an error.
+pub fn delete(name: &str) -> Result<()> {
+    match cmd::ip_batch(&format!("link del {name}\n")) {
+        Err(e) if !cmd::is_missing(&e) && exists(name) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Creates veth `host_if` on `bridge` whose peer becomes `eth0` with
+/// `ip/prefix` and a default route via `gateway` inside `netns`.
+pub fn attach_veth(
+    host_if: &str,
+    bridge: &str,
+    netns: &Path,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> Result<()> {
+    cmd::ip_batch(&format!(
+        "link add {host_if} type veth peer name eth0 netns {}\nlink set {host_if} master {bridge} up\n",
+        netns.display()
+    ))?;
+    let inside = format!(
+        "link set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway} dev eth0\n"
+    );
+    if let Err(e) = cmd::ip_batch_in(netns, &inside) {
+        let _ = delete(host_if);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Brings `lo` up inside `netns` (the whole of `--network none`).
+pub fn loopback_up(netns: &Path) -> Result<()> {
+    cmd::ip_batch_in(netns, "link set lo up\n")
+}

@@ -1,0 +1,481 @@
+//! Container networking (issue 6): bridge networks, address management,
+//! egress NAT, published ports and network isolation.
+//!
+//! A runtime creates a container's network namespace (or uses the host's)
+//! and hands it to [`NetworkManager::attach`], which, for `bridge` modes:
+//!
+//! 1. creates the network's Linux bridge on demand (`zlayer0`,
+//!    10.88.0.0/16 for the default network) with its nftables table
+//!    (masquerade for egress, drop between different zlayer bridges);
+//! 2. leases an address (persisted, round-robin, never given twice);
+//! 3. creates a veth pair: the host end joins the bridge, the other end
+//!    becomes `eth0` in the namespace with the address and a default route;
+//! 4. publishes ports with DNAT rules in a per-container nftables table
+//!    (prerouting for other hosts, output for the host itself, including
+//!    `127.0.0.1` thanks to `route_localnet` on the bridge, so no userspace
+//!    proxy is needed).
+//!
+//! [`NetworkManager::detach`] undoes all of it. The kernel is driven through
+//! the `ip`, `nsenter` and `nft` tools (see [`cmd`]).
+
+pub mod cmd;
+pub mod etc_files;
+pub mod ipam;
+pub mod link;
+pub mod names;
+pub mod nft;
+pub mod ports;
+pub mod state;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use zlayer_spec::{NetworkMode, PortMapping};
+
+use crate::error::{AgentError, Result};
+use crate::types::{ContainerId, PortMappingEntry};
+use state::{Lease, Locked, NetworkRecord, State};
+
+/// Name of the default bridge network (`--network bridge`).
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// Tunables of a [`NetworkManager`]; [`Default`] is what zlayer uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// Bridge interface of the default network.
+    pub default_bridge: String,
+    /// Subnet of the default network when it is first created.
+    pub default_subnet: Ipv4Net,
+    /// Prefix of the bridge names of user-defined networks (must start
+    /// with `zl`, which network isolation relies on).
+    pub bridge_prefix: String,
+    /// Pool user-defined networks without `--subnet` get a /24 from.
+    pub subnet_pool: Ipv4Net,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            default_bridge: "zlayer0".into(),
+            default_subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 16).unwrap_or_default(),
+            bridge_prefix: "zlb".into(),
+            subnet_pool: Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).unwrap_or_default(),
+        }
+    }
+}
+
+/// What [`NetworkManager::attach`] did for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The network joined (`None` for `host` and `none`).
+    pub network: Option<String>,
+    /// The container's address (`None` for `host` and `none`).
+    pub ip: Option<IpAddr>,
+    /// Its default gateway (the bridge).
+    pub gateway: Option<IpAddr>,
+    /// Host ports actually published (random ports resolved).
+    pub ports: Vec<PortMappingEntry>,
+    /// Contents for the container's `/etc/hosts` (`None`: keep the host's,
+    /// for `host` mode).
+    pub hosts_file: Option<String>,
+    /// Contents for the container's `/etc/resolv.conf` (`None`: keep the
+    /// host's).
+    pub resolv_conf: Option<String>,
+}
+
+/// A network as listed by [`NetworkManager::list_networks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// Its name (`bridge` for the default one).
+    pub name: String,
+    /// The Linux bridge interface.
+    pub bridge: String,
+    /// Its subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's address.
+    pub gateway: Ipv4Addr,
+    /// Attached containers (`service-replica`).
+    pub containers: Vec<String>,
+}
+
+/// Attaches containers to networks; see the [module docs](self).
+///
+/// Cheap to construct; every call locks and re-reads the state, so any
+/// number of managers in any number of processes may share one root.
+#[derive(Debug, Clone)]
+pub struct NetworkManager {
+    dir: PathBuf,
+    opts: NetworkOptions,
+}
+
+impl NetworkManager {
+    /// A manager keeping its state under `<root>/network/`.
+    pub fn open(root: &Path) -> Result<Self> {
+        Self::with_options(root, NetworkOptions::default())
+    }
+
+    /// [`NetworkManager::open`] with explicit options (tests use their own
+    /// bridge names and subnets).
+    pub fn with_options(root: &Path, opts: NetworkOptions) -> Result<Self> {
+        if !opts.bridge_prefix.starts_with("zl") || !opts.default_bridge.starts_with("zl") {
+            return Err(AgentError::Configuration(format!(
+                "bridge names must start with `zl` (got {:?} and {:?})",
+                opts.default_bridge, opts.bridge_prefix
+            )));
+        }
+        let dir = root.join("network");
+        Locked::acquire(&dir)?;
+        Ok(NetworkManager { dir, opts })
+    }
+
+    /// Connects the network namespace `netns_path` of `container` as
+    /// `mode` asks, publishing `ports`; `aliases` are extra names the
+    /// container answers to on its network (service name, ...).
+    ///
+    /// Attaching an already attached container first detaches it.
+    pub fn attach(
+        &self,
+        container: &ContainerId,
+        netns_path: &Path,
+        mode: &NetworkMode,
+        ports: &[PortMapping],
+        aliases: &[String],
+    ) -> Result<Attachment> {
+        let network = match mode {
+            NetworkMode::Host => {
+                return Ok(Attachment {
+                    network: None,
+                    ip: None,
+                    gateway: None,
+                    ports: Vec::new(),
+                    hosts_file: None,
+                    resolv_conf: None,
+                })
+            }
+            NetworkMode::None => {
+                if !ports.is_empty() {
+                    return Err(AgentError::InvalidSpec(
+                        "ports cannot be published with `--network none` (the container has \
+                         only loopback); use `--network bridge`"
+                            .into(),
+                    ));
+                }
+                link::loopback_up(netns_path)?;
+                return Ok(Attachment {
+                    network: None,
+                    ip: None,
+                    gateway: None,
+                    ports: Vec::new(),
+                    hosts_file: Some(etc_files::hosts(None, &[])),
+                    resolv_conf: Some(String::new()),
+                });
+            }
+            NetworkMode::Bridge => DEFAULT_NETWORK,
+            NetworkMode::BridgeNamed(name) => name.as_str(),
+        };
+        let id = container.to_string();
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        if st.leases.contains_key(&id) {
+            self.detach_locked(&lock, &mut st, &id)?;
+        }
+        let net = self.network_record(&mut st, network)?;
+        link::ensure_bridge(&net.bridge, &net.subnet, net.gateway)?;
+        nft::apply_network(&names::network_table(&net.bridge), &net.bridge, &net.subnet)?;
+
+        let entries = ports::resolve(&id, ports, &st)?;
+        let used: BTreeSet<Ipv4Addr> = st
+            .leases
+            .values()
+            .filter(|l| l.network == network)
+            .map(|l| l.ip)
+            .collect();
+        let (ip, next) = ipam::allocate(&net.subnet, &used, net.next)?;
+        let veth = (0..1000)
+            .map(|salt| names::veth_name(&id, salt))
+            .find(|v| !link::exists(v) && !st.leases.values().any(|l| &l.veth == v))
+            .ok_or_else(|| AgentError::Internal(format!("no free veth name for {id}")))?;
+        let mut own_names = vec![id.clone()];
+        own_names.extend(aliases.iter().filter(|a| **a != id).cloned());
+        let lease = Lease {
+            network: network.to_string(),
+            ip,
+            veth: veth.clone(),
+            table: (!entries.is_empty()).then(|| names::container_table(&veth)),
+            ports: entries.clone(),
+            aliases: own_names.clone(),
+        };
+        // Record first: a crash half-way leaves a lease that detach cleans.
+        if let Some(rec) = st.networks.get_mut(network) {
+            rec.next = Some(next);
+        }
+        st.leases.insert(id.clone(), lease.clone());
+        lock.save(&st)?;
+
+        let setup = || -> Result<()> {
+            let prefix = net.subnet.prefix_len();
+            link::attach_veth(&veth, &net.bridge, netns_path, ip, prefix, net.gateway)?;
+            if let Some(table) = &lease.table {
+                nft::apply_ports(table, ip, &entries)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            let _ = self.detach_locked(&lock, &mut st, &id);
+            return Err(e);
+        }
+
+        let peers: Vec<(Ipv4Addr, Vec<String>)> = st
+            .leases
+            .iter()
+            .filter(|(other, l)| **other != id && l.network == network)
+            .map(|(_, l)| (l.ip, l.aliases.clone()))
+            .collect();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        Ok(Attachment {
+            network: Some(network.to_string()),
+            ip: Some(IpAddr::V4(ip)),
+            gateway: Some(IpAddr::V4(net.gateway)),
+            ports: entries,
+            hosts_file: Some(etc_files::hosts(Some((ip, &own_names)), &peers)),
+            resolv_conf: Some(etc_files::resolv_conf(&host_resolv, None)),
+        })
+    }
+
+    /// Undoes [`NetworkManager::attach`]: deletes the veth pair, the port
+    /// rules and the address lease. Detaching a container that is not
+    /// attached does nothing.
+    pub fn detach(&self, container: &ContainerId) -> Result<()> {
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        self.detach_locked(&lock, &mut st, &container.to_string())
+    }
+
+    fn detach_locked(&self, lock: &Locked, st: &mut State, id: &str) -> Result<()> {
+        let Some(lease) = st.leases.get(id).cloned() else {
+            return Ok(());
+        };
+        if let Some(table) = &lease.table {
+            nft::delete_table(table)?;
+        }
+        link::delete(&lease.veth)?;
+        st.leases.remove(id);
+        lock.save(st)
+    }
+
+    /// The address and published ports of an attached container.
+    pub fn lookup(&self, container: &ContainerId) -> Result<Option<(IpAddr, Vec<PortMappingEntry>)>> {
+        let lock = Locked::acquire(&self.dir)?;
+        let st = lock.load()?;
+        Ok(st
+            .leases
+            .get(&container.to_string())
+            .map(|l| (IpAddr::V4(l.ip), l.ports.clone())))
+    }
+
+    /// Creates the user-defined network `name` (used as `bridge:NAME`),
+    /// on `subnet` or a free /24 of the pool.
+    pub fn create_network(&self, name: &str, subnet: Option<Ipv4Net>) -> Result<NetworkInfo> {
+        validate_name(name)?;
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        if st.networks.contains_key(name) {
+            return Err(AgentError::InvalidSpec(format!(
+                "network {name} already exists; `zlayer network rm {name}` first or pick another name"
+            )));
+        }
+        let taken = taken_subnets(&st);
+        let subnet = match subnet {
+            Some(s) => {
+                let s = s.trunc();
+                if let Some(t) = taken.iter().find(|t| overlap(t, &s)) {
+                    return Err(AgentError::InvalidSpec(format!(
+                        "subnet {s} overlaps {t}, already used by a network or a host route; \
+                         pick another --subnet"
+                    )));
+                }
+                s
+            }
+            None => self
+                .opts
+                .subnet_pool
+                .subnets(24)
+                .map_err(|e| AgentError::Configuration(format!("bad subnet pool: {e}")))?
+                .find(|s| !taken.iter().any(|t| overlap(t, s)))
+                .ok_or_else(|| {
+                    AgentError::Network(format!(
+                        "no free /24 left in {}; give --subnet",
+                        self.opts.subnet_pool
+                    ))
+                })?,
+        };
+        let gateway = ipam::gateway(&subnet)?;
+        let mut bridge = names::bridge_name(&self.opts.bridge_prefix, name);
+        let mut salt = 0;
+        while st.networks.values().any(|n| n.bridge == bridge) {
+            salt += 1;
+            bridge = names::bridge_name(&self.opts.bridge_prefix, &format!("{name}/{salt}"));
+        }
+        let rec = NetworkRecord {
+            bridge,
+            subnet,
+            gateway,
+            next: None,
+        };
+        link::ensure_bridge(&rec.bridge, &subnet, gateway)?;
+        nft::apply_network(&names::network_table(&rec.bridge), &rec.bridge, &subnet)?;
+        st.networks.insert(name.to_string(), rec.clone());
+        lock.save(&st)?;
+        Ok(info(name, &rec, &st))
+    }
+
+    /// Removes the user-defined network `name`; fails while containers are
+    /// attached to it.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_NETWORK {
+            return Err(AgentError::InvalidSpec(
+                "the default network `bridge` cannot be removed".into(),
+            ));
+        }
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        let Some(rec) = st.networks.get(name).cloned() else {
+            return Err(AgentError::NotFound {
+                kind: "network",
+                id: name.into(),
+                hint: Some("run `zlayer network ls` to list networks".into()),
+            });
+        };
+        let users: Vec<&String> = st
+            .leases
+            .iter()
+            .filter(|(_, l)| l.network == name)
+            .map(|(id, _)| id)
+            .collect();
+        if !users.is_empty() {
+            return Err(AgentError::InvalidSpec(format!(
+                "network {name} is in use by {}; remove those containers first",
+                users.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        nft::delete_table(&names::network_table(&rec.bridge))?;
+        link::delete(&rec.bridge)?;
+        st.networks.remove(name);
+        lock.save(&st)
+    }
+
+    /// All networks, the default one first.
+    pub fn list_networks(&self) -> Result<Vec<NetworkInfo>> {
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        self.network_record(&mut st, DEFAULT_NETWORK)?;
+        let mut out: Vec<NetworkInfo> = st
+            .networks
+            .iter()
+            .map(|(name, rec)| info(name, rec, &st))
+            .collect();
+        out.sort_by_key(|n| (n.name != DEFAULT_NETWORK, n.name.clone()));
+        Ok(out)
+    }
+
+    /// Deletes the bridges and rules of networks no container uses (they
+    /// are recreated on the next attach); state and leases are kept.
+    pub fn prune(&self) -> Result<()> {
+        let lock = Locked::acquire(&self.dir)?;
+        let st = lock.load()?;
+        for (name, rec) in &st.networks {
+            if !st.leases.values().any(|l| &l.network == name) {
+                nft::delete_table(&names::network_table(&rec.bridge))?;
+                link::delete(&rec.bridge)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of `name`, creating the default network's on first use.
+    fn network_record(&self, st: &mut State, name: &str) -> Result<NetworkRecord> {
+        if let Some(rec) = st.networks.get(name) {
+            return Ok(rec.clone());
+        }
+        if name != DEFAULT_NETWORK {
+            return Err(AgentError::NotFound {
+                kind: "network",
+                id: name.into(),
+                hint: Some(format!("create it with `zlayer network create {name}`")),
+            });
+        }
+        let subnet = self.opts.default_subnet.trunc();
+        let rec = NetworkRecord {
+            bridge: self.opts.default_bridge.clone(),
+            subnet,
+            gateway: ipam::gateway(&subnet)?,
+            next: None,
+        };
+        st.networks.insert(name.into(), rec.clone());
+        Ok(rec)
+    }
+}
+
+fn info(name: &str, rec: &NetworkRecord, st: &State) -> NetworkInfo {
+    NetworkInfo {
+        name: name.into(),
+        bridge: rec.bridge.clone(),
+        subnet: rec.subnet,
+        gateway: rec.gateway,
+        containers: st
+            .leases
+            .iter()
+            .filter(|(_, l)| l.network == name)
+            .map(|(id, _)| id.clone())
+            .collect(),
+    }
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    if matches!(name, "bridge" | "host" | "none") {
+        return Err(AgentError::InvalidSpec(format!(
+            "`{name}` is a built-in network mode; pick another network name"
+        )));
+    }
+    format!("bridge:{name}")
+        .parse::<NetworkMode>()
+        .map(|_| ())
+        .map_err(|_| {
+            AgentError::InvalidSpec(format!(
+                "invalid network name {name:?}: use 1-15 letters, digits, `-`, `_` or `.`"
+            ))
+        })
+}
+
+fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Subnets of zlayer networks plus host routes on non-zlayer interfaces.
+fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
+    let mut out: Vec<Ipv4Net> = st.networks.values().map(|n| n.subnet).collect();
+    if let Ok(routes) = cmd::run("ip", &["-4", "-o", "route", "show"], None) {
+        for line in routes.lines() {
+            let mut words = line.split_whitespace();
+            let dst = words.next().unwrap_or("default");
+            let dev = line
+                .split_whitespace()
+                .skip_while(|w| *w != "dev")
+                .nth(1)
+                .unwrap_or("");
+            if dst == "default" || dev.starts_with("zl") {
+                continue;
+            }
+            let net = dst
+                .parse::<Ipv4Net>()
+                .ok()
+                .or_else(|| dst.parse::<Ipv4Addr>().ok().map(Ipv4Net::from));
+            if let Some(n) = net {
+                out.push(n.trunc());
+            }
+        }
+    }
+    out
+}
