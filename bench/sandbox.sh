@@ -8,7 +8,9 @@
 #   RUNS=N          number of timed runs of each command
 #   SKIP_BUILD=1    use already built binaries from $CARGO_TARGET_DIR (or ./target)
 #   APPEND_DOCS=1   append the figures to docs/benchmarks.md
-# Needs: cargo, hyperfine, jq, bwrap (bubblewrap), busybox-static.
+#   SANDBOX_DATA=D  put the sandbox's state (where rootfs clones go) under D, e.g. on
+#                   a reflink-capable filesystem (xfs, btrfs); default: a temp dir
+# Needs: cargo, hyperfine, jq, bwrap (bubblewrap), busybox-static; perf (optional, CPU time).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,19 +27,26 @@ BENCH=$TARGET/release/examples/sandbox_bench
     echo "sandbox.sh: build $BENCH and $TARGET/release/zlayer-sandbox-shim first" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/zl-bench-sbx.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+if [ -n "${SANDBOX_DATA:-}" ]; then
+    DATA=$(mktemp -d "$SANDBOX_DATA/zl-bench-sbx.XXXXXX")
+else
+    DATA=$WORK/data
+fi
+trap 'rm -rf "$WORK" "$DATA"' EXIT
+mkdir -p "$DATA"
+FSTYPE=$(findmnt -no FSTYPE -T "$DATA" 2>/dev/null || stat -f -c %T "$DATA")
 ROOTFS=$WORK/rootfs
 mkdir -p "$ROOTFS/bin" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/tmp"
 cp "$(command -v busybox)" "$ROOTFS/bin/busybox"
 for a in true sh echo; do ln -s busybox "$ROOTFS/bin/$a"; done
 
 # Registers the image once, and checks both commands work.
-"$BENCH" --data "$WORK/data" --rootfs "$ROOTFS" -- /bin/true
+"$BENCH" --data "$DATA" --rootfs "$ROOTFS" -- /bin/true
 BWRAP="bwrap --ro-bind $ROOTFS / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --share-net --die-with-parent --new-session /bin/true"
 $BWRAP
 
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$WORK/result.json" \
-    -n sandbox "$BENCH --data $WORK/data --rootfs $ROOTFS -- /bin/true" \
+    -n sandbox "$BENCH --data $DATA --rootfs $ROOTFS -- /bin/true" \
     -n bwrap "$BWRAP"
 
 stat() { jq -r --arg n "$1" --arg f "$2" '.results[] | select(.command == $n) | .[$f]' "$WORK/result.json"; }
@@ -45,25 +54,54 @@ ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 S_MEAN=$(stat sandbox mean); S_MED=$(stat sandbox median); S_SD=$(stat sandbox stddev)
 B_MEAN=$(stat bwrap mean); B_MED=$(stat bwrap median); B_SD=$(stat bwrap stddev)
 RATIO=$(awk -v a="$S_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')
+
+# Interleaved loop: one sandbox run, then one bwrap run, RUNS times, so both
+# see the same background load (a shared machine makes hyperfine's
+# back-to-back batches drift).
+: > "$WORK/loop.txt"
+for _ in $(seq "$RUNS"); do
+    t0=$EPOCHREALTIME
+    "$BENCH" --data "$DATA" --rootfs "$ROOTFS" -- /bin/true
+    t1=$EPOCHREALTIME
+    $BWRAP
+    t2=$EPOCHREALTIME
+    echo "$t0 $t1 $t2" >> "$WORK/loop.txt"
+done
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
+L_S=$(awk '{ print ($2 - $1) * 1000 }' "$WORK/loop.txt" | median)
+L_B=$(awk '{ print ($3 - $2) * 1000 }' "$WORK/loop.txt" | median)
+L_RATIO=$(awk -v a="$L_S" -v b="$L_B" 'BEGIN { printf "%.2f", a / b }')
+# CPU time (user + system of the whole process tree), insensitive to load.
+cpu() { perf stat -x, -r 20 -e task-clock "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ { printf "%.2f", $1 }'; }
+if command -v perf >/dev/null; then
+    C_S=$(cpu "$BENCH" --data "$DATA" --rootfs "$ROOTFS" -- /bin/true)
+    C_B=$(cpu $BWRAP)
+else
+    C_S=n/a; C_B=n/a
+fi
 KERNEL=$(uname -r)
 CPUS=$(nproc)
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 DATE=$(date -u +%Y-%m-%d)
 
 REPORT=$(cat <<MD
 
 ## Sandbox (issue 8)
 
-\`bench/sandbox.sh\` ($DATE, kernel $KERNEL, $CPUS CPUs, $RUNS runs each, hyperfine -N, 5 warm-ups).
-One run of \`/bin/true\` from a busybox rootfs. **sandbox**: \`examples/sandbox_bench\` = process start +
+\`bench/sandbox.sh\` ($DATE, kernel $KERNEL, $CPUS CPUs, load average $LOAD at the end, $RUNS runs each).
+One run of \`/bin/true\` from a busybox rootfs; sandbox state on **$FSTYPE**. **sandbox**: \`examples/sandbox_bench\` = process start +
 create (rootfs clone, policy) + start (monitor, Landlock + seccomp + caps) + wait + remove.
-**bwrap**: \`$BWRAP\` (ro-bind rootfs, all namespaces but net, new session; no seccomp filter).
+**bwrap**: \`bwrap --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --share-net
+--die-with-parent --new-session /bin/true\` (all namespaces but net, new session; no seccomp filter).
 
-| command | mean (ms) | median (ms) | stddev (ms) |
+| measure | sandbox | bwrap | ratio |
 |---|---|---|---|
-| sandbox | $(ms "$S_MEAN") | $(ms "$S_MED") | $(ms "$S_SD") |
-| bwrap | $(ms "$B_MEAN") | $(ms "$B_MED") | $(ms "$B_SD") |
+| hyperfine -N mean ± stddev (ms) | $(ms "$S_MEAN") ± $(ms "$S_SD") | $(ms "$B_MEAN") ± $(ms "$B_SD") | **$RATIO×** |
+| hyperfine median (ms) | $(ms "$S_MED") | $(ms "$B_MED") | |
+| interleaved loop, median (ms) | $L_S | $L_B | **$L_RATIO×** |
+| CPU time per run, perf task-clock (ms) | $C_S | $C_B | |
 
-Ratio sandbox / bwrap (mean): **$RATIO×** (target ≤ 1.5×).
+Target: ≤ 1.5× bwrap.
 MD
 )
 echo "$REPORT"

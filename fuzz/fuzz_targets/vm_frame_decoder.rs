@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
             match dec.next_frame() {
                 Ok(Some(frame)) => {
                     let bytes = encode_frame(&frame).expect("a decoded frame re-encodes");
-                    let again = decode_frame(bytes[4], &bytes[5..]).expect("re-encoded frame decodes");
+                    let again =
+                        decode_frame(bytes[4], &bytes[5..]).expect("re-encoded frame decodes");
                     assert_eq!(again, frame);
                 }
                 Ok(None) => break,

@@ -88,14 +88,25 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
         let id = ContainerId::new(format!("bench{}", std::process::id()), i as u32);
         let t = Instant::now();
         rt.create_container(&id, &spec).await?;
+        let created = t.elapsed();
         rt.start_container(&id).await?;
+        let started = t.elapsed();
         let code = rt.wait_container(&id).await?;
+        let waited = t.elapsed();
         rt.remove_container(&id).await?;
         let d = t.elapsed();
         if code != 0 {
             return Err(format!("`true` exited with {code}").into());
         }
-        println!("iteration {i} {:.3} ms", d.as_secs_f64() * 1000.0);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "iteration {i} {:.3} ms (create {:.1}, start {:.1}, wait {:.1}, remove {:.1})",
+            ms(d),
+            ms(created),
+            ms(started - created),
+            ms(waited - started),
+            ms(d - waited)
+        );
         times.push(d);
     }
     let total: Duration = times.iter().sum();
@@ -111,7 +122,7 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
 
 /// Writes `OUT/config.json` and `OUT/rootfs` from a created (not started)
 /// container, adapted for runc: its own cgroup, copied /etc files, and the
-/// masked-compare seccomp rule in runc's argument order.
+/// seccomp profile inline (masked comparisons in runc's argument order).
 async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
     let id = ContainerId::new(format!("bundle{}", std::process::id()), 0);
     rt.create_container(&id, &spec("bundle", &["true"])).await?;
@@ -139,6 +150,9 @@ async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
                 }
             }
         }
+        // zlayer compiles the profile once and installs it in its executor;
+        // runc gets the same profile in config.json.
+        config["linux"]["seccomp"] = serde_json::from_slice(&std::fs::read(paths.seccomp())?)?;
         if let Some(rules) = config["linux"]["seccomp"]["syscalls"].as_array_mut() {
             for r in rules.iter_mut() {
                 if let Some(args) = r["args"].as_array_mut() {

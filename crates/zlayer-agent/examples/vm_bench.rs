@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! vm_bench build-kernel OUT_DIR          # guest from this workspace + Debian kernel
-//! vm_bench run   [--runs N] [--accel auto|tcg|kvm] [--root DIR]   # boot-to-exit of `true`
+//! vm_bench run   [--runs N] [--accel auto|tcg|kvm] [--root DIR] [--vcpus N] [--memory-mib M]
 //! vm_bench idle  [--accel ...] [--root DIR]                       # QEMU RSS of an idle VM
 //! ```
 //! The kernel bundle comes from `ZLAYER_VM_KERNEL`/`ZLAYER_VM_INITRD` or
@@ -80,6 +80,12 @@ fn setup(args: &[String]) -> Res<(VmRuntime, String, PathBuf)> {
         cfg.initrd = Some(b.initrd);
     }
     cfg.accel = accel;
+    if let Some(v) = arg(args, "--vcpus").and_then(|v| v.parse().ok()) {
+        cfg.default_vcpus = v;
+    }
+    if let Some(m) = arg(args, "--memory-mib").and_then(|v| v.parse().ok()) {
+        cfg.default_memory_mib = m;
+    }
     Ok((VmRuntime::new(cfg, store)?, img, root))
 }
 
@@ -96,12 +102,27 @@ async fn run(args: &[String]) -> Res<()> {
         spec.command.entrypoint = Some(vec!["true".into()]);
         let t0 = Instant::now();
         rt.create_container(&id, &spec).await?;
+        let created = t0.elapsed();
         rt.start_container(&id).await?;
+        let started = t0.elapsed();
         let code = rt.wait_container(&id).await?;
         let wall = t0.elapsed();
+        let console =
+            std::fs::read_to_string(rt.state_dir(&id).join("console.log")).unwrap_or_default();
+        let ready = console
+            .lines()
+            .find(|l| l.contains("zlayer-guest: ready"))
+            .unwrap_or("")
+            .to_string();
         rt.remove_container(&id).await?;
         assert_eq!(code, 0, "`true` exited {code}");
-        println!("run {i}: {} ms", wall.as_millis());
+        println!(
+            "run {i}: {} ms (create {} ms, start incl. boot {} ms, exit {} ms) [{ready}]",
+            wall.as_millis(),
+            created.as_millis(),
+            (started - created).as_millis(),
+            (wall - started).as_millis()
+        );
         times.push(wall);
     }
     times.sort();

@@ -19,7 +19,7 @@ async fn perl_runtime() -> (
     let src = tmp.path().join("perl-rootfs");
     std::process::Command::new("cp")
         .arg("-a")
-        .arg(busybox_rootfs())
+        .arg(tmp.path().join("busybox-rootfs"))
         .arg(&src)
         .status()
         .unwrap();
@@ -315,4 +315,41 @@ async fn allow_syscalls_label_lifts_a_deny() {
         .insert(ALLOW_SYSCALLS_LABEL.into(), "ptrace".into());
     let (_, allowed) = run_to_end(&rt, "traceme", &s).await;
     assert!(allowed.contains("traceme=0"), "{allowed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cannot_change_host_file_metadata() {
+    use std::os::unix::fs::PermissionsExt;
+    let (rt, tmp) = ready_runtime(false).await;
+    // Non-root users must be able to reach the rootfs.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = tmp.path().join("host-file");
+    std::fs::write(&victim, "host").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!(
+        "chmod 777 {v}; echo host=$?; echo x > $TMPDIR/f; chmod 600 $TMPDIR/f; echo tmp=$?; id -u",
+        v = victim.display()
+    );
+    // As uid 0 (capabilities dropped) metadata changes are denied outright.
+    let (code, logs) = run_to_end(&rt, "meta", &spec("meta", &["/bin/sh", "-c", &script])).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("host=1") && logs.contains("tmp=1"), "{logs}");
+    assert!(logs.contains("Operation not permitted"), "{logs}");
+    assert_eq!(
+        std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // As another user, DAC protects the host's files and its own are its own.
+    let mut s = spec("meta", &["/bin/sh", "-c", &script]);
+    s.user = Some("nobody".into());
+    let (code, logs) = run_to_end(&rt, "meta", &s).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(
+        logs.contains("host=1") && logs.contains("tmp=0") && logs.contains("65534"),
+        "{logs}"
+    );
+    assert_eq!(
+        std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
 }

@@ -638,9 +638,8 @@ async fn helper_agent_process() {
     let rt = SandboxRuntime::new(SandboxConfig::under(std::path::Path::new(&root)))
         .unwrap()
         .with_shim_path(env!("CARGO_BIN_EXE_zlayer-sandbox-shim"));
-    rt.register_local_rootfs(IMAGE, busybox_rootfs())
-        .await
-        .unwrap();
+    let src = busybox_rootfs(std::path::Path::new(&root));
+    rt.register_local_rootfs(IMAGE, &src).await.unwrap();
     let id = cid("survivor");
     let s = spec(
         "survivor",
@@ -703,6 +702,73 @@ async fn killed_agent_loses_nothing() {
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
         ContainerState::Exited { code: 5 }
+    );
+    rt.remove_container(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tty_label_gives_a_terminal() {
+    let (rt, _tmp) = ready_runtime(false).await;
+    let id = cid("tty");
+    let mut s = spec(
+        "tty",
+        &["/bin/sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; printf 'prompt> '; read x; echo got=$x; cat; echo after-eof"],
+    );
+    s.labels.insert(
+        zlayer_agent::runtimes::sandbox::TTY_LABEL.into(),
+        "true".into(),
+    );
+    rt.create_container(&id, &s).await.unwrap();
+    rt.start_container(&id).await.unwrap();
+    // The prompt has no newline; it is logged anyway.
+    let t = Instant::now();
+    while !rt
+        .get_logs(&id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.message.contains("prompt> "))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            rt.get_logs(&id).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rt.write_stdin(&id, b"typed\n").await.unwrap();
+    let t = Instant::now();
+    while !rt
+        .get_logs(&id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.message == "got=typed")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            rt.get_logs(&id).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rt.close_stdin(&id).await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(10), rt.wait_container(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    let msgs: Vec<_> = rt
+        .get_logs(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(code, 0, "{msgs:?}");
+    assert!(msgs.contains(&"is-a-tty".to_string()), "{msgs:?}");
+    assert!(
+        msgs.contains(&"after-eof".to_string()),
+        "^D ends cat: {msgs:?}"
     );
     rt.remove_container(&id).await.unwrap();
 }

@@ -127,15 +127,22 @@ pub enum Command {
     /// Image maintenance.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The `vm` isolation's kernel bundle.
+    #[command(subcommand)]
+    Vm(VmCommand),
     /// Create or update a deployment: services with replicas, in dependency order.
-    #[command(after_help = "Examples:\n  zlayer deploy -f shop.yaml\n  zlayer ps --deployment shop\n  zlayer down shop")]
+    #[command(
+        after_help = "Examples:\n  zlayer deploy -f shop.yaml\n  zlayer ps --deployment shop\n  zlayer down shop"
+    )]
     Deploy(DeployArgs),
     /// Stop and remove every container of a deployment.
     #[command(after_help = "Examples:\n  zlayer down shop")]
     Down(DownArgs),
     /// Run the daemon: supervision, restart policies, health checks, and the
     /// zlayer and Docker Engine APIs on unix sockets.
-    #[command(after_help = "Examples:\n  zlayer daemon\n  zlayer daemon --group docker\n  DOCKER_HOST=unix:///run/zlayer/docker.sock docker run --rm busybox echo hi")]
+    #[command(
+        after_help = "Examples:\n  zlayer daemon\n  zlayer daemon --group docker\n  DOCKER_HOST=unix:///run/zlayer/docker.sock docker run --rm busybox echo hi"
+    )]
     Daemon(DaemonArgs),
 }
 
@@ -404,7 +411,9 @@ pub enum ImageCommand {
     Ls,
     /// Build the bundled busybox image from the host's busybox-static
     /// (`localhost/zlayer/busybox:latest`), the default image for examples.
-    #[command(after_help = "Examples:\n  zlayer image builtin\n  zlayer run --rm localhost/zlayer/busybox echo hello")]
+    #[command(
+        after_help = "Examples:\n  zlayer image builtin\n  zlayer run --rm localhost/zlayer/busybox echo hello"
+    )]
     Builtin(BuiltinArgs),
 }
 
@@ -447,4 +456,39 @@ pub struct DaemonArgs {
     /// Let this group use the sockets (mode 0660); default: root only (0600).
     #[arg(long)]
     pub group: Option<String>,
+}
+
+/// `zlayer vm ...`.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Build the VM kernel + initramfs from Debian's linux-image-amd64 and the
+    /// static guest agent.
+    #[command(after_help = "Examples:\n  zlayer vm build-kernel\n  zlayer vm build-kernel --guest ./zlayer-guest /tmp/kernel")]
+    BuildKernel(BuildKernelArgs),
+    /// Install a kernel bundle published as an OCI artifact in a registry.
+    #[command(after_help = "Examples:\n  zlayer vm install-kernel localhost:5000/zlayer/kernel:6.1")]
+    InstallKernel(InstallKernelArgs),
+}
+
+/// `zlayer vm build-kernel`.
+#[derive(Debug, Args)]
+pub struct BuildKernelArgs {
+    /// The static guest agent (default: `zlayer-guest` next to this binary).
+    #[arg(long)]
+    pub guest: Option<PathBuf>,
+    /// Use this kernel .deb instead of `apt-get download linux-image-amd64`.
+    #[arg(long)]
+    pub deb: Option<PathBuf>,
+    /// Where to write the bundle (default: `<root>/vm/kernel`, where the vm runtime looks).
+    pub out: Option<PathBuf>,
+}
+
+/// `zlayer vm install-kernel`.
+#[derive(Debug, Args)]
+pub struct InstallKernelArgs {
+    /// Reference of the kernel bundle artifact.
+    pub reference: String,
+    /// Allow plain HTTP to a non-loopback registry.
+    #[arg(long)]
+    pub insecure: bool,
 }

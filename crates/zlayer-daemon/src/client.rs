@@ -41,10 +41,11 @@ impl DaemonClient {
                 pid: 0,
             },
         };
-        let info: DaemonInfo = tokio::time::timeout(CONNECT_TIMEOUT, probe.get_json("/zlayer/v1/info"))
-            .await
-            .ok()?
-            .ok()?;
+        let info: DaemonInfo =
+            tokio::time::timeout(CONNECT_TIMEOUT, probe.get_json("/zlayer/v1/info"))
+                .await
+                .ok()?
+                .ok()?;
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(x), Ok(y)) => x == y,
             _ => a == b,
@@ -75,7 +76,12 @@ impl DaemonClient {
     }
 
     /// One request; returns the status and the whole body.
-    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Bytes)> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes)> {
         let unreachable = |reason: String| DaemonError::Unreachable {
             path: self.socket.display().to_string(),
             reason,
@@ -116,7 +122,11 @@ impl DaemonClient {
         if status >= 400 {
             let message = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .and_then(|v| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(DaemonError::Api { status, message });
         }
@@ -128,7 +138,11 @@ impl DaemonClient {
         serde_json::from_slice(&bytes).map_err(|e| DaemonError::Protocol(e.to_string()))
     }
 
-    async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         let body = serde_json::to_vec(body).map_err(|e| DaemonError::Protocol(e.to_string()))?;
         let bytes = self.call(Method::POST, path, Some(body)).await?;
         serde_json::from_slice(&bytes).map_err(|e| DaemonError::Protocol(e.to_string()))
@@ -153,7 +167,9 @@ impl DaemonClient {
 
     /// Stops a container gracefully.
     pub async fn stop(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        let q = timeout.map(|t| format!("?t={}", t.as_secs())).unwrap_or_default();
+        let q = timeout
+            .map(|t| format!("?t={}", t.as_secs()))
+            .unwrap_or_default();
         self.call(Method::POST, &format!("/containers/{id}/stop{q}"), None)
             .await
             .map(|_| ())
@@ -176,7 +192,11 @@ impl DaemonClient {
     }
 
     /// Applies a deployment.
-    pub async fn deploy(&self, spec: &DeploymentSpec, dependency_timeout: Option<Duration>) -> Result<DeployReport> {
+    pub async fn deploy(
+        &self,
+        spec: &DeploymentSpec,
+        dependency_timeout: Option<Duration>,
+    ) -> Result<DeployReport> {
         self.post_json(
             "/zlayer/v1/deploy",
             &DeployRequest {
@@ -189,7 +209,10 @@ impl DaemonClient {
 
     /// Removes a deployment's containers.
     pub async fn down(&self, deployment: &str) -> Result<DeployReport> {
-        self.post_json(&format!("/zlayer/v1/deployments/{deployment}/down"), &serde_json::json!({}))
-            .await
+        self.post_json(
+            &format!("/zlayer/v1/deployments/{deployment}/down"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 }

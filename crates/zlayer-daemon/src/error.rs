@@ -22,7 +22,9 @@ pub enum DaemonError {
         lock: String,
     },
     /// `--group` names no group.
-    #[error("group {0:?} does not exist; create it (groupadd {0}) or pass an existing group to --group")]
+    #[error(
+        "group {0:?} does not exist; create it (groupadd {0}) or pass an existing group to --group"
+    )]
     NoSuchGroup(String),
     /// The daemon could not be reached.
     #[error("cannot reach the zlayer daemon at {path}: {reason}")]

@@ -11,10 +11,10 @@ pub mod fsutil;
 
 pub use catalog::{Catalog, ContainerRecord};
 pub use error::{EngineError, Result};
-pub mod engine;
-pub mod spec_hash;
 pub mod deploy;
+pub mod engine;
 pub mod health;
+pub mod spec_hash;
 pub mod supervise;
 
 pub use engine::{ContainerView, CreateRequest, Engine, DEPLOYMENT_LABEL, SERVICE_LABEL};

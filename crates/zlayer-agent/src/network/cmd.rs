@@ -40,7 +40,9 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> 
         .wait_with_output()
         .map_err(|e| AgentError::Network(format!("waiting for `{program}` failed: {e}")))?;
     if !out.status.success() {
-        let script = stdin.map(|s| format!("; script was:\n{s}")).unwrap_or_default();
+        let script = stdin
+            .map(|s| format!("; script was:\n{s}"))
+            .unwrap_or_default();
         return Err(AgentError::Network(format!(
             "`{program} {}` failed ({}): {}{script}",
             args.join(" "),

@@ -5,9 +5,7 @@ use std::net::Ipv4Addr;
 /// `/etc/hosts`: loopback names, the container's own names on `ip`, and
 /// `peers` (address, names) known at attach time.
 pub fn hosts(own: Option<(Ipv4Addr, &[String])>, peers: &[(Ipv4Addr, Vec<String>)]) -> String {
-    let mut s = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    );
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some((ip, names)) = own {
         if !names.is_empty() {
             s.push_str(&format!("{ip}\t{}\n", names.join(" ")));
@@ -74,7 +72,10 @@ mod tests {
 
     #[test]
     fn resolv_drops_loopback_servers() {
-        let r = resolv_conf("nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch lan\n", None);
+        let r = resolv_conf(
+            "nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch lan\n",
+            None,
+        );
         assert_eq!(r, "nameserver 192.0.2.1\nsearch lan\n");
         let r = resolv_conf("nameserver 192.0.2.1\n", Some(Ipv4Addr::new(10, 88, 0, 1)));
         assert_eq!(r, "nameserver 10.88.0.1\n");

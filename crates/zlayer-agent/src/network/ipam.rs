@@ -39,7 +39,11 @@ pub fn allocate(
         let candidate = first + (start - first + i) % size;
         let ip = Ipv4Addr::from(candidate);
         if !used.contains(&ip) {
-            let after = if candidate == last { first } else { candidate + 1 };
+            let after = if candidate == last {
+                first
+            } else {
+                candidate + 1
+            };
             return Ok((ip, Ipv4Addr::from(after)));
         }
     }
@@ -98,6 +102,9 @@ mod tests {
     #[test]
     fn rejects_tiny_subnet() {
         assert!(gateway(&net("10.0.0.0/31")).is_err());
-        assert_eq!(gateway(&net("10.88.0.0/16")).unwrap(), Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(
+            gateway(&net("10.88.0.0/16")).unwrap(),
+            Ipv4Addr::new(10, 88, 0, 1)
+        );
     }
 }

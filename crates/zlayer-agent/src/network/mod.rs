@@ -19,6 +19,8 @@
 //! the `ip`, `nsenter` and `nft` tools (see [`cmd`]).
 
 pub mod cmd;
+pub mod dns;
+pub mod dns_wire;
 pub mod etc_files;
 pub mod ipam;
 pub mod link;
@@ -28,7 +30,7 @@ pub mod ports;
 pub mod state;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
@@ -53,6 +55,22 @@ pub struct NetworkOptions {
     pub bridge_prefix: String,
     /// Pool user-defined networks without `--subnet` get a /24 from.
     pub subnet_pool: Ipv4Net,
+    /// The `zlayer-dns` binary serving names on each bridge; `None` turns
+    /// the embedded DNS off (containers then get the host's resolvers).
+    pub dns_binary: Option<PathBuf>,
+    /// Where the DNS responder sends names it does not know; empty means
+    /// the host's `/etc/resolv.conf` servers.
+    pub dns_upstreams: Vec<SocketAddr>,
+}
+
+/// `$ZLAYER_DNS_BIN`, else `zlayer-dns` next to the running executable.
+pub fn default_dns_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ZLAYER_DNS_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let sibling = exe.parent()?.join("zlayer-dns");
+    sibling.exists().then_some(sibling)
 }
 
 impl Default for NetworkOptions {
@@ -62,6 +80,8 @@ impl Default for NetworkOptions {
             default_subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 16).unwrap_or_default(),
             bridge_prefix: "zlb".into(),
             subnet_pool: Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).unwrap_or_default(),
+            dns_binary: default_dns_binary(),
+            dns_upstreams: Vec::new(),
         }
     }
 }
@@ -183,7 +203,6 @@ impl NetworkManager {
         }
         let net = self.network_record(&mut st, network)?;
         link::ensure_bridge(&net.bridge, &net.subnet, net.gateway)?;
-        nft::apply_network(&names::network_table(&net.bridge), &net.bridge, &net.subnet)?;
 
         let entries = ports::resolve(&id, ports, &st)?;
         let used: BTreeSet<Ipv4Addr> = st
@@ -215,17 +234,31 @@ impl NetworkManager {
         lock.save(&st)?;
 
         let setup = || -> Result<()> {
-            let prefix = net.subnet.prefix_len();
-            link::attach_veth(&veth, &net.bridge, netns_path, ip, prefix, net.gateway)?;
+            // One nft transaction: the network's table and the ports.
+            let mut script =
+                nft::network_script(&names::network_table(&net.bridge), &net.bridge, &net.subnet);
             if let Some(table) = &lease.table {
-                nft::apply_ports(table, ip, &entries)?;
+                script.push_str(&nft::ports_script(table, ip, &entries));
             }
-            Ok(())
+            cmd::nft(&script)?;
+            let prefix = net.subnet.prefix_len();
+            link::attach_veth(&veth, &net.bridge, netns_path, ip, prefix, net.gateway)
         };
         if let Err(e) = setup() {
             let _ = self.detach_locked(&lock, &mut st, &id);
             return Err(e);
         }
+        // Name service on the bridge; without it the host's resolvers.
+        let nameserver = match &self.opts.dns_binary {
+            Some(bin) => match dns::ensure(&self.dir, network, bin, &self.opts.dns_upstreams) {
+                Ok(()) => Some(net.gateway),
+                Err(e) => {
+                    tracing::warn!("container {id}: {e}; using the host's resolvers");
+                    None
+                }
+            },
+            None => None,
+        };
 
         let peers: Vec<(Ipv4Addr, Vec<String>)> = st
             .leases
@@ -240,8 +273,37 @@ impl NetworkManager {
             gateway: Some(IpAddr::V4(net.gateway)),
             ports: entries,
             hosts_file: Some(etc_files::hosts(Some((ip, &own_names)), &peers)),
-            resolv_conf: Some(etc_files::resolv_conf(&host_resolv, None)),
+            resolv_conf: Some(etc_files::resolv_conf(&host_resolv, nameserver)),
         })
+    }
+
+    /// Checks, without changing anything, that `container` could be
+    /// attached as `mode` with `ports`: the network exists, ports are
+    /// allowed in this mode and no host port is taken. Runtimes call it at
+    /// create time so conflicts fail `create`, not the later start.
+    pub fn check(
+        &self,
+        container: &ContainerId,
+        mode: &NetworkMode,
+        ports: &[PortMapping],
+    ) -> Result<Vec<PortMappingEntry>> {
+        let network = match mode {
+            NetworkMode::Host => return Ok(Vec::new()),
+            NetworkMode::None if ports.is_empty() => return Ok(Vec::new()),
+            NetworkMode::None => {
+                return Err(AgentError::InvalidSpec(
+                    "ports cannot be published with `--network none` (the container has \
+                     only loopback); use `--network bridge`"
+                        .into(),
+                ))
+            }
+            NetworkMode::Bridge => DEFAULT_NETWORK,
+            NetworkMode::BridgeNamed(name) => name.as_str(),
+        };
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        self.network_record(&mut st, network)?;
+        ports::resolve(&container.to_string(), ports, &st)
     }
 
     /// Undoes [`NetworkManager::attach`]: deletes the veth pair, the port
@@ -266,7 +328,10 @@ impl NetworkManager {
     }
 
     /// The address and published ports of an attached container.
-    pub fn lookup(&self, container: &ContainerId) -> Result<Option<(IpAddr, Vec<PortMappingEntry>)>> {
+    pub fn lookup(
+        &self,
+        container: &ContainerId,
+    ) -> Result<Option<(IpAddr, Vec<PortMappingEntry>)>> {
         let lock = Locked::acquire(&self.dir)?;
         let st = lock.load()?;
         Ok(st
@@ -357,7 +422,11 @@ impl NetworkManager {
         if !users.is_empty() {
             return Err(AgentError::InvalidSpec(format!(
                 "network {name} is in use by {}; remove those containers first",
-                users.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                users
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         nft::delete_table(&names::network_table(&rec.bridge))?;

@@ -17,7 +17,12 @@ pub const BRIDGE_GLOB: &str = "zl*";
 
 /// (Re)creates the table of a network on `bridge` with `subnet`.
 pub fn apply_network(table: &str, bridge: &str, subnet: &Ipv4Net) -> Result<()> {
-    cmd::nft(&format!(
+    cmd::nft(&network_script(table, bridge, subnet))
+}
+
+/// The nft script behind [`apply_network`].
+pub fn network_script(table: &str, bridge: &str, subnet: &Ipv4Net) -> String {
+    format!(
         r#"table ip {table}
 delete table ip {table}
 table ip {table} {{
@@ -37,11 +42,16 @@ table ip {table} {{
   }}
 }}
 "#
-    ))
+    )
 }
 
 /// (Re)creates the DNAT table of one container.
 pub fn apply_ports(table: &str, container_ip: Ipv4Addr, ports: &[PortMappingEntry]) -> Result<()> {
+    cmd::nft(&ports_script(table, container_ip, ports))
+}
+
+/// The nft script behind [`apply_ports`].
+pub fn ports_script(table: &str, container_ip: Ipv4Addr, ports: &[PortMappingEntry]) -> String {
     let mut rules = String::new();
     for p in ports {
         let proto = match p.protocol.transport() {
@@ -58,7 +68,7 @@ pub fn apply_ports(table: &str, container_ip: Ipv4Addr, ports: &[PortMappingEntr
             p.host_port, p.container_port
         ));
     }
-    cmd::nft(&format!(
+    format!(
         r#"table ip {table}
 delete table ip {table}
 table ip {table} {{
@@ -70,7 +80,7 @@ table ip {table} {{
 {rules}  }}
 }}
 "#
-    ))
+    )
 }
 
 /// Deletes `table`; a missing table is not an error.

@@ -63,7 +63,9 @@ pub fn resolve(
         let taken = |port: u16, out: &[PortMappingEntry]| -> Option<String> {
             let ip_s = ip.to_string();
             let clash = |e: &PortMappingEntry| {
-                e.host_port == port && e.protocol.transport() == proto && overlaps(&e.host_ip, &ip_s)
+                e.host_port == port
+                    && e.protocol.transport() == proto
+                    && overlaps(&e.host_ip, &ip_s)
             };
             if out.iter().any(clash) {
                 return Some("another mapping of the same container".into());

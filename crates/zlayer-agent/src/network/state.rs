@@ -132,8 +132,20 @@ impl Locked {
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
         };
-        write().map_err(|e| {
-            AgentError::Network(format!("cannot write {}: {e}", self.path.display()))
-        })
+        write()
+            .map_err(|e| AgentError::Network(format!("cannot write {}: {e}", self.path.display())))
+    }
+}
+
+/// Reads the state of `dir` without locking (writers rename whole files,
+/// so a reader sees one complete version); empty when there is none.
+pub fn read_unlocked(dir: &Path) -> Result<State> {
+    match std::fs::read(dir.join("networks.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| AgentError::Network(format!("corrupt network state: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(AgentError::Network(format!(
+            "cannot read network state: {e}"
+        ))),
     }
 }

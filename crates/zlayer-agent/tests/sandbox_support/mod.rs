@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime};
 use zlayer_agent::{ContainerId, ContainerState, Runtime};
@@ -18,34 +17,29 @@ pub const APPLETS: &[&str] = &[
 /// The image name the tests register.
 pub const IMAGE: &str = "local/busybox:test";
 
-/// A directory shaped like an image: `bin/busybox` (Debian's busybox-static)
-/// with relative applet symlinks, `etc/passwd`, `tmp/`. Built once per test
-/// binary.
-pub fn busybox_rootfs() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base =
-            std::env::temp_dir().join(format!("zlayer-sandbox-rootfs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("bin")).unwrap();
-        std::fs::create_dir_all(base.join("etc")).unwrap();
-        std::fs::create_dir_all(base.join("usr/bin")).unwrap();
-        std::fs::create_dir_all(base.join("mnt")).unwrap();
-        std::fs::copy("/bin/busybox", base.join("bin/busybox"))
-            .expect("busybox-static must be installed");
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", base.join("bin").join(a)).unwrap();
-        }
-        // An absolute link, as image layers have them: the clone must
-        // rewrite it to stay inside the rootfs.
-        std::os::unix::fs::symlink("/bin/busybox", base.join("usr/bin/env")).unwrap();
-        std::fs::write(
-            base.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
-        )
-        .unwrap();
-        base
-    })
+/// Builds, under `parent`, a directory shaped like an image:
+/// `bin/busybox` (Debian's busybox-static) with relative applet symlinks,
+/// `etc/passwd`, `mnt/`, and one absolute link (`usr/bin/env`).
+pub fn busybox_rootfs(parent: &Path) -> PathBuf {
+    let base = parent.join("busybox-rootfs");
+    std::fs::create_dir_all(base.join("bin")).unwrap();
+    std::fs::create_dir_all(base.join("etc")).unwrap();
+    std::fs::create_dir_all(base.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(base.join("mnt")).unwrap();
+    std::fs::copy("/bin/busybox", base.join("bin/busybox"))
+        .expect("busybox-static must be installed");
+    for a in APPLETS {
+        std::os::unix::fs::symlink("busybox", base.join("bin").join(a)).unwrap();
+    }
+    // An absolute link, as image layers have them: the clone must rewrite
+    // it to stay inside the rootfs.
+    std::os::unix::fs::symlink("/bin/busybox", base.join("usr/bin/env")).unwrap();
+    std::fs::write(
+        base.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
+    )
+    .unwrap();
+    base
 }
 
 /// A runtime over a fresh temporary directory (kept alive by the guard).
@@ -65,9 +59,8 @@ pub fn runtime(gpu_access: bool) -> (SandboxRuntime, tempfile::TempDir) {
 /// A runtime with the busybox image registered.
 pub async fn ready_runtime(gpu_access: bool) -> (SandboxRuntime, tempfile::TempDir) {
     let (rt, tmp) = runtime(gpu_access);
-    rt.register_local_rootfs(IMAGE, busybox_rootfs())
-        .await
-        .unwrap();
+    let src = busybox_rootfs(tmp.path());
+    rt.register_local_rootfs(IMAGE, &src).await.unwrap();
     (rt, tmp)
 }
 

@@ -31,7 +31,11 @@ pub enum Backend {
 
 impl Backend {
     /// The daemon when it answers on `socket` and serves `root`, else embedded.
-    pub async fn detect(socket: &std::path::Path, root: &std::path::Path, embedded: bool) -> Backend {
+    pub async fn detect(
+        socket: &std::path::Path,
+        root: &std::path::Path,
+        embedded: bool,
+    ) -> Backend {
         if embedded {
             return Backend::Embedded;
         }
@@ -101,8 +105,14 @@ impl Node {
         };
         let mut pull = req.pull.clone();
         pull.policy = req.spec.image.pull_policy;
-        self.engine.images().pull(&req.spec.image.name, &pull).await?;
-        if matches!(req.spec.image.pull_policy, PullPolicy::Always | PullPolicy::Newer) {
+        self.engine
+            .images()
+            .pull(&req.spec.image.name, &pull)
+            .await?;
+        if matches!(
+            req.spec.image.pull_policy,
+            PullPolicy::Always | PullPolicy::Newer
+        ) {
             // Just pulled: the daemon need not ask the registry again.
             req.spec.image.pull_policy = PullPolicy::IfNotPresent;
         }
@@ -124,7 +134,11 @@ impl Node {
     }
 
     /// Stops a container gracefully.
-    pub async fn stop(&self, record: &ContainerRecord, timeout: Option<Duration>) -> Result<(), EngineError> {
+    pub async fn stop(
+        &self,
+        record: &ContainerRecord,
+        timeout: Option<Duration>,
+    ) -> Result<(), EngineError> {
         match self.daemon().await {
             None => self.engine.stop(record, timeout).await,
             Some(c) => c.stop(&record.id, timeout).await.map_err(daemon_error),
@@ -132,7 +146,11 @@ impl Node {
     }
 
     /// Sends a signal.
-    pub async fn kill(&self, record: &ContainerRecord, signal: Option<&str>) -> Result<(), EngineError> {
+    pub async fn kill(
+        &self,
+        record: &ContainerRecord,
+        signal: Option<&str>,
+    ) -> Result<(), EngineError> {
         match self.daemon().await {
             None => self.engine.kill(record, signal).await,
             Some(c) => c.kill(&record.id, signal).await.map_err(daemon_error),

@@ -6,7 +6,6 @@ use crate::exit;
 use crate::output::{print_json, Format};
 use std::io::Read;
 use std::process::ExitCode;
-use std::sync::Arc;
 use zlayer_engine::deploy::{apply, down as engine_down, DeployOptions, DeployReport};
 use zlayer_spec::DurationSpec;
 
@@ -28,7 +27,11 @@ fn print_report(g: &GlobalArgs, r: &DeployReport, verb: &str) -> anyhow::Result<
         eprintln!("warning: {w}");
     }
     if r.unchanged() {
-        println!("deployment {}: {verb} (nothing to change, {} container(s) kept)", r.deployment, r.kept.len());
+        println!(
+            "deployment {}: {verb} (nothing to change, {} container(s) kept)",
+            r.deployment,
+            r.kept.len()
+        );
     } else {
         println!(
             "deployment {}: {verb} ({} created, {} replaced, {} started, {} removed, {} kept)",
@@ -44,7 +47,9 @@ fn print_report(g: &GlobalArgs, r: &DeployReport, verb: &str) -> anyhow::Result<
 }
 
 /// Reads and validates the spec; problems are printed like `validate`.
-fn read_spec(args: &DeployArgs) -> anyhow::Result<Result<zlayer_spec::DeploymentSpec, zlayer_spec::SpecErrors>> {
+fn read_spec(
+    args: &DeployArgs,
+) -> anyhow::Result<Result<zlayer_spec::DeploymentSpec, zlayer_spec::SpecErrors>> {
     if args.file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
@@ -87,8 +92,6 @@ pub async fn deploy(g: &GlobalArgs, args: DeployArgs) -> anyhow::Result<ExitCode
         Backend::Embedded => {
             let opts = DeployOptions {
                 dependency_timeout: timeout,
-                progress: (g.format == Format::Table)
-                    .then(|| Arc::new(|line: &str| eprintln!("{line}")) as Arc<dyn Fn(&str) + Send + Sync>),
                 ..Default::default()
             };
             apply(&node, &spec, &opts).await?
@@ -103,7 +106,9 @@ pub async fn down(g: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let node = open_node(g)?;
     let report = match node.backend().await {
         Backend::Daemon(c) => c.down(&args.deployment).await?,
-        Backend::Embedded => engine_down(&node, &args.deployment, &DeployOptions::default()).await?,
+        Backend::Embedded => {
+            engine_down(&node, &args.deployment, &DeployOptions::default()).await?
+        }
     };
     if g.format == Format::Json {
         print_json(&report)?;

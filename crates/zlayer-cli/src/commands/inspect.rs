@@ -34,6 +34,7 @@ pub async fn run(g: &GlobalArgs, args: NamesArgs) -> anyhow::Result<ExitCode> {
             pid,
         });
         v["ip"] = serde_json::json!(ip);
+        v["health"] = serde_json::json!(super::ps::health_of(engine.root(), &record));
         v["ports"] = serde_json::to_value(&ports)?;
         v["spec"] = serde_json::to_value(&record.spec)?;
         v["exit_code"] = match &v["state"]["code"] {

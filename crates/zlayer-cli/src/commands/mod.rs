@@ -15,8 +15,9 @@ mod ps;
 mod run;
 mod stats;
 mod validate;
+mod vm;
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{Cli, Command, ImageCommand, VmCommand};
 use std::process::ExitCode;
 
 /// Runs the command the user asked for.
@@ -58,6 +59,8 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images | Command::Image(ImageCommand::Ls) => images::list(g).await,
         Command::Rmi(args) => images::rmi(g, args).await,
         Command::Image(ImageCommand::Prune) => images::prune(g).await,
+        Command::Vm(VmCommand::BuildKernel(args)) => vm::build_kernel(g, args).await,
+        Command::Vm(VmCommand::InstallKernel(args)) => vm::install_kernel(g, args).await,
         Command::Image(ImageCommand::Builtin(args)) => images::builtin(g, args).await,
     }
 }

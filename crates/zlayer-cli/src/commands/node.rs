@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
-use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime};
+use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime, StoreImages};
 use zlayer_agent::runtimes::vm::{VmConfig, VmRuntime};
 use zlayer_agent::{AnnotationLookup, CompositeRuntime, Runtime};
 use zlayer_engine::Engine;
@@ -33,7 +33,8 @@ fn build_composite(root: &Path, images: &ImageStore) -> anyhow::Result<Composite
         ContainerRuntimeConfig::shim_next_to_current_exe(),
     ))?;
     runtimes.insert("container".into(), Arc::new(container));
-    let sandbox = SandboxRuntime::new(SandboxConfig::under(&root.join("sandbox")))?;
+    let sandbox = SandboxRuntime::new(SandboxConfig::under(&root.join("sandbox")))?
+        .with_image_resolver(Arc::new(StoreImages::new(images.clone())));
     runtimes.insert("sandbox".into(), Arc::new(sandbox));
     let vm = VmRuntime::new(VmConfig::new(root.join("vm")), Arc::new(images.clone()))?;
     runtimes.insert("vm".into(), Arc::new(vm));

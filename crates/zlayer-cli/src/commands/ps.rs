@@ -28,7 +28,14 @@ pub async fn run(g: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
     }
     match g.format {
         Format::Json => {
-            let rows: Vec<_> = views.iter().map(view_json).collect();
+            let rows: Vec<_> = views
+                .iter()
+                .map(|v| {
+                    let mut j = view_json(v);
+                    j["health"] = serde_json::json!(health_of(engine.root(), &v.record));
+                    j
+                })
+                .collect();
             print_json(&rows)?;
         }
         Format::Table => {
@@ -40,7 +47,10 @@ pub async fn run(g: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
                         v.record.image.clone(),
                         command_line(v),
                         ago(v.record.created),
-                        v.state.to_string(),
+                        match health_of(engine.root(), &v.record) {
+                            Some(h) if v.state.is_alive() => format!("{} ({h})", v.state),
+                            _ => v.state.to_string(),
+                        },
                         v.record.isolation.clone(),
                         v.record.name.clone(),
                     ]
@@ -93,4 +103,18 @@ pub fn view_json(v: &ContainerView) -> serde_json::Value {
         "deployment": v.record.deployment,
         "labels": v.record.labels,
     })
+}
+
+/// The health status persisted by health checks (`starting`, `healthy`,
+/// `unhealthy`), for containers that have a health check.
+pub fn health_of(
+    root: &std::path::Path,
+    record: &zlayer_engine::ContainerRecord,
+) -> Option<String> {
+    record.spec.health.as_ref()?;
+    zlayer_engine::health::HealthStore::open(root)
+        .load(&record.id)
+        .ok()
+        .flatten()
+        .map(|h| h.status.to_string())
 }

@@ -85,9 +85,9 @@ impl From<zlayer_image::Error> for ApiError {
     fn from(e: zlayer_image::Error) -> Self {
         use zlayer_image::Error as E;
         let status = match &e {
-            E::ImageNotFound { .. } | E::NotPresentPolicyNever { .. } | E::ManifestUnknown { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            E::ImageNotFound { .. }
+            | E::NotPresentPolicyNever { .. }
+            | E::ManifestUnknown { .. } => StatusCode::NOT_FOUND,
             E::InvalidReference { .. } | E::InvalidDigest { .. } | E::Load { .. } => {
                 StatusCode::BAD_REQUEST
             }
@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn engine_errors_map_to_docker_statuses() {
         let e: ApiError = EngineError::NoSuchContainer("x".into()).into();
-        assert_eq!((e.status, e.message.as_str()), (StatusCode::NOT_FOUND, "No such container: x"));
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::NOT_FOUND, "No such container: x")
+        );
         let e: ApiError = EngineError::NameInUse {
             name: "web".into(),
             id: "abc".into(),

@@ -96,15 +96,27 @@ struct StartBody {
 }
 
 /// `POST /containers/{id}/exec`.
-pub async fn create(State(s): State<AppState>, Path(id): Path<String>, body: bytes::Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: bytes::Bytes,
+) -> ApiResult<Response> {
     let b: CreateBody = json_body(&body)?;
     let record = resolve(&s, &id)?;
+    if b.tty && !super::containers::create::TTY_SUPPORTED {
+        return Err(ApiError::not_implemented(
+            "a terminal (-t) is not supported yet: zlayer's runtimes have no pty mode; run exec without -t",
+        ));
+    }
     let cmd = b.cmd.unwrap_or_default();
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
     if !s.engine.state(&record).await?.is_alive() {
-        return Err(ApiError::conflict(format!("container {} is not running", record.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            record.id
+        )));
     }
     let mut opts = ExecOptions::command(cmd);
     for kv in b.env.iter().flatten() {
@@ -137,10 +149,16 @@ fn no_such_exec(id: &str) -> ApiError {
 }
 
 /// `POST /exec/{id}/start`.
-pub async fn start(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+pub async fn start(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
     let entry = s.execs.get(&id).ok_or_else(|| no_such_exec(&id))?;
     if entry.running || entry.exit_code.is_some() {
-        return Err(ApiError::conflict(format!("exec instance {id} has already been started")));
+        return Err(ApiError::conflict(format!(
+            "exec instance {id} has already been started"
+        )));
     }
     let record = resolve(&s, &entry.container)?;
     // The body says Detach/Tty; read it without consuming the upgrade.
@@ -152,7 +170,8 @@ pub async fn start(State(s): State<AppState>, Path(id): Path<String>, req: Reque
     let engine = s.engine.clone();
     let execs = s.execs.clone();
     let tty = entry.opts.tty;
-    let run = move |input: Option<super::hijack::ClientInput>, output: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>| async move {
+    let run = move |input: Option<super::hijack::ClientInput>,
+                    output: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>| async move {
         let mut opts = entry.opts.clone();
         if let (true, Some(mut input)) = (entry.attach_stdin, input) {
             let mut data = Vec::new();
@@ -178,11 +197,16 @@ pub async fn start(State(s): State<AppState>, Path(id): Path<String>, req: Reque
             Err(e) => {
                 if let Some(tx) = output.as_ref() {
                     let msg = format!("zlayer: exec failed: {e}\n");
-                    let _ = tx.send(encode(tty, StreamKind::Stderr, msg.as_bytes())).await;
+                    let _ = tx
+                        .send(encode(tty, StreamKind::Stderr, msg.as_bytes()))
+                        .await;
                 }
                 match e {
                     zlayer_agent::AgentError::StartFailed { reason, .. }
-                        if reason.contains("not found") || reason.contains("No such file") => 127,
+                        if reason.contains("not found") || reason.contains("No such file") =>
+                    {
+                        127
+                    }
                     _ => 126,
                 }
             }
@@ -198,9 +222,13 @@ pub async fn start(State(s): State<AppState>, Path(id): Path<String>, req: Reque
         tokio::spawn(run(None, None));
         return Ok(StatusCode::OK.into_response());
     }
-    Ok(hijack_or_stream(req, if tty { RAW } else { MULTIPLEXED }, move |session| async move {
-        run(session.input, Some(session.output)).await;
-    }))
+    Ok(hijack_or_stream(
+        req,
+        if tty { RAW } else { MULTIPLEXED },
+        move |session| async move {
+            run(session.input, Some(session.output)).await;
+        },
+    ))
 }
 
 /// `POST /exec/{id}/resize`: accepted, not passed on (no terminal resize

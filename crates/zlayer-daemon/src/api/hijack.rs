@@ -46,7 +46,11 @@ pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
 
 /// Answers `req` by running `run` on a hijacked connection (101) or, when
 /// the client did not ask for an upgrade, on a streamed 200 body.
-pub fn hijack_or_stream<F, Fut>(mut req: Request<Body>, content_type: &'static str, run: F) -> Response
+pub fn hijack_or_stream<F, Fut>(
+    mut req: Request<Body>,
+    content_type: &'static str,
+    run: F,
+) -> Response
 where
     F: FnOnce(Session) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,

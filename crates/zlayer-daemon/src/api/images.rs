@@ -117,12 +117,17 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
             )
         })
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|e| std::cmp::Reverse(e.0));
     Ok(Json(out.into_iter().map(|(_, v)| v).collect()))
 }
 
 /// `GET /images/{name}/json` and `DELETE /images/{name}`.
-async fn by_name(State(s): State<AppState>, Path(rest): Path<String>, q: Query, method: Method) -> ApiResult<Response> {
+async fn by_name(
+    State(s): State<AppState>,
+    Path(rest): Path<String>,
+    q: Query,
+    method: Method,
+) -> ApiResult<Response> {
     if method == Method::DELETE {
         return remove(&s, &rest, &q).await.map(IntoResponse::into_response);
     }
@@ -145,8 +150,13 @@ fn inspect(s: &AppState, name: &str) -> ApiResult<Json<Value>> {
         .filter(|o| o.config_digest == r.config_digest)
         .map(|o| familiar(&o.reference))
         .collect();
-    let ports: serde_json::Map<String, Value> = c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect();
-    let volumes: serde_json::Map<String, Value> = c.volumes.iter().map(|v| (v.clone(), json!({}))).collect();
+    let ports: serde_json::Map<String, Value> = c
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), json!({})))
+        .collect();
+    let volumes: serde_json::Map<String, Value> =
+        c.volumes.iter().map(|v| (v.clone(), json!({}))).collect();
     Ok(Json(json!({
         "Id": image_id(&r),
         "RepoTags": tags,
@@ -179,7 +189,9 @@ async fn remove(s: &AppState, name: &str, q: &Query) -> ApiResult<Json<Vec<Value
     let r = resolve_image(s, name)?.ok_or_else(|| ApiError::no_such_image(name))?;
     let store = s.engine.images();
     let by_id = name.trim_start_matches("sha256:").len() >= 4
-        && r.config_digest.hex().starts_with(name.trim_start_matches("sha256:"));
+        && r.config_digest
+            .hex()
+            .starts_with(name.trim_start_matches("sha256:"));
     let targets: Vec<ImageRecord> = if by_id {
         store
             .list()?
@@ -210,7 +222,10 @@ async fn remove(s: &AppState, name: &str, q: &Query) -> ApiResult<Json<Vec<Value
         store.remove(&t.reference)?;
         out.push(json!({"Untagged": familiar(&t.reference)}));
     }
-    let still_used = store.list()?.iter().any(|o| o.config_digest == r.config_digest);
+    let still_used = store
+        .list()?
+        .iter()
+        .any(|o| o.config_digest == r.config_digest);
     if !still_used {
         out.push(json!({"Deleted": image_id(&r)}));
     }
@@ -234,7 +249,9 @@ impl PullProgress for JsonProgress {
         if let Ok(mut m) = self.sizes.lock() {
             m.insert(short(layer), (size, offset, SystemTime::UNIX_EPOCH));
         }
-        let _ = self.tx.send(json!({"status": "Pulling fs layer", "progressDetail": {}, "id": short(layer)}));
+        let _ = self
+            .tx
+            .send(json!({"status": "Pulling fs layer", "progressDetail": {}, "id": short(layer)}));
     }
 
     fn layer_bytes(&self, layer: &Digest, bytes: u64) {
@@ -256,12 +273,20 @@ impl PullProgress for JsonProgress {
     }
 
     fn layer_finished(&self, layer: &Digest, cached: bool) {
-        let status = if cached { "Already exists" } else { "Download complete" };
-        let _ = self.tx.send(json!({"status": status, "progressDetail": {}, "id": short(layer)}));
+        let status = if cached {
+            "Already exists"
+        } else {
+            "Download complete"
+        };
+        let _ = self
+            .tx
+            .send(json!({"status": status, "progressDetail": {}, "id": short(layer)}));
     }
 
     fn layer_extracted(&self, layer: &Digest) {
-        let _ = self.tx.send(json!({"status": "Pull complete", "progressDetail": {}, "id": short(layer)}));
+        let _ = self
+            .tx
+            .send(json!({"status": "Pull complete", "progressDetail": {}, "id": short(layer)}));
     }
 }
 
@@ -345,13 +370,16 @@ async fn load(State(s): State<AppState>, q: Query, req: Request) -> ApiResult<Re
     let dir = s.engine.root().join("engine").join("tmp");
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| ApiError::internal(format!("creating a temp file in {}: {e}", dir.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| {
+        ApiError::internal(format!("creating a temp file in {}: {e}", dir.display()))
+    })?;
     let mut body = req.into_body().into_data_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
-        tmp.write_all(&chunk)
-            .map_err(|e| ApiError::internal(format!("writing the archive to {}: {e}", dir.display())))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+        tmp.write_all(&chunk).map_err(|e| {
+            ApiError::internal(format!("writing the archive to {}: {e}", dir.display()))
+        })?;
     }
     let store = s.engine.images().clone();
     let path = tmp.path().to_path_buf();
@@ -376,7 +404,6 @@ async fn load(State(s): State<AppState>, q: Query, req: Request) -> ApiResult<Re
         .unwrap_or_else(|_| Response::new(Body::empty())))
 }
 
-
 /// The full body of a small request.
 pub async fn body_bytes(body: Body) -> ApiResult<Bytes> {
     body.collect()
@@ -394,6 +421,9 @@ mod tests {
         assert_eq!(familiar("busybox"), "busybox:latest");
         assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
         assert_eq!(familiar("docker.io/me/app:2"), "me/app:2");
-        assert_eq!(familiar("localhost:5000/busybox:latest"), "localhost:5000/busybox:latest");
+        assert_eq!(
+            familiar("localhost:5000/busybox:latest"),
+            "localhost:5000/busybox:latest"
+        );
     }
 }

@@ -100,7 +100,9 @@ where
         match pq.parse() {
             Ok(uri) => parts.uri = uri,
             Err(e) => {
-                return Ok(ApiError::bad_request(format!("bad request path: {e}")).into_response_body())
+                return Ok(
+                    ApiError::bad_request(format!("bad request path: {e}")).into_response_body()
+                )
             }
         }
     }
@@ -114,7 +116,10 @@ mod tests {
 
     #[test]
     fn version_prefixes() {
-        assert_eq!(split_version("/v1.45/containers/json"), Some(("1.45", "/containers/json")));
+        assert_eq!(
+            split_version("/v1.45/containers/json"),
+            Some(("1.45", "/containers/json"))
+        );
         assert_eq!(split_version("/v1.24/_ping"), Some(("1.24", "/_ping")));
         assert_eq!(split_version("/v1.45"), Some(("1.45", "/")));
         assert_eq!(split_version("/version"), None);

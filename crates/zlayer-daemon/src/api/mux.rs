@@ -55,7 +55,8 @@ impl FrameDecoder {
             if kind > 3 || self.buf[1..4] != [0, 0, 0] {
                 return Err(format!("bad frame header {:?}", &self.buf[..8]));
             }
-            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            let len =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
             if self.buf.len() < 8 + len {
                 break;
             }
@@ -96,7 +97,9 @@ mod tests {
                 (1, Bytes::new())
             ]
         );
-        assert!(FrameDecoder::default().push(&[9, 9, 9, 9, 0, 0, 0, 0]).is_err());
+        assert!(FrameDecoder::default()
+            .push(&[9, 9, 9, 9, 0, 0, 0, 0])
+            .is_err());
         assert_eq!(&encode(true, StreamKind::Stdout, b"raw")[..], b"raw");
     }
 }

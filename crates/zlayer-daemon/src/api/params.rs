@@ -105,8 +105,10 @@ mod tests {
 
     #[test]
     fn flags_ints_and_filters() {
-        let q = Query::parse(Some("a=1&b=false&c=&n=12&bad=x&filters=%7B%22label%22%3A%5B%22k%3Dv%22%5D%7D"))
-            .unwrap();
+        let q = Query::parse(Some(
+            "a=1&b=false&c=&n=12&bad=x&filters=%7B%22label%22%3A%5B%22k%3Dv%22%5D%7D",
+        ))
+        .unwrap();
         assert!(q.flag("a", false).unwrap());
         assert!(!q.flag("b", true).unwrap());
         assert!(q.flag("c", true).unwrap());
@@ -115,10 +117,16 @@ mod tests {
         assert_eq!(q.int("n").unwrap(), Some(12));
         assert!(q.int("bad").is_err());
         assert_eq!(filters(&q).unwrap()["label"], vec!["k=v".to_string()]);
-        let q = Query::parse(Some("filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D")).unwrap();
+        let q = Query::parse(Some(
+            "filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D",
+        ))
+        .unwrap();
         assert_eq!(filters(&q).unwrap()["status"], vec!["exited".to_string()]);
         let q = Query::parse(Some("filters=nope")).unwrap();
-        assert_eq!(filters(&q).unwrap_err().status, hyper::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            filters(&q).unwrap_err().status,
+            hyper::StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
@@ -130,6 +138,9 @@ mod tests {
         }
         assert_eq!(json_body::<B>(b"").unwrap().a, 0);
         assert_eq!(json_body::<B>(br#"{"a":3,"unknown":1}"#).unwrap().a, 3);
-        assert_eq!(json_body::<B>(b"{nope").unwrap_err().status, hyper::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_body::<B>(b"{nope").unwrap_err().status,
+            hyper::StatusCode::BAD_REQUEST
+        );
     }
 }

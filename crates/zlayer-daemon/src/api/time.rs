@@ -88,7 +88,10 @@ mod tests {
             parse_unix("1700000000.5"),
             Some(SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000))
         );
-        assert_eq!(parse_unix("12"), Some(SystemTime::UNIX_EPOCH + Duration::from_secs(12)));
+        assert_eq!(
+            parse_unix("12"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(12))
+        );
         assert_eq!(parse_unix("x"), None);
         assert_eq!(human_duration(Duration::from_secs(3)), "3 seconds");
     }

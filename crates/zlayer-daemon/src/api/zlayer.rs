@@ -154,7 +154,10 @@ async fn deploy(State(s): State<AppState>, body: bytes::Bytes) -> ApiResult<Json
     Ok(Json(apply(&s.engine, &spec, &opts).await?))
 }
 
-async fn down(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<DeployReport>> {
+async fn down(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DeployReport>> {
     let opts = deploy_options(&s, None);
     let report = deploy_down(&s.engine, &name, &opts).await?;
     Ok(Json(report))

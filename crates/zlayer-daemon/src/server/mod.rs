@@ -108,7 +108,11 @@ impl Daemon {
     }
 }
 
-async fn accept_loop(listener: UnixListener, router: axum::Router, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: UnixListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {

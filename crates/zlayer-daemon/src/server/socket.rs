@@ -45,10 +45,15 @@ pub fn bind_socket(path: &Path, group: Option<Gid>) -> Result<UnixListener> {
     let private = tempfile::Builder::new()
         .prefix(".zlayer-sock-")
         .tempdir_in(parent)
-        .map_err(|e| err(format!("creating a private directory in {}: {e}", parent.display())))?;
+        .map_err(|e| {
+            err(format!(
+                "creating a private directory in {}: {e}",
+                parent.display()
+            ))
+        })?;
     let tmp = private.path().join("s");
-    let listener = std::os::unix::net::UnixListener::bind(&tmp)
-        .map_err(|e| err(format!("bind: {e}")))?;
+    let listener =
+        std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| err(format!("bind: {e}")))?;
     let mode = match group {
         Some(gid) => {
             chown(&tmp, None, Some(gid)).map_err(|e| err(format!("chown to group {gid}: {e}")))?;
@@ -84,7 +89,10 @@ mod tests {
         let _l = bind_socket(&p, Some(gid)).unwrap();
         let meta = std::fs::metadata(&p).unwrap();
         assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, 0));
-        assert!(matches!(socket_gid("no-such-group-zl"), Err(DaemonError::NoSuchGroup(_))));
+        assert!(matches!(
+            socket_gid("no-such-group-zl"),
+            Err(DaemonError::NoSuchGroup(_))
+        ));
         assert_eq!(socket_gid("root").unwrap(), Gid::from_raw(0));
         // No private directories are left behind.
         let left: Vec<_> = std::fs::read_dir(dir.path().join("run")).unwrap().collect();

@@ -81,7 +81,12 @@ impl Runtime for HostRuntime {
         "container"
     }
 
-    async fn pull_image_with_policy(&self, _: &str, _: PullPolicy, _: Option<&RegistryAuth>) -> Result<()> {
+    async fn pull_image_with_policy(
+        &self,
+        _: &str,
+        _: PullPolicy,
+        _: Option<&RegistryAuth>,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -102,10 +107,13 @@ impl Runtime for HostRuntime {
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<()> {
-        let (spec, logs, exited) = self.with(id, |e| (e.spec.clone(), e.logs.clone(), e.exited.clone()))?;
+        let (spec, logs, exited) =
+            self.with(id, |e| (e.spec.clone(), e.logs.clone(), e.exited.clone()))?;
         let argv = Self::argv(&spec);
         if self.with(id, |e| e.state.clone())? != ContainerState::Pending {
-            return Err(AgentError::InvalidSpec(format!("container {id} has already run")));
+            return Err(AgentError::InvalidSpec(format!(
+                "container {id} has already run"
+            )));
         }
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
@@ -117,8 +125,16 @@ impl Runtime for HostRuntime {
             id: id.to_string(),
             reason: format!("{}: {e}", argv[0]),
         })?;
-        let out = pump(child.stdout.take().unwrap(), LogStream::Stdout, logs.clone());
-        let err = pump(child.stderr.take().unwrap(), LogStream::Stderr, logs.clone());
+        let out = pump(
+            child.stdout.take().unwrap(),
+            LogStream::Stdout,
+            logs.clone(),
+        );
+        let err = pump(
+            child.stderr.take().unwrap(),
+            LogStream::Stderr,
+            logs.clone(),
+        );
         let stdin = Arc::new(tokio::sync::Mutex::new(child.stdin.take()));
         let pid = child.id();
         self.with(id, |e| {
@@ -147,9 +163,14 @@ impl Runtime for HostRuntime {
     }
 
     async fn stop_container(&self, id: &ContainerId, timeout: Duration) -> Result<()> {
-        let Some(pid) = self.with(id, |e| e.pid)? else { return Ok(()) };
+        let Some(pid) = self.with(id, |e| e.pid)? else {
+            return Ok(());
+        };
         signal(pid, libc::SIGTERM);
-        if tokio::time::timeout(timeout, self.wait_container(id)).await.is_err() {
+        if tokio::time::timeout(timeout, self.wait_container(id))
+            .await
+            .is_err()
+        {
             signal(pid, libc::SIGKILL);
             let _ = self.wait_container(id).await;
         }
@@ -158,8 +179,10 @@ impl Runtime for HostRuntime {
 
     async fn kill_container(&self, id: &ContainerId, signal: Option<&str>) -> Result<()> {
         let sig = validate_signal(signal.unwrap_or("KILL"))?;
-        let pid = self.with(id, |e| e.pid)?.ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
-        signal(pid, sig);
+        let pid = self
+            .with(id, |e| e.pid)?
+            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+        self::signal(pid, sig);
         Ok(())
     }
 
@@ -193,30 +216,36 @@ impl Runtime for HostRuntime {
         if !opts.follow {
             return Ok(futures_util::stream::iter(first.into_iter().map(Ok)).boxed());
         }
-        let follow = futures_util::stream::unfold((start, exited, false), move |(mut pos, rx, done)| {
-            let logs = logs.clone();
-            let opts = opts.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    let batch: Vec<LogEntry> = logs.lock().unwrap()[pos..].to_vec();
-                    if !batch.is_empty() {
-                        pos += batch.len();
-                        let batch: Vec<Result<LogEntry>> =
-                            batch.into_iter().filter(|e| opts.wants(e.stream)).map(Ok).collect();
-                        return Some((futures_util::stream::iter(batch), (pos, rx, false)));
-                    }
-                    if rx.borrow().is_some() {
+        let follow =
+            futures_util::stream::unfold((start, exited, false), move |(mut pos, rx, done)| {
+                let logs = logs.clone();
+                let opts = opts.clone();
+                async move {
+                    if done {
                         return None;
                     }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    loop {
+                        let batch: Vec<LogEntry> = logs.lock().unwrap()[pos..].to_vec();
+                        if !batch.is_empty() {
+                            pos += batch.len();
+                            let batch: Vec<Result<LogEntry>> = batch
+                                .into_iter()
+                                .filter(|e| opts.wants(e.stream))
+                                .map(Ok)
+                                .collect();
+                            return Some((futures_util::stream::iter(batch), (pos, rx, false)));
+                        }
+                        if rx.borrow().is_some() {
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
-            }
-        })
-        .flatten();
-        Ok(futures_util::stream::iter(first.into_iter().map(Ok)).chain(follow).boxed())
+            })
+            .flatten();
+        Ok(futures_util::stream::iter(first.into_iter().map(Ok))
+            .chain(follow)
+            .boxed())
     }
 
     async fn exec_with_opts(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutput> {
@@ -237,7 +266,10 @@ impl Runtime for HostRuntime {
                 let _ = si.write_all(data).await;
             }
         }
-        let out = child.wait_with_output().await.map_err(|e| AgentError::Internal(e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
         Ok(ExecOutput {
             exit_code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -281,10 +313,15 @@ impl Runtime for HostRuntime {
     }
 
     async fn write_stdin(&self, id: &ContainerId, data: &[u8]) -> Result<()> {
-        let si = self.with(id, |e| e.stdin.clone())?.ok_or_else(|| AgentError::InvalidSpec("no stdin".into()))?;
+        let si = self
+            .with(id, |e| e.stdin.clone())?
+            .ok_or_else(|| AgentError::InvalidSpec("no stdin".into()))?;
         let mut g = si.lock().await;
         match g.as_mut() {
-            Some(w) => w.write_all(data).await.map_err(|e| AgentError::Internal(e.to_string())),
+            Some(w) => w
+                .write_all(data)
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string())),
             None => Err(AgentError::InvalidSpec("stdin closed".into())),
         }
     }
@@ -297,13 +334,17 @@ impl Runtime for HostRuntime {
     }
 
     async fn pause_container(&self, id: &ContainerId) -> Result<()> {
-        let pid = self.with(id, |e| e.pid)?.ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+        let pid = self
+            .with(id, |e| e.pid)?
+            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
         signal(pid, libc::SIGSTOP);
         self.with(id, |e| e.state = ContainerState::Paused)
     }
 
     async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
-        let pid = self.with(id, |e| e.pid)?.ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+        let pid = self
+            .with(id, |e| e.pid)?
+            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
         signal(pid, libc::SIGCONT);
         self.with(id, |e| e.state = ContainerState::Running)
     }

@@ -43,7 +43,10 @@ impl TestDaemon {
         let images = ImageStore::open(root.path()).unwrap();
         load_busybox(&images);
         let mut runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
-        runtimes.insert("container".into(), Arc::new(host_runtime::HostRuntime::default()));
+        runtimes.insert(
+            "container".into(),
+            Arc::new(host_runtime::HostRuntime::default()),
+        );
         let composite = CompositeRuntime::new(runtimes, "container").unwrap();
         let engine = Arc::new(Engine::new(root.path(), images, Arc::new(composite)).unwrap());
         let sock = root.path().join("run/zlayer.sock");
@@ -109,7 +112,12 @@ impl TestDaemon {
 }
 
 /// Runs the docker CLI at `sock` with a private config dir.
-pub async fn docker_at(sock: &Path, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+pub async fn docker_at(
+    sock: &Path,
+    config: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::process::Output {
     use tokio::io::AsyncWriteExt;
     let mut cmd = tokio::process::Command::new(DOCKER);
     cmd.args(args)
@@ -117,7 +125,11 @@ pub async fn docker_at(sock: &Path, config: &Path, args: &[&str], stdin: Option<
         .env("DOCKER_CONFIG", config)
         .env("DOCKER_CLI_HINTS", "false")
         .env_remove("DOCKER_API_VERSION")
-        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -144,7 +156,13 @@ pub fn err(o: &std::process::Output) -> String {
 
 /// Asserts success, printing both streams otherwise.
 pub fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "failed ({:?}): stdout={} stderr={}", o.status, out(o), err(o));
+    assert!(
+        o.status.success(),
+        "failed ({:?}): stdout={} stderr={}",
+        o.status,
+        out(o),
+        err(o)
+    );
     out(o)
 }
 
@@ -152,16 +170,19 @@ pub fn ok(o: &std::process::Output) -> String {
 pub async fn http(sock: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     use http_body_util::{BodyExt, Full};
     let stream = tokio::net::UnixStream::connect(sock).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header("Host", "docker")
         .header("Content-Type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_string())))
+        .body(Full::new(bytes::Bytes::from(
+            body.unwrap_or("").to_string(),
+        )))
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();

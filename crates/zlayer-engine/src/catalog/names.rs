@@ -30,7 +30,7 @@ pub fn generated_name(id: &str) -> String {
     let pick = |i: usize, n: usize| b.get(i).map(|c| *c as usize % n).unwrap_or(0);
     format!(
         "{}_{}_{}",
-        ADJECTIVES[pick(0, ADJECTIVES.len()) ^ pick(5, 2) % ADJECTIVES.len()],
+        ADJECTIVES[pick(0, ADJECTIVES.len()) ^ (pick(5, 2) % ADJECTIVES.len())],
         NOUNS[pick(1, NOUNS.len())],
         id.get(..4).unwrap_or("0000")
     )

@@ -108,17 +108,25 @@ impl Run<'_> {
     }
 
     async fn remove(&mut self, id: &str) -> Result<()> {
+        if let Some(name) = self.remove_quiet(id).await? {
+            self.say(format!("removed {name}"));
+        }
+        Ok(())
+    }
+
+    /// Stops (gracefully) and removes container `id`; its name, or `None`
+    /// when it was already gone.
+    async fn remove_quiet(&self, id: &str) -> Result<Option<String>> {
         let record = match self.engine.resolve(id) {
             Ok(r) => r,
-            Err(EngineError::NoSuchContainer(_)) => return Ok(()),
+            Err(EngineError::NoSuchContainer(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
         if self.engine.state(&record).await.is_ok_and(|s| s.is_alive()) {
             self.engine.stop(&record, self.opts.stop_timeout).await?;
         }
         self.engine.remove(&record, true).await?;
-        self.say(format!("removed {}", record.name));
-        Ok(())
+        Ok(Some(record.name))
     }
 
     async fn create(&mut self, service: &str, replica: u32) -> Result<String> {
@@ -157,9 +165,7 @@ impl Run<'_> {
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|e| e.record)
-            .filter(|r| {
-                r.container.service == format!("{}-{}", self.spec.deployment, dep.service)
-            })
+            .filter(|r| r.container.service == format!("{}-{}", self.spec.deployment, dep.service))
             .collect();
         if records.is_empty() {
             return Err("has no containers".into());
@@ -290,7 +296,11 @@ pub async fn apply(
                     run.say(format!("started {}", record.name));
                     run.report.started.push(record.name);
                 }
-                Step::Replace { service, replica, id } => {
+                Step::Replace {
+                    service,
+                    replica,
+                    id,
+                } => {
                     run.remove(id).await?;
                     let name = run.create(service, *replica).await?;
                     run.say(format!("replaced {name}"));
@@ -309,37 +319,71 @@ pub async fn apply(
     Ok(run.report)
 }
 
-/// Stops and removes every container of `deployment`, dependents first
-/// (reverse creation order). Returns the removed names; none is not an error.
+/// Stops and removes every container of `deployment`: service by service,
+/// dependents first (reverse dependency order of the last applied spec, else
+/// reverse creation order), the replicas of one service concurrently.
+/// Returns the removed names; none is not an error.
 pub async fn down(engine: &Engine, deployment: &str, opts: &DeployOptions) -> Result<DeployReport> {
     let _lock = lock_deployment(engine, deployment).await?;
-    let mut existing = existing_of(engine, deployment).await?;
-    existing.reverse();
+    let existing = existing_of(engine, deployment).await?;
+    let dir = deployments_dir(engine);
+    let spec_path = dir.join(format!("{deployment}.json"));
+    let saved: Option<DeploymentSpec> = std::fs::read(&spec_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    // Service keys (`<deployment>-<service>`), dependents first.
+    let mut order: Vec<String> = saved
+        .map(|s| {
+            super::order::dependency_order(&s.services)
+                .into_iter()
+                .rev()
+                .map(|n| format!("{deployment}-{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in existing.iter().rev() {
+        if !order.contains(&e.record.container.service) {
+            order.push(e.record.container.service.clone());
+        }
+    }
     let spec = DeploymentSpec {
         version: "v1".into(),
         deployment: deployment.to_string(),
         services: Default::default(),
     };
-    let mut run = Run {
+    let run = Run {
         engine,
         spec: &spec,
         opts,
-        report: DeployReport {
-            deployment: deployment.to_string(),
-            ..Default::default()
-        },
+        report: DeployReport::default(),
     };
-    for e in &existing {
-        run.remove(&e.record.id).await?;
-        run.report.removed.push(e.record.name.clone());
-    }
-    let dir = deployments_dir(engine);
-    for file in [format!("{deployment}.json")] {
-        match std::fs::remove_file(dir.join(&file)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(EngineError::io(format!("removing {file}"), e)),
+    let mut report = DeployReport {
+        deployment: deployment.to_string(),
+        ..Default::default()
+    };
+    for key in &order {
+        let group: Vec<&Existing> = existing
+            .iter()
+            .filter(|e| &e.record.container.service == key)
+            .collect();
+        let results =
+            futures_util::future::join_all(group.iter().map(|e| run.remove_quiet(&e.record.id)))
+                .await;
+        for (e, r) in group.iter().zip(results) {
+            r?;
+            run.say(format!("removed {}", e.record.name));
+            report.removed.push(e.record.name.clone());
         }
     }
-    Ok(run.report)
+    match std::fs::remove_file(&spec_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(EngineError::io(
+                format!("removing {}", spec_path.display()),
+                e,
+            ))
+        }
+    }
+    Ok(report)
 }

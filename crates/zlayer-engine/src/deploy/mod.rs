@@ -17,4 +17,6 @@ mod plan;
 
 pub use apply::{apply, down, DeployOptions, DeployReport, DEFAULT_DEPENDENCY_TIMEOUT};
 pub use order::dependency_order;
-pub use plan::{container_name, desired_spec, plan, runtime_key, Existing, Plan, ServicePlan, Step};
+pub use plan::{
+    container_name, desired_spec, plan, runtime_key, Existing, Plan, ServicePlan, Step,
+};

@@ -55,7 +55,10 @@ mod tests {
         m.insert("db".to_string(), svc(&[]));
         m.insert("cache".to_string(), svc(&[]));
         m.insert("worker".to_string(), svc(&["nope"]));
-        assert_eq!(dependency_order(&m), ["db", "cache", "api", "web", "worker"]);
+        assert_eq!(
+            dependency_order(&m),
+            ["db", "cache", "api", "web", "worker"]
+        );
     }
 
     #[test]

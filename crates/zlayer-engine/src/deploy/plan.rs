@@ -131,18 +131,13 @@ pub fn desired_spec(deployment: &str, service: &str, spec: &ServiceSpec) -> Serv
 
 /// Which service of `deployment` a record belongs to.
 fn service_of(deployment: &str, record: &ContainerRecord) -> Option<String> {
-    record
-        .spec
-        .labels
-        .get(SERVICE_LABEL)
-        .cloned()
-        .or_else(|| {
-            record
-                .container
-                .service
-                .strip_prefix(&format!("{deployment}-"))
-                .map(str::to_string)
-        })
+    record.spec.labels.get(SERVICE_LABEL).cloned().or_else(|| {
+        record
+            .container
+            .service
+            .strip_prefix(&format!("{deployment}-"))
+            .map(str::to_string)
+    })
 }
 
 /// Computes what `spec` needs given the containers in `existing` (those of
@@ -272,9 +267,18 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Step::Create { service: "db".into(), replica: 1 },
-                Step::Create { service: "web".into(), replica: 1 },
-                Step::Create { service: "web".into(), replica: 2 },
+                Step::Create {
+                    service: "db".into(),
+                    replica: 1
+                },
+                Step::Create {
+                    service: "web".into(),
+                    replica: 1
+                },
+                Step::Create {
+                    service: "web".into(),
+                    replica: 2
+                },
             ]
         );
         assert!(!p.is_noop());
@@ -299,9 +303,21 @@ mod tests {
             .insert("MODE".into(), "dev".into());
         let p = plan(&changed, &have);
         let steps: Vec<_> = p.steps().cloned().collect();
-        assert!(steps.contains(&Step::Keep { service: "db".into(), replica: 1, id: "db1".into() }));
-        assert!(steps.contains(&Step::Replace { service: "web".into(), replica: 1, id: "web1".into() }));
-        assert!(steps.contains(&Step::Replace { service: "web".into(), replica: 2, id: "web2".into() }));
+        assert!(steps.contains(&Step::Keep {
+            service: "db".into(),
+            replica: 1,
+            id: "db1".into()
+        }));
+        assert!(steps.contains(&Step::Replace {
+            service: "web".into(),
+            replica: 1,
+            id: "web1".into()
+        }));
+        assert!(steps.contains(&Step::Replace {
+            service: "web".into(),
+            replica: 2,
+            id: "web2".into()
+        }));
         assert_eq!(steps.len(), 3);
     }
 
@@ -316,30 +332,57 @@ mod tests {
         ];
         let p = plan(&d, &have);
         let steps: Vec<_> = p.steps().cloned().collect();
-        assert!(steps.contains(&Step::Start { service: "web".into(), replica: 2, id: "web2".into() }));
+        assert!(steps.contains(&Step::Start {
+            service: "web".into(),
+            replica: 2,
+            id: "web2".into()
+        }));
 
         let mut gone = d.clone();
         gone.services.shift_remove("old");
         let p = plan(&gone, &have);
         assert_eq!(
             p.removals,
-            vec![Step::Remove { service: "old".into(), replica: 1, id: "old1".into() }]
+            vec![Step::Remove {
+                service: "old".into(),
+                replica: 1,
+                id: "old1".into()
+            }]
         );
 
         // Scaling keeps the existing replicas.
         let mut up = d.clone();
         up.services.get_mut("web").unwrap().scale = ScaleSpec::Fixed { replicas: 4 };
         let steps: Vec<_> = plan(&up, &have).steps().cloned().collect();
-        assert!(steps.contains(&Step::Create { service: "web".into(), replica: 4 }));
-        assert!(steps.contains(&Step::Keep { service: "web".into(), replica: 3, id: "web3".into() }));
+        assert!(steps.contains(&Step::Create {
+            service: "web".into(),
+            replica: 4
+        }));
+        assert!(steps.contains(&Step::Keep {
+            service: "web".into(),
+            replica: 3,
+            id: "web3".into()
+        }));
         assert!(!steps.iter().any(|s| matches!(s, Step::Replace { .. })));
 
         let mut down = d.clone();
         down.services.get_mut("web").unwrap().scale = ScaleSpec::Fixed { replicas: 1 };
         let steps: Vec<_> = plan(&down, &have).steps().cloned().collect();
-        assert!(steps.contains(&Step::Remove { service: "web".into(), replica: 3, id: "web3".into() }));
-        assert!(steps.contains(&Step::Remove { service: "web".into(), replica: 2, id: "web2".into() }));
-        assert!(steps.contains(&Step::Keep { service: "web".into(), replica: 1, id: "web1".into() }));
+        assert!(steps.contains(&Step::Remove {
+            service: "web".into(),
+            replica: 3,
+            id: "web3".into()
+        }));
+        assert!(steps.contains(&Step::Remove {
+            service: "web".into(),
+            replica: 2,
+            id: "web2".into()
+        }));
+        assert!(steps.contains(&Step::Keep {
+            service: "web".into(),
+            replica: 1,
+            id: "web1".into()
+        }));
     }
 
     #[test]
@@ -350,7 +393,10 @@ mod tests {
         let p = plan(&d, &[other]);
         assert_eq!(
             p.steps().cloned().collect::<Vec<_>>(),
-            vec![Step::Create { service: "web".into(), replica: 1 }]
+            vec![Step::Create {
+                service: "web".into(),
+                replica: 1
+            }]
         );
     }
 }

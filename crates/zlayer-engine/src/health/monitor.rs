@@ -78,7 +78,8 @@ async fn alive(engine: &Engine, record: &ContainerRecord) -> bool {
 
 /// Probes `record` on its schedule until the container stops, persisting
 /// each result; `on_change` hears every status change. Returns at once for a
-/// container without a health check.
+/// container without a health check. Whoever (re)starts a container clears
+/// its old status first ([`HealthStore::remove`]).
 pub async fn run_health_loop(
     engine: &Engine,
     record: &ContainerRecord,
@@ -90,8 +91,10 @@ pub async fn run_health_loop(
     let store = HealthStore::open(engine.root());
     let timing = HealthTiming::from_spec(spec);
     let started = Instant::now();
-    let mut state = HealthState::default();
-    store.save(&record.id, &state)?;
+    // Continue from what another prober (a deployment waiting on this
+    // container, an earlier daemon) found; nothing is written before the
+    // first probe of our own.
+    let mut state = store.load(&record.id)?.unwrap_or_default();
     on_change(state.status);
     while alive(engine, record).await {
         let before = state.status;
@@ -170,7 +173,10 @@ mod tests {
         }))
         .unwrap();
         let t = HealthTiming::from_spec(&spec);
-        assert_eq!(t.next_delay(HealthStatus::Starting), Duration::from_millis(100));
+        assert_eq!(
+            t.next_delay(HealthStatus::Starting),
+            Duration::from_millis(100)
+        );
         assert_eq!((t.start_grace, t.retries), (Duration::from_secs(2), 1));
     }
 }

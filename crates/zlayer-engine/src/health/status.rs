@@ -110,12 +110,14 @@ impl HealthStore {
     pub fn load(&self, id: &str) -> Result<Option<HealthState>> {
         let path = self.path_of(id);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                EngineError::CorruptState {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                }
-            }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| EngineError::CorruptState {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(EngineError::io(format!("reading {}", path.display()), e)),
         }

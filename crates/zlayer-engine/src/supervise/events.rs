@@ -102,7 +102,10 @@ impl EventHub {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                tracing::warn!(container = id, "attached clients still reading after {limit:?}; removing anyway");
+                tracing::warn!(
+                    container = id,
+                    "attached clients still reading after {limit:?}; removing anyway"
+                );
                 return;
             }
         }

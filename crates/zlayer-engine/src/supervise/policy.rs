@@ -162,8 +162,14 @@ mod tests {
 
     #[test]
     fn backoff_is_capped() {
-        assert_eq!(backoff(DEFAULT_RESTART_DELAY, 0), Duration::from_millis(100));
-        assert_eq!(backoff(DEFAULT_RESTART_DELAY, 3), Duration::from_millis(800));
+        assert_eq!(
+            backoff(DEFAULT_RESTART_DELAY, 0),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            backoff(DEFAULT_RESTART_DELAY, 3),
+            Duration::from_millis(800)
+        );
         assert_eq!(backoff(DEFAULT_RESTART_DELAY, 20), MAX_RESTART_DELAY);
         assert_eq!(backoff(DEFAULT_RESTART_DELAY, 200), MAX_RESTART_DELAY);
         let long = Duration::from_secs(300);
@@ -179,7 +185,13 @@ mod tests {
         assert!(!restart_on_daemon_start(&unless, &facts(0, true, 0, 0)));
         assert!(restart_on_daemon_start(&unless, &facts(0, false, 0, 0)));
         assert!(restart_on_daemon_start(&on_failure, &facts(2, false, 1, 1)));
-        assert!(!restart_on_daemon_start(&on_failure, &facts(2, false, 2, 2)));
-        assert!(!restart_on_daemon_start(&on_failure, &facts(0, false, 0, 0)));
+        assert!(!restart_on_daemon_start(
+            &on_failure,
+            &facts(2, false, 2, 2)
+        ));
+        assert!(!restart_on_daemon_start(
+            &on_failure,
+            &facts(0, false, 0, 0)
+        ));
     }
 }

@@ -139,7 +139,10 @@ mod tests {
         store.note_user_start("a").unwrap();
         let s = store.load("a").unwrap();
         assert!(!s.user_stopped);
-        assert_eq!((s.attempts, s.backoff_step, s.last_exit_code), (0, 0, Some(4)));
+        assert_eq!(
+            (s.attempts, s.backoff_step, s.last_exit_code),
+            (0, 0, Some(4))
+        );
         assert!(s.last_started.is_some());
         store.remove("a").unwrap();
         store.remove("a").unwrap();

@@ -6,7 +6,7 @@ use super::state::{SupervisionState, SupervisionStore};
 use crate::catalog::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::health::run_health_loop;
+use crate::health::{run_health_loop, HealthStore};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -85,6 +85,7 @@ impl Supervisor {
     /// or an ended one again (in place, else re-created under the same key),
     /// clears the stop mark and restart history, and watches it.
     pub async fn user_start(self: &Arc<Self>, record: &ContainerRecord) -> Result<()> {
+        HealthStore::open(self.engine.root()).remove(&record.id)?;
         match self.engine.state(record).await? {
             s if s.is_alive() => {}
             ContainerState::Exited { .. } | ContainerState::Failed { .. } => {
@@ -249,20 +250,30 @@ impl Supervisor {
             };
             self.events.publish(&id, EventKind::Exited(code));
             // Started again meanwhile (`restart`, a user `start`): keep watching.
-            if self
-                .engine
-                .state(&record)
-                .await
-                .is_ok_and(|s| s.is_alive())
-            {
+            if self.engine.state(&record).await.is_ok_and(|s| s.is_alive()) {
                 continue;
             }
-            if record.auto_remove {
+            // `--rm` through the Docker API is the daemon's job (the runtime
+            // was not told, so the exit code outlives the exit); with
+            // `delete_on_exit` the runtime removes the container itself.
+            if record.auto_remove && !record.spec.lifecycle.delete_on_exit {
                 self.events.wait_detached(&id, ATTACH_DRAIN_LIMIT).await;
                 if let Err(e) = self.engine.remove(&record, true).await {
                     tracing::warn!("auto-removing {}: {e}", record.name);
                 }
                 self.events.publish(&id, EventKind::Removed);
+                return;
+            }
+            if record.auto_remove {
+                // The runtime removes it; report the removal once it is gone.
+                for _ in 0..100 {
+                    if self.engine.state(&record).await.is_err() {
+                        let _ = self.engine.catalog().remove(&id);
+                        self.events.publish(&id, EventKind::Removed);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 return;
             }
             let facts = facts_of(&st, code);
@@ -305,6 +316,9 @@ impl Supervisor {
             Ok(s) if s.is_alive() => return true,
             Err(_) => return false,
             _ => {}
+        }
+        if let Err(e) = HealthStore::open(self.engine.root()).remove(id) {
+            tracing::warn!("{}: {e}", record.name);
         }
         if let Err(e) = self.start_again(&record).await {
             tracing::error!("restart of {} failed: {e}", record.name);

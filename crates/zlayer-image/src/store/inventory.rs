@@ -51,7 +51,9 @@ pub(super) fn write_lease(store: &ImageStore, holder: &Path, rec: &ImageRecord) 
         blobs: rec.blobs(),
         created: fsutil::unix_now(),
     };
-    fsutil::write_json_atomic(&lease_path(store, holder), &lease)
+    // Not fsynced: a lease only matters while its container lives, and no
+    // container outlives a power loss (see `write_json_atomic_unsynced`).
+    fsutil::write_json_atomic_unsynced(&lease_path(store, holder), &lease)
 }
 
 pub(super) fn remove_lease(store: &ImageStore, holder: &Path) -> Result<()> {

@@ -5,6 +5,7 @@ use super::cgroups::HostCgroups;
 use super::oci_spec_builder::{self, hostname_for, SpecInput};
 use super::paths::{ContainerPaths, Layout};
 use super::rootfs_fs::mkdir_all_in_root;
+use super::seccomp_profile;
 use super::state_dir::{self, ContainerRecord};
 use super::storage::storage_mounts;
 use super::teardown;
@@ -36,7 +37,7 @@ pub struct CreateRequest<'a> {
 /// Creates the container; on failure removes whatever was made.
 pub fn create(req: CreateRequest<'_>) -> Result<()> {
     let fail = |e: AgentError| -> AgentError {
-        let _ = teardown::remove_container(req.paths, None);
+        let _ = teardown::remove_container(req.paths, None, Some(req.store));
         match e {
             AgentError::InvalidSpec(_) | AgentError::Configuration(_) => e,
             other => AgentError::CreateFailed {
@@ -104,6 +105,8 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
     let json = serde_json::to_vec(&oci)
         .map_err(|e| AgentError::Internal(format!("encoding config.json: {e}")))?;
     state_dir::write_file_atomic(&paths.oci_config(), &json)?;
+    let profile = seccomp_profile::default_profile(&oci_spec_builder::default_capability_names());
+    state_dir::write_json(&paths.seccomp(), &profile)?;
     std::fs::File::create(paths.logs()).map_err(|e| io("creating", &paths.logs(), e))?;
 
     let record = ContainerRecord {

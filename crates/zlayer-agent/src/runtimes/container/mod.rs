@@ -26,6 +26,7 @@ pub mod netns;
 pub mod oci_spec_builder;
 pub mod paths;
 pub mod rootfs_fs;
+pub mod seccomp_bpf;
 pub mod seccomp_profile;
 pub mod shim;
 pub mod state_dir;
@@ -300,7 +301,8 @@ impl Runtime for ContainerRuntime {
         self.set_failed(id, None);
         if paths.dir.exists() || paths.lc_dir().exists() {
             let p = paths.clone();
-            tokio::task::spawn_blocking(move || teardown::remove_container(&p, None))
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || teardown::remove_container(&p, None, Some(&store)))
                 .await
                 .map_err(internal("removing the stale container"))??;
         }
@@ -347,10 +349,11 @@ impl Runtime for ContainerRuntime {
         let shim = self.config.shim_path.clone();
         let p = paths.clone();
         let record = snap.record.clone();
+        let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || {
             let r = shim::spawn::start_shim(&shim, &p);
             if r.is_err() {
-                let _ = teardown::remove_container(&p, Some(&record));
+                let _ = teardown::remove_container(&p, Some(&record), Some(&store));
             }
             r
         })
@@ -425,7 +428,8 @@ impl Runtime for ContainerRuntime {
         if !paths.dir.exists() && !paths.lc_dir().exists() {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || teardown::remove_container(&paths, None))
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || teardown::remove_container(&paths, None, Some(&store)))
             .await
             .map_err(internal("removing the container"))?
     }

@@ -2,7 +2,6 @@
 //! [`ServiceSpec`] and its image's config, docker style.
 
 use super::cgroups::CgroupMode;
-use super::seccomp_profile;
 use super::user::ResolvedUser;
 use crate::error::{AgentError, Result};
 use oci_spec::runtime::{
@@ -369,7 +368,6 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec> {
         .cgroups_path(PathBuf::from(input.cgroups_path))
         .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .seccomp(seccomp_profile::default_profile(&default_capability_names()))
         .sysctl(sysctl)
         .build()
         .map_err(|e| AgentError::Internal(format!("building the OCI linux section: {e}")))?;
@@ -483,7 +481,8 @@ mod tests {
         let ns: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
         assert!(ns.contains(&LinuxNamespaceType::Network));
         assert!(!ns.contains(&LinuxNamespaceType::Cgroup));
-        assert!(linux.seccomp().is_some());
+        // The seccomp profile travels separately (seccomp.json, compiled once).
+        assert!(linux.seccomp().is_none());
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(), 14);

@@ -4,6 +4,8 @@
 //! <root>/containers/<service>-<replica>/   one container (its "state dir")
 //!     container.json   ContainerRecord: what was created, written once
 //!     config.json      the OCI runtime spec (the dir is the OCI bundle)
+//!     seccomp.json     the seccomp profile (compiled once per host into
+//!                      <root>/run/seccomp/<hash>.bpf)
 //!     shim.json        ShimRecord: monitor + init pids, written at start
 //!     exit.json        ExitRecord: how the init ended, written by the monitor
 //!     logs.jsonl       stdout/stderr, one JSON record per line
@@ -14,6 +16,7 @@
 //!     exec/                          process specs of running execs
 //! <root>/volumes/<name>/_data         named volumes (outlive containers)
 //! <root>/run/libcontainer/<id>/       libcontainer's own state
+//! <root>/run/seccomp/<hash>.bpf       compiled seccomp programs
 //! ```
 
 use crate::error::{AgentError, Result};
@@ -124,6 +127,17 @@ impl ContainerPaths {
     /// `config.json` (OCI runtime spec).
     pub fn oci_config(&self) -> PathBuf {
         self.dir.join("config.json")
+    }
+    /// `seccomp.json`: the container's seccomp profile (OCI format).
+    pub fn seccomp(&self) -> PathBuf {
+        self.dir.join("seccomp.json")
+    }
+    /// Where compiled seccomp programs are cached (`<root>/run/seccomp`).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.lc_root
+            .parent()
+            .map(|run| run.join("seccomp"))
+            .unwrap_or_else(|| self.lc_root.join("seccomp"))
     }
     /// `shim.json`.
     pub fn shim(&self) -> PathBuf {

@@ -7,6 +7,7 @@ use super::paths::ContainerPaths;
 use super::state_dir::{self, ContainerRecord, ShimRecord};
 use crate::error::{AgentError, Result};
 use crate::runtimes::common::procfs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,14 @@ const MONITOR_GRACE: Duration = Duration::from_secs(2);
 
 /// Removes container `paths` completely. Idempotent; `record` is read from
 /// disk when not given (a container without one is removed all the same).
-pub fn remove_container(paths: &ContainerPaths, record: Option<&ContainerRecord>) -> Result<()> {
+///
+/// `store` is the caller's image store handle, if it has one (else the
+/// store of the data root is opened).
+pub fn remove_container(
+    paths: &ContainerPaths,
+    record: Option<&ContainerRecord>,
+    store: Option<&zlayer_image::ImageStore>,
+) -> Result<()> {
     let loaded;
     let record = match record {
         Some(r) => Some(r),
@@ -38,11 +46,7 @@ pub fn remove_container(paths: &ContainerPaths, record: Option<&ContainerRecord>
     }
     let me = std::process::id() as i32;
     if let Some(s) = shim.as_ref().filter(|s| s.shim_pid != me) {
-        let deadline = Instant::now() + MONITOR_GRACE;
-        while s.shim_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if s.shim_alive() {
+        if !wait_exit(s.shim_pid, s.shim_starttime, MONITOR_GRACE) {
             kill(s.shim_pid);
         }
     }
@@ -63,7 +67,7 @@ pub fn remove_container(paths: &ContainerPaths, record: Option<&ContainerRecord>
 
     // 4. The rootfs.
     if paths.dir.exists() {
-        release_rootfs(paths)?;
+        release_rootfs(paths, store)?;
     }
 
     // 5. The state dir.
@@ -71,14 +75,20 @@ pub fn remove_container(paths: &ContainerPaths, record: Option<&ContainerRecord>
 }
 
 /// Unmounts the rootfs and drops the image lease.
-pub fn release_rootfs(paths: &ContainerPaths) -> Result<()> {
-    let root = paths
-        .dir
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| AgentError::Internal(format!("{} has no data root", paths.dir.display())))?;
-    let store = zlayer_image::ImageStore::open(root)
-        .map_err(|e| AgentError::Internal(format!("opening the image store at {}: {e}", root.display())))?;
+pub fn release_rootfs(paths: &ContainerPaths, store: Option<&zlayer_image::ImageStore>) -> Result<()> {
+    let opened;
+    let store = match store {
+        Some(s) => s,
+        None => {
+            let root = paths.dir.parent().and_then(Path::parent).ok_or_else(|| {
+                AgentError::Internal(format!("{} has no data root", paths.dir.display()))
+            })?;
+            opened = zlayer_image::ImageStore::open(root).map_err(|e| {
+                AgentError::Internal(format!("opening the image store at {}: {e}", root.display()))
+            })?;
+            &opened
+        }
+    };
     store.release_rootfs(&paths.dir).map_err(|e| {
         AgentError::Internal(format!(
             "releasing the rootfs of {} failed: {e}",
@@ -114,7 +124,36 @@ fn kill(pid: i32) {
     }
 }
 
-/// Whether `pid` is alive (not a zombie).
-pub fn alive(pid: i32) -> bool {
-    procfs::is_alive(pid, None)
+/// Waits up to `timeout` for process `pid` (started at `starttime`) to
+/// end; true when it did (or was already gone). Uses a pidfd, so it returns
+/// as soon as the process exits.
+pub fn wait_exit(pid: i32, starttime: u64, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open has no memory-safety preconditions.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return true;
+    }
+    // SAFETY: a fresh fd from pidfd_open.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // Checked after opening the pidfd: it then refers to this very process.
+    if !procfs::is_alive(pid, Some(starttime)) {
+        return true;
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || left.is_zero() {
+            return !procfs::is_alive(pid, Some(starttime));
+        }
+    }
 }

@@ -22,6 +22,11 @@ pub const DEGRADED_LABEL: &str = "com.zlayer.sandbox.allow-degraded";
 /// execute, e.g. `/usr/share/perl:/usr/bin`.
 pub const READ_PATHS_LABEL: &str = "com.zlayer.sandbox.read-paths";
 
+/// Label (`true`) giving the workload a terminal: a pty on stdin, stdout
+/// and stderr; `write_stdin` types into it, `close_stdin` sends EOF (^D),
+/// and output is logged as it comes (a prompt without a newline included).
+pub const TTY_LABEL: &str = "com.zlayer.tty";
+
 /// Where the sandbox runtime keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {

@@ -76,11 +76,15 @@ pub fn create(
         .map(|m| m.bytes())
         .transpose()
         .map_err(|e| AgentError::InvalidSpec(format!("resources.memory: {e}")))?;
-    let stop_signal = match &spec.stop_signal {
+    let image = resolve_image(ctx, id, &spec.image.name)?;
+    let stop_signal = match spec
+        .stop_signal
+        .as_ref()
+        .or(image.defaults.stop_signal.as_ref())
+    {
         Some(s) => crate::signal::validate_signal(s)?,
         None => libc::SIGTERM,
     };
-    let image = resolve_image(ctx, id, &spec.image.name)?;
     remove_dir(&paths.dir)?;
     let _ = std::fs::remove_file(&paths.log);
     let mut ports: Vec<AllocatedPort> = Vec::new();
@@ -95,6 +99,12 @@ pub fn create(
         stop_signal,
         &mut ports,
     );
+    let result = result.and_then(|rec| {
+        if let (ImageRootfs::Layers(_), Some(resolver)) = (&image.rootfs, ctx.resolver) {
+            resolver.acquire(&spec.image.name, &paths.dir)?;
+        }
+        Ok(rec)
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&paths.dir);
         ctx.ports.release(ports.iter().map(|p| p.host_port));
@@ -308,6 +318,10 @@ fn build(
         stop_signal,
         pids_limit: spec.resources.pids_limit,
         log_path: paths.log.clone(),
+        tty: spec
+            .labels
+            .get(super::config::TTY_LABEL)
+            .is_some_and(|v| v.trim() == "true"),
     };
     let text = record
         .policy

@@ -24,6 +24,8 @@ pub struct ImageDefaults {
     pub workdir: Option<String>,
     /// `User`.
     pub user: Option<String>,
+    /// `StopSignal`.
+    pub stop_signal: Option<String>,
 }
 
 /// Where an image's root filesystem comes from.
@@ -51,6 +53,15 @@ pub trait ImageResolver: Send + Sync {
     fn resolve(&self, name: &str) -> Result<Option<ResolvedImage>>;
     /// Every stored image.
     fn list(&self) -> Result<Vec<ImageInfo>>;
+    /// Records that the container in `holder` uses image `name` (so the
+    /// store keeps its layers); called after a successful create.
+    fn acquire(&self, _name: &str, _holder: &Path) -> Result<()> {
+        Ok(())
+    }
+    /// Drops what [`ImageResolver::acquire`] recorded; called at remove.
+    fn release(&self, _holder: &Path) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,8 +3,9 @@
 //! Everything that allocates or reads files happens in the parent
 //! ([`Prepared::new`]: the Landlock ruleset fd, the seccomp BPF, limits).
 //! The child, between fork and exec, only makes async-signal-safe syscalls:
-//! `sigprocmask`/`signal` (defaults back), `setsid`, `setrlimit`, `setgroups`/`setgid`/`setuid`, `prctl` (securebits,
-//! capability bounding set, ambient set, no_new_privs), `capset`,
+//! `sigprocmask`/`signal` (defaults back), `setsid` (and `ioctl(TIOCSCTTY)`
+//! with a terminal), `setrlimit`, `setgroups`/`setgid`/`setuid`, `prctl`
+//! (securebits, capability bounding set, ambient set, no_new_privs), `capset`,
 //! `landlock_restrict_self` and `seccomp`.
 
 use std::os::fd::AsRawFd;
@@ -51,6 +52,7 @@ impl Prepared {
         let bpf = seccomp::build(&FilterSpec {
             allowed: &policy.allowed_syscalls,
             network: policy.network,
+            root: policy.root,
         })?;
         let user = policy.user.map(|u| (u.uid, u.gid));
         // SAFETY: geteuid cannot fail.
@@ -87,12 +89,16 @@ impl Prepared {
 
     /// A command running `program` (a host path) with `argv` (argv[0] as
     /// the workload should see it), exactly `env`, in `cwd`, confined.
+    ///
+    /// With `tty`, the child's stdin must be a terminal: it becomes the
+    /// controlling terminal of the child's new session.
     pub fn command(
         &self,
         program: &Path,
         argv: &[String],
         env: &[(String, String)],
         cwd: &Path,
+        tty: bool,
     ) -> Command {
         let mut cmd = Command::new(program);
         if let Some(first) = argv.first() {
@@ -109,14 +115,18 @@ impl Prepared {
             .map(|f| f.as_raw_fd())
             .unwrap_or(-1);
         let bpf = self.bpf.clone();
-        let user = self.user;
-        let nproc = self.nproc;
-        let drop_caps = self.drop_caps;
-        let cap_last = self.cap_last;
+        let setup = ChildSetup {
+            ll_fd,
+            user: self.user,
+            nproc: self.nproc,
+            drop_caps: self.drop_caps,
+            cap_last: self.cap_last,
+            tty,
+        };
         // SAFETY: the closure runs in the forked child and only makes raw
         // syscalls on values prepared before the fork; it allocates nothing.
         unsafe {
-            cmd.pre_exec(move || confine(ll_fd, &bpf, user, nproc, drop_caps, cap_last));
+            cmd.pre_exec(move || confine(setup, &bpf));
         }
         cmd
     }
@@ -143,15 +153,27 @@ fn check(ret: libc::c_long) -> std::io::Result<()> {
     }
 }
 
-/// Runs in the child between fork and exec: async-signal-safe syscalls only.
-fn confine(
+/// What the child applies to itself, prepared in the parent.
+#[derive(Debug, Clone, Copy)]
+struct ChildSetup {
     ll_fd: i32,
-    bpf: &[libc::sock_filter],
     user: Option<(u32, u32)>,
     nproc: Option<u64>,
     drop_caps: bool,
     cap_last: u32,
-) -> std::io::Result<()> {
+    tty: bool,
+}
+
+/// Runs in the child between fork and exec: async-signal-safe syscalls only.
+fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> std::io::Result<()> {
+    let ChildSetup {
+        ll_fd,
+        user,
+        nproc,
+        drop_caps,
+        cap_last,
+        tty,
+    } = setup;
     // SAFETY: plain syscalls on stack values and on the pre-built BPF slice.
     unsafe {
         // The monitor blocks signals for its signalfd and ignores SIGPIPE;
@@ -163,6 +185,9 @@ fn confine(
         )?;
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         check(libc::setsid() as libc::c_long)?;
+        if tty {
+            check(libc::ioctl(0, libc::TIOCSCTTY, 0) as libc::c_long)?;
+        }
         let zero = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

@@ -9,7 +9,7 @@
 //! copies, layer merge), `options`/`policy` (what a container may do),
 //! `landlock_rules`/`seccomp`/`launch` (enforcement), `shim` (the monitor),
 //! `control` (its socket protocol), `state` (phase from files), `create`,
-//! `lifecycle`, `exec`, `ports`, `runtime` (the [`Runtime`](crate::Runtime) impl).
+//! `lifecycle`, `exec`, `ports`, `store` (image store adapter), `runtime` (the [`Runtime`](crate::Runtime) impl).
 //! See `docs/sandbox.md`.
 
 pub mod clone;
@@ -30,11 +30,13 @@ pub mod runtime;
 pub mod seccomp;
 pub mod shim;
 pub mod state;
+pub mod store;
 
 pub use config::{
     SandboxConfig, ALLOW_SYSCALLS_LABEL, CONNECT_PORTS_LABEL, DEGRADED_LABEL, NETWORK_LABEL,
-    READ_PATHS_LABEL,
+    READ_PATHS_LABEL, TTY_LABEL,
 };
 pub use images::{ImageDefaults, ImageResolver, ImageRootfs, ResolvedImage};
 pub use options::NetworkAccess;
 pub use runtime::SandboxRuntime;
+pub use store::StoreImages;

@@ -135,6 +135,9 @@ pub struct Policy {
     pub allow_degraded: bool,
     /// Memory limit enforced by the watchdog, in bytes.
     pub memory_limit: Option<u64>,
+    /// The workload runs as uid 0 (file metadata changes are then denied).
+    #[serde(default)]
+    pub root: bool,
 }
 
 /// Everything the policy is derived from.
@@ -262,6 +265,11 @@ impl Policy {
             _ => (Vec::new(), Vec::new()),
         };
         let non_root = input.user.is_some_and(|u| u.uid != 0);
+        // SAFETY: geteuid cannot fail.
+        let root = match input.user {
+            Some(u) => u.uid == 0,
+            None => (unsafe { libc::geteuid() }) == 0,
+        };
         Policy {
             rootfs: input.rootfs.to_path_buf(),
             exec_paths,
@@ -281,6 +289,7 @@ impl Policy {
             user: input.user,
             allow_degraded: input.options.allow_degraded,
             memory_limit: input.memory_limit,
+            root,
         }
     }
 
@@ -470,6 +479,18 @@ impl Policy {
             let _ = writeln!(
                 s,
                 "deny            clone/unshare with CLONE_NEW* flags; clone3 (ENOSYS)"
+            );
+        }
+        if self.root && !allowed(seccomp::METADATA) {
+            let names: Vec<&str> = seccomp::METADATA_SYSCALLS.iter().map(|(n, _)| *n).collect();
+            let _ = writeln!(
+                s,
+                "deny            file metadata changes ({}): the workload runs as uid 0, which owns",
+                names.join(" ")
+            );
+            let _ = writeln!(
+                s,
+                "                most host files, and Landlock does not cover metadata; set `user` to allow them"
             );
         }
         if !allowed(seccomp::TIOCSTI) {

@@ -43,6 +43,9 @@ pub struct ContainerRecord {
     pub pids_limit: Option<i64>,
     /// The log file.
     pub log_path: PathBuf,
+    /// Whether the workload gets a terminal (label `com.zlayer.tty`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// `monitor.json`: who supervises the running container.

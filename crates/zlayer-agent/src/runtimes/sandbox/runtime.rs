@@ -52,6 +52,16 @@ impl std::fmt::Debug for SandboxRuntime {
     }
 }
 
+/// Runs short blocking filesystem work (clone, remove: milliseconds) from
+/// async code without a thread hand-off: `block_in_place` on a multi-thread
+/// runtime, inline on a current-thread one (a CLI).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> AgentError {
     AgentError::Configuration(format!("{what} {}: {e}", path.display()))
 }
@@ -104,13 +114,7 @@ impl SandboxRuntime {
     /// Registers the host directory `dir` as image `image_name` (cloned into
     /// `images/`). Idempotent for the same directory.
     pub async fn register_local_rootfs(&self, image_name: &str, dir: &Path) -> Result<()> {
-        let images = self.images.clone();
-        let name = image_name.to_string();
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || images.register(&name, &dir))
-            .await
-            .map_err(|e| AgentError::Internal(format!("register task: {e}")))?
-            .map(|_| ())
+        blocking(|| self.images.register(image_name, dir)).map(|_| ())
     }
 
     /// The container's directory (`data_dir/containers/<service>-<replica>`).
@@ -277,23 +281,13 @@ impl Runtime for SandboxRuntime {
                 create::remove_dir(&paths.dir)?;
             }
         }
-        let id2 = id.clone();
-        let spec = spec.clone();
-        let config = self.config.clone();
-        let images = self.images.clone();
-        let resolver = self.resolver.clone();
-        let ports = self.ports.clone();
-        tokio::task::spawn_blocking(move || {
-            let ctx = CreateCtx {
-                config: &config,
-                images: &images,
-                resolver: resolver.as_deref(),
-                ports: &ports,
-            };
-            create::create(&ctx, &id2, &spec).map(|_| ())
-        })
-        .await
-        .map_err(|e| AgentError::Internal(format!("create task: {e}")))?
+        let ctx = CreateCtx {
+            config: &self.config,
+            images: &self.images,
+            resolver: self.resolver.as_deref(),
+            ports: &self.ports,
+        };
+        blocking(|| create::create(&ctx, id, spec)).map(|_| ())
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<()> {
@@ -362,10 +356,10 @@ impl Runtime for SandboxRuntime {
                 self.ports.release(rec.ports.iter().map(|p| p.host_port));
             }
         }
-        let dir = paths.dir.clone();
-        tokio::task::spawn_blocking(move || create::remove_dir(&dir))
-            .await
-            .map_err(|e| AgentError::Internal(format!("remove task: {e}")))??;
+        blocking(|| create::remove_dir(&paths.dir))?;
+        if let Some(resolver) = &self.resolver {
+            resolver.release(&paths.dir)?;
+        }
         let _ = std::fs::remove_file(&paths.log);
         Ok(())
     }

@@ -81,11 +81,48 @@ pub const NAMESPACES: &str = "namespaces";
 /// Name of the group "terminal injection": `ioctl` `TIOCSTI`/`TIOCLINUX`.
 pub const TIOCSTI: &str = "tiocsti";
 
+/// Name of the group "file metadata changes", denied when the workload runs
+/// as uid 0: Landlock does not cover chmod/chown/utimes/xattrs, and uid 0
+/// owns nearly every host file, so without this group a capability-less
+/// root workload could still `chmod 000 /usr/lib/.../libc.so.6`.
+pub const METADATA: &str = "metadata";
+
+/// The syscalls of the [`METADATA`] group.
+pub const METADATA_SYSCALLS: &[(&str, i64)] = &[
+    #[cfg(target_arch = "x86_64")]
+    ("chmod", libc::SYS_chmod),
+    ("fchmod", libc::SYS_fchmod),
+    ("fchmodat", libc::SYS_fchmodat),
+    ("fchmodat2", 452),
+    #[cfg(target_arch = "x86_64")]
+    ("chown", libc::SYS_chown),
+    #[cfg(target_arch = "x86_64")]
+    ("lchown", libc::SYS_lchown),
+    ("fchown", libc::SYS_fchown),
+    ("fchownat", libc::SYS_fchownat),
+    #[cfg(target_arch = "x86_64")]
+    ("utime", libc::SYS_utime),
+    #[cfg(target_arch = "x86_64")]
+    ("utimes", libc::SYS_utimes),
+    #[cfg(target_arch = "x86_64")]
+    ("futimesat", libc::SYS_futimesat),
+    ("utimensat", libc::SYS_utimensat),
+    ("setxattr", libc::SYS_setxattr),
+    ("lsetxattr", libc::SYS_lsetxattr),
+    ("fsetxattr", libc::SYS_fsetxattr),
+    ("setxattrat", 463),
+    ("removexattr", libc::SYS_removexattr),
+    ("lremovexattr", libc::SYS_lremovexattr),
+    ("fremovexattr", libc::SYS_fremovexattr),
+    ("removexattrat", 466),
+];
+
 /// Every name the allow-syscalls label accepts.
 pub fn deniable_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = DENIED.iter().map(|(n, _)| *n).collect();
     names.push(NAMESPACES);
     names.push(TIOCSTI);
+    names.push(METADATA);
     names
 }
 
@@ -123,6 +160,9 @@ pub struct FilterSpec<'a> {
     pub allowed: &'a [String],
     /// Network access (restricts `socket` families/types).
     pub network: NetworkAccess,
+    /// The workload runs as uid 0 (the [`METADATA`] group is then denied
+    /// unless allowed).
+    pub root: bool,
 }
 
 fn cond(
@@ -144,6 +184,11 @@ pub fn build(spec: &FilterSpec<'_>) -> Result<Vec<libc::sock_filter>, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (name, nr) in DENIED {
         if !allowed(name) {
+            rules.insert(*nr, Vec::new());
+        }
+    }
+    if spec.root && !allowed(METADATA) {
+        for (_, nr) in METADATA_SYSCALLS {
             rules.insert(*nr, Vec::new());
         }
     }
@@ -296,6 +341,7 @@ mod tests {
             let prog = build(&FilterSpec {
                 allowed: &[],
                 network,
+                root: true,
             })
             .unwrap();
             assert!(prog.len() > 20);
@@ -304,11 +350,13 @@ mod tests {
         let small = build(&FilterSpec {
             allowed: &allowed,
             network: NetworkAccess::Full,
+            root: false,
         })
         .unwrap();
         let full = build(&FilterSpec {
             allowed: &[],
             network: NetworkAccess::Full,
+            root: true,
         })
         .unwrap();
         assert!(small.len() < full.len());

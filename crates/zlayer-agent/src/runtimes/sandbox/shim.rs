@@ -1,8 +1,8 @@
 //! The per-container monitor (`zlayer-sandbox-shim <container-dir>`).
 //!
-//! Started by `start_container` in its own session (so the agent, CLI or
-//! daemon, can be killed without losing anything; init adopts the monitor),
-//! it:
+//! Started by `start_container` in its own process group (so the agent, CLI
+//! or daemon, can be killed without losing anything; init adopts the
+//! monitor), it:
 //! - prepares the policy (Landlock ruleset, seccomp BPF) and spawns the
 //!   workload confined, with stdout/stderr on pipes and stdin on the
 //!   container's FIFO; writes `pid` and `monitor.json`; reports `ok <pid>`
@@ -129,6 +129,8 @@ struct Monitor {
     outputs: [Output; 2],
     listener: Option<UnixListener>,
     stdin_holder: Option<File>,
+    /// The pty master (write side), in terminal mode.
+    pty_master: Option<File>,
     me: i32,
     main_pid: i32,
     main_status: Option<WaitStatus>,
@@ -215,7 +217,7 @@ impl Monitor {
             .write(true)
             .open(&fifo)
             .map_err(|e| fail(&mut log, format!("opening the stdin FIFO: {e}")))?;
-        let child_stdin = {
+        let mut child_stdin = {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
                 .read(true)
@@ -225,20 +227,70 @@ impl Monitor {
         };
         set_nonblocking(&child_stdin, false);
 
-        let (out_r, out_w) = pipe().map_err(|e| fail(&mut log, e))?;
-        let (err_r, err_w) = pipe().map_err(|e| fail(&mut log, e))?;
-        set_nonblocking(&out_r, true);
-        set_nonblocking(&err_r, true);
+        let mut pty_master = None;
+        let (child_out, child_err, outputs) = if record.tty {
+            // A terminal: the slave is the workload's stdin/stdout/stderr,
+            // the monitor reads the master and relays the FIFO into it.
+            let pty = nix::pty::openpty(None, None)
+                .map_err(|e| fail(&mut log, format!("allocating a pty: {e}")))?;
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("pty: {e}"));
+            let master_w = dup(&pty.master).map_err(|e| fail(&mut log, e))?;
+            set_nonblocking(&pty.master, true);
+            set_nonblocking(&holder, true);
+            pty_master = Some(File::from(master_w));
+            let out = dup(&pty.slave).map_err(|e| fail(&mut log, e))?;
+            let err = dup(&pty.slave).map_err(|e| fail(&mut log, e))?;
+            child_stdin = File::from(pty.slave);
+            (
+                out,
+                err,
+                [
+                    Output {
+                        file: Some(File::from(pty.master)),
+                        stream: LogStream::Stdout,
+                    },
+                    Output {
+                        file: None,
+                        stream: LogStream::Stderr,
+                    },
+                ],
+            )
+        } else {
+            let (out_r, out_w) = pipe().map_err(|e| fail(&mut log, e))?;
+            let (err_r, err_w) = pipe().map_err(|e| fail(&mut log, e))?;
+            set_nonblocking(&out_r, true);
+            set_nonblocking(&err_r, true);
+            (
+                out_w,
+                err_w,
+                [
+                    Output {
+                        file: Some(File::from(out_r)),
+                        stream: LogStream::Stdout,
+                    },
+                    Output {
+                        file: Some(File::from(err_r)),
+                        stream: LogStream::Stderr,
+                    },
+                ],
+            )
+        };
         let listener = control::bind(&dir.join("control.sock"))
             .map_err(|e| fail(&mut log, format!("binding the control socket: {e}")))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| fail(&mut log, format!("control socket: {e}")))?;
 
-        let mut cmd = prepared.command(&record.program, &record.argv, &record.env, &record.cwd);
+        let mut cmd = prepared.command(
+            &record.program,
+            &record.argv,
+            &record.env,
+            &record.cwd,
+            record.tty,
+        );
         cmd.stdin(Stdio::from(child_stdin))
-            .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(err_w));
+            .stdout(Stdio::from(child_out))
+            .stderr(Stdio::from(child_err));
         let child = cmd.spawn().map_err(|e| {
             let _ = std::fs::remove_file(dir.join("control.sock"));
             let _ = std::fs::remove_file(&fifo);
@@ -272,18 +324,10 @@ impl Monitor {
             prepared,
             log,
             signals,
-            outputs: [
-                Output {
-                    file: Some(File::from(out_r)),
-                    stream: LogStream::Stdout,
-                },
-                Output {
-                    file: Some(File::from(err_r)),
-                    stream: LogStream::Stderr,
-                },
-            ],
+            outputs,
             listener: Some(listener),
             stdin_holder: Some(holder),
+            pty_master,
             me,
             main_pid,
             main_status: None,
@@ -304,7 +348,10 @@ impl Monitor {
             } else {
                 None
             };
-            let (sig_ready, out_ready, listen_ready) = self.wait_events(timeout);
+            let (sig_ready, out_ready, listen_ready, stdin_ready) = self.wait_events(timeout);
+            if stdin_ready {
+                self.relay_stdin();
+            }
             if sig_ready {
                 self.handle_signals();
             }
@@ -342,7 +389,7 @@ impl Monitor {
         self.finish();
     }
 
-    fn wait_events(&mut self, timeout: Option<Duration>) -> (bool, [bool; 2], bool) {
+    fn wait_events(&mut self, timeout: Option<Duration>) -> (bool, [bool; 2], bool, bool) {
         let mut fds: Vec<PollFd> = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
         let mut idx = [None, None];
         for (i, o) in self.outputs.iter().enumerate() {
@@ -355,6 +402,13 @@ impl Monitor {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
+        let stdin_idx = match (&self.pty_master, &self.stdin_holder) {
+            (Some(_), Some(h)) => {
+                fds.push(PollFd::new(h.as_fd(), PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
         let t = match timeout {
             None => PollTimeout::NONE,
             Some(d) => {
@@ -362,7 +416,7 @@ impl Monitor {
             }
         };
         if poll(&mut fds, t).is_err() {
-            return (false, [false, false], false);
+            return (false, [false, false], false, false);
         }
         let hit = |i: usize| {
             fds[i].revents().is_some_and(|r| {
@@ -373,7 +427,27 @@ impl Monitor {
             hit(0),
             [idx[0].is_some_and(hit), idx[1].is_some_and(hit)],
             listen_idx.is_some_and(hit),
+            stdin_idx.is_some_and(hit),
         )
+    }
+
+    /// Terminal mode: copies what was written to the stdin FIFO into the pty.
+    fn relay_stdin(&mut self) {
+        let (Some(master), Some(holder)) = (self.pty_master.as_mut(), self.stdin_holder.as_mut())
+        else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match holder.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let _ = master.write_all(&buf[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     }
 
     fn handle_signals(&mut self) {
@@ -381,8 +455,10 @@ impl Monitor {
             let sig = info.ssi_signo as i32;
             if sig == libc::SIGCHLD {
                 self.reap();
-            } else if self.main_status.is_none() {
-                // The monitor is asked to end: pass it on to the workload.
+            } else if sig == libc::SIGTERM && self.main_status.is_none() {
+                // The monitor is asked to end (host shutdown): pass it on
+                // to the workload. SIGHUP/SIGINT/SIGQUIT of a terminal the
+                // agent ran in are ignored.
                 let _ = kill(Pid::from_raw(-self.main_pid), Signal::SIGTERM);
             }
         }
@@ -422,10 +498,22 @@ impl Monitor {
                     return;
                 }
                 Ok(n) => {
-                    let _ = self.log.write_chunk(self.outputs[i].stream, &buf[..n]);
+                    let stream = self.outputs[i].stream;
+                    let _ = self.log.write_chunk(stream, &buf[..n]);
+                    if self.pty_master.is_some() {
+                        // A terminal shows partial lines (prompts) at once.
+                        let _ = self.log.flush_stream(stream);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // EIO: the pty's last slave closed. Any other error ends the
+                // stream too, rather than polling a broken fd forever.
+                Err(_) => {
+                    self.outputs[i].file = None;
+                    let _ = self.log.flush_stream(self.outputs[i].stream);
+                    return;
+                }
             }
         }
     }
@@ -475,7 +563,16 @@ impl Monitor {
         };
         match req {
             Request::CloseStdin => {
-                self.stdin_holder = None;
+                if self.pty_master.is_some() {
+                    // A terminal has no end of file: EOF is the VEOF
+                    // character at the start of a line.
+                    self.relay_stdin();
+                    if let Some(master) = self.pty_master.as_mut() {
+                        let _ = master_eof(master);
+                    }
+                } else {
+                    self.stdin_holder = None;
+                }
                 let _ = control::send_reply(&conn, &Reply::Done);
             }
             Request::Exec {
@@ -518,6 +615,7 @@ impl Monitor {
         let prepared = if user.is_some() && user != self.record.policy.user {
             let policy = Policy {
                 user,
+                root: user.map_or(self.record.policy.root, |u| u.uid == 0),
                 ..self.record.policy.clone()
             };
             other = Prepared::new(&policy)?;
@@ -525,7 +623,7 @@ impl Monitor {
         } else {
             &self.prepared
         };
-        let mut cmd = prepared.command(program, argv, env, cwd);
+        let mut cmd = prepared.command(program, argv, env, cwd, false);
         cmd.stdin(Stdio::from(i))
             .stdout(Stdio::from(o))
             .stderr(Stdio::from(e));
@@ -592,6 +690,10 @@ impl Monitor {
         let _ = std::fs::remove_file(self.dir.join("control.sock"));
         let _ = std::fs::remove_file(self.dir.join("stdin"));
     }
+}
+
+fn master_eof(master: &mut File) -> std::io::Result<()> {
+    master.write_all(&[0x04])
 }
 
 fn human(bytes: u64) -> String {

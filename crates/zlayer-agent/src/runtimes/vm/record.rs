@@ -28,6 +28,10 @@ pub struct VmRecord {
     pub memory_mib: u64,
     /// vCPUs.
     pub vcpus: u32,
+    /// Whether the spec set the CPU count (else TCG boots use 1 vCPU: see
+    /// `docs/vm.md`).
+    #[serde(default)]
+    pub vcpus_from_spec: bool,
     /// Signal number for a graceful stop.
     pub stop_signal: i32,
     /// When it was created (ms since the epoch).

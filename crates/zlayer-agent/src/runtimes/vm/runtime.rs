@@ -294,6 +294,11 @@ impl Inner {
         let accel = self.accel(&bundle).await?;
         let _ = std::fs::remove_file(dir.join(logsync::EXIT_FILE));
         let _ = std::fs::remove_file(dir.join(PAUSED_FILE));
+        // Measured: under TCG a second vCPU makes the boot ~40% slower and
+        // sometimes hangs it; a spec that asks for CPUs still gets them.
+        if accel == Accel::Tcg && !rec.vcpus_from_spec {
+            rec.vcpus = 1;
+        }
         let launch = Launch {
             qemu: self.config.qemu_binary.clone(),
             accel,
@@ -530,6 +535,7 @@ impl Runtime for VmRuntime {
                 binds,
                 memory_mib,
                 vcpus,
+                vcpus_from_spec: spec.resources.cpu.is_some(),
                 stop_signal,
                 created_ms: now_ms(),
                 qemu: None,

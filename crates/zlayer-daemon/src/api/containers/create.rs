@@ -16,6 +16,12 @@ pub const TTY_LABEL: &str = "com.zlayer.tty";
 /// The label that keeps the workload's stdin open (`docker run -i`).
 pub const STDIN_LABEL: &str = "com.zlayer.stdin";
 
+/// Whether the runtimes can give a workload a terminal. None can yet (the
+/// `Runtime` interface has no pty mode), so `Tty: true` is refused instead
+/// of silently running without a terminal; flip this once they can (they
+/// will see [`TTY_LABEL`]).
+pub const TTY_SUPPORTED: bool = false;
+
 /// Docker's `StrSlice`: a string or a list of strings (or null).
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
@@ -149,10 +155,14 @@ fn parse_restart(p: &RestartPolicyBody) -> Result<RestartPolicy, ApiError> {
     };
     let max = p.maximum_retry_count.unwrap_or(0);
     if max < 0 {
-        return Err(bad(format!("invalid MaximumRetryCount {max}: must be 0 or more")));
+        return Err(bad(format!(
+            "invalid MaximumRetryCount {max}: must be 0 or more"
+        )));
     }
     if max > 0 && kind != RestartKind::OnFailure {
-        return Err(bad("maximum retry count cannot be used with restart policy other than on-failure".into()));
+        return Err(bad(
+            "maximum retry count cannot be used with restart policy other than on-failure".into(),
+        ));
     }
     Ok(RestartPolicy {
         kind,
@@ -175,11 +185,19 @@ fn parse_ports(
         let protocol = match proto {
             "tcp" => Protocol::Tcp,
             "udp" => Protocol::Udp,
-            other => return Err(bad(format!("unsupported protocol {other:?} in PortBindings; use tcp or udp"))),
+            other => {
+                return Err(bad(format!(
+                    "unsupported protocol {other:?} in PortBindings; use tcp or udp"
+                )))
+            }
         };
         let hosts = hosts.as_deref().unwrap_or_default();
         let defaults = [PortBinding::default()];
-        let hosts = if hosts.is_empty() { &defaults[..] } else { hosts };
+        let hosts = if hosts.is_empty() {
+            &defaults[..]
+        } else {
+            hosts
+        };
         for h in hosts {
             let host_port = match h.host_port.as_deref().unwrap_or("") {
                 "" => None,
@@ -206,7 +224,9 @@ fn parse_bind(b: &str) -> Result<StorageSpec, ApiError> {
         _ => return Err(bad(format!("invalid bind {b:?}; expected SRC:DST[:ro]"))),
     };
     if !dst.starts_with('/') {
-        return Err(bad(format!("invalid bind {b:?}: the container path must be absolute")));
+        return Err(bad(format!(
+            "invalid bind {b:?}: the container path must be absolute"
+        )));
     }
     let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -214,7 +234,11 @@ fn parse_bind(b: &str) -> Result<StorageSpec, ApiError> {
             "ro" => readonly = true,
             "rw" => readonly = false,
             "z" | "Z" | "rprivate" | "private" | "rslave" | "slave" | "nocopy" => {}
-            other => return Err(bad(format!("invalid bind option {other:?} in {b:?}; use ro or rw"))),
+            other => {
+                return Err(bad(format!(
+                    "invalid bind option {other:?} in {b:?}; use ro or rw"
+                )))
+            }
         }
     }
     Ok(if src.starts_with('/') {
@@ -246,7 +270,11 @@ fn parse_health(h: &HealthConfig) -> Result<Option<HealthSpec>, ApiError> {
         Some((kind, rest)) if kind == "CMD-SHELL" && rest.len() == 1 => {
             vec!["/bin/sh".into(), "-c".into(), rest[0].clone()]
         }
-        _ => return Err(bad(format!("invalid Healthcheck.Test {test:?}; use [\"CMD\", ...] or [\"CMD-SHELL\", \"...\"]"))),
+        _ => {
+            return Err(bad(format!(
+                "invalid Healthcheck.Test {test:?}; use [\"CMD\", ...] or [\"CMD-SHELL\", \"...\"]"
+            )))
+        }
     };
     Ok(Some(HealthSpec {
         start_grace: nanos(h.start_period),
@@ -259,7 +287,16 @@ fn parse_health(h: &HealthConfig) -> Result<Option<HealthSpec>, ApiError> {
 
 /// Builds the create request for `body` (container `name`, if given).
 /// The image must already be resolved to a stored reference.
-pub fn to_request(body: &CreateBody, name: Option<String>, image: &str) -> Result<CreateRequest, ApiError> {
+pub fn to_request(
+    body: &CreateBody,
+    name: Option<String>,
+    image: &str,
+) -> Result<CreateRequest, ApiError> {
+    if body.tty && !TTY_SUPPORTED {
+        return Err(ApiError::not_implemented(
+            "a terminal (-t) is not supported yet: zlayer's runtimes have no pty mode; run without -t (docker run -i works, without a prompt)",
+        ));
+    }
     let mut spec = ServiceSpec::minimal(name.clone().unwrap_or_default(), image);
     // The daemon never pulls on create (docker answers 404 and the client pulls).
     spec.image.pull_policy = PullPolicy::Never;
@@ -300,9 +337,15 @@ pub fn to_request(body: &CreateBody, name: Option<String>, image: &str) -> Resul
     }
     let hc = body.host_config.as_ref();
     if let Some(hc) = hc {
-        if let Some(iso) = hc.isolation.as_deref().filter(|i| !i.is_empty() && *i != "default") {
+        if let Some(iso) = hc
+            .isolation
+            .as_deref()
+            .filter(|i| !i.is_empty() && *i != "default")
+        {
             iso.parse::<zlayer_spec::Isolation>().map_err(|_| {
-                bad(format!("invalid isolation {iso:?}; use container, sandbox or vm"))
+                bad(format!(
+                    "invalid isolation {iso:?}; use container, sandbox or vm"
+                ))
             })?;
             spec.labels.insert(ISOLATION_LABEL.into(), iso.into());
         }
@@ -331,7 +374,10 @@ pub fn to_request(body: &CreateBody, name: Option<String>, image: &str) -> Resul
         }
         if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
             spec.resources.cpu = Some(n as f64 / 1e9);
-        } else if let (Some(q), Some(p)) = (hc.cpu_quota.filter(|q| *q > 0), hc.cpu_period.filter(|p| *p > 0)) {
+        } else if let (Some(q), Some(p)) = (
+            hc.cpu_quota.filter(|q| *q > 0),
+            hc.cpu_period.filter(|p| *p > 0),
+        ) {
             spec.resources.cpu = Some(q as f64 / p as f64);
         }
         spec.resources.pids_limit = hc.pids_limit.filter(|p| *p > 0);
@@ -340,7 +386,9 @@ pub fn to_request(body: &CreateBody, name: Option<String>, image: &str) -> Resul
         }
         for (target, opts) in hc.tmpfs.iter().flatten() {
             if !target.starts_with('/') {
-                return Err(bad(format!("invalid tmpfs {target:?}: the path must be absolute")));
+                return Err(bad(format!(
+                    "invalid tmpfs {target:?}: the path must be absolute"
+                )));
             }
             let size = opts
                 .split(',')
@@ -349,7 +397,9 @@ pub fn to_request(body: &CreateBody, name: Option<String>, image: &str) -> Resul
                     let lower = s.to_ascii_lowercase();
                     let converted = [("k", "Ki"), ("m", "Mi"), ("g", "Gi")]
                         .iter()
-                        .find_map(|(suf, unit)| lower.strip_suffix(suf).map(|n| format!("{n}{unit}")))
+                        .find_map(|(suf, unit)| {
+                            lower.strip_suffix(suf).map(|n| format!("{n}{unit}"))
+                        })
                         .unwrap_or_else(|| s.to_string());
                     ByteSize::parse(&converted)
                         .map_err(|e| bad(format!("invalid tmpfs size {s:?}: {e}")))
@@ -403,38 +453,65 @@ mod tests {
         assert_eq!(s.restart_policy.max_attempts, Some(3));
         assert_eq!(s.port_mappings.len(), 2);
         assert_eq!(s.port_mappings[1].host_port, Some(18080));
-        assert_eq!(s.resources.memory.as_ref().unwrap().bytes().unwrap(), 256 << 20);
+        assert_eq!(
+            s.resources.memory.as_ref().unwrap().bytes().unwrap(),
+            256 << 20
+        );
         assert_eq!(s.resources.cpu, Some(0.5));
         assert_eq!(s.resources.pids_limit, None);
         assert_eq!(s.storage.len(), 3);
-        assert_eq!(s.stop_grace_period.as_ref().unwrap().duration().unwrap(), Duration::from_secs(2));
+        assert_eq!(
+            s.stop_grace_period.as_ref().unwrap().duration().unwrap(),
+            Duration::from_secs(2)
+        );
         assert_eq!(s.image.pull_policy, PullPolicy::Never);
     }
 
     #[test]
     fn isolation_tty_and_string_cmd() {
         let b = body(serde_json::json!({
-            "Image": "busybox", "Cmd": "echo hi", "Tty": true,
+            "Image": "busybox", "Cmd": "echo hi", "Tty": TTY_SUPPORTED,
             "HostConfig": {"Isolation": "vm", "NetworkMode": "host"}
         }));
         let req = to_request(&b, None, "busybox").unwrap();
         assert_eq!(req.spec.command.args, Some(vec!["echo hi".to_string()]));
         assert_eq!(req.spec.labels[ISOLATION_LABEL], "vm");
-        assert_eq!(req.spec.labels[TTY_LABEL], "true");
         assert_eq!(req.spec.network_mode, NetworkMode::Host);
-        assert!(req.tty);
+        assert_eq!(req.tty, TTY_SUPPORTED);
+        assert_eq!(req.spec.labels.contains_key(TTY_LABEL), TTY_SUPPORTED);
+        if !TTY_SUPPORTED {
+            let b = body(serde_json::json!({"Image": "busybox", "Tty": true}));
+            let e = to_request(&b, None, "busybox").unwrap_err();
+            assert_eq!(e.status.as_u16(), 501);
+            assert!(e.message.contains("terminal"), "{}", e.message);
+        }
     }
 
     #[test]
     fn bad_values_are_400_or_409() {
         for (v, status) in [
-            (serde_json::json!({"HostConfig": {"Isolation": "hyperv"}}), 400),
-            (serde_json::json!({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}), 400),
-            (serde_json::json!({"HostConfig": {"PortBindings": {"x/tcp": []}}}), 400),
-            (serde_json::json!({"HostConfig": {"Binds": ["/a:rel"]}}), 400),
+            (
+                serde_json::json!({"HostConfig": {"Isolation": "hyperv"}}),
+                400,
+            ),
+            (
+                serde_json::json!({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}),
+                400,
+            ),
+            (
+                serde_json::json!({"HostConfig": {"PortBindings": {"x/tcp": []}}}),
+                400,
+            ),
+            (
+                serde_json::json!({"HostConfig": {"Binds": ["/a:rel"]}}),
+                400,
+            ),
             (serde_json::json!({"StopSignal": "SIGNOPE"}), 400),
             (serde_json::json!({"Healthcheck": {"Test": ["BOGUS"]}}), 400),
-            (serde_json::json!({"HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "always"}}}), 409),
+            (
+                serde_json::json!({"HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "always"}}}),
+                409,
+            ),
         ] {
             let err = to_request(&body(v.clone()), None, "busybox").unwrap_err();
             assert_eq!(err.status.as_u16(), status, "{v}: {}", err.message);
@@ -446,9 +523,16 @@ mod tests {
         let b = body(serde_json::json!({
             "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000i64, "Retries": 2}
         }));
-        let h = to_request(&b, None, "busybox").unwrap().spec.health.unwrap();
+        let h = to_request(&b, None, "busybox")
+            .unwrap()
+            .spec
+            .health
+            .unwrap();
         assert_eq!(h.retries, 2);
-        assert_eq!(h.interval.unwrap().duration().unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            h.interval.unwrap().duration().unwrap(),
+            Duration::from_secs(1)
+        );
         assert!(matches!(h.check, HealthCheck::Command { ref command } if command[0] == "/bin/sh"));
     }
 }

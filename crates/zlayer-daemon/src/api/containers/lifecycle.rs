@@ -40,7 +40,11 @@ pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
 }
 
 /// `POST /containers/{id}/stop?t=N`: 204, or 304 when not running.
-pub async fn stop(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     if !s.engine.state(&record).await?.is_alive() {
         return Ok(status(StatusCode::NOT_MODIFIED));
@@ -50,7 +54,11 @@ pub async fn stop(State(s): State<AppState>, Path(id): Path<String>, q: Query) -
 }
 
 /// `POST /containers/{id}/restart?t=N`.
-pub async fn restart(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn restart(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     if s.engine.state(&record).await?.is_alive() {
         s.engine.stop(&record, stop_timeout(&q)?).await?;
@@ -60,7 +68,11 @@ pub async fn restart(State(s): State<AppState>, Path(id): Path<String>, q: Query
 }
 
 /// `POST /containers/{id}/kill?signal=SIG`.
-pub async fn kill(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn kill(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     let signal = q.get("signal").filter(|v| !v.is_empty()).unwrap_or("KILL");
     zlayer_agent::validate_signal(signal).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -80,9 +92,17 @@ pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
     match s.engine.state(&record).await? {
         ContainerState::Running => s.engine.pause(&record).await?,
         ContainerState::Paused => {
-            return Err(ApiError::conflict(format!("container {} is already paused", record.id)))
+            return Err(ApiError::conflict(format!(
+                "container {} is already paused",
+                record.id
+            )))
         }
-        _ => return Err(ApiError::conflict(format!("container {} is not running", record.id))),
+        _ => {
+            return Err(ApiError::conflict(format!(
+                "container {} is not running",
+                record.id
+            )))
+        }
     }
     Ok(status(StatusCode::NO_CONTENT))
 }
@@ -91,14 +111,21 @@ pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
 pub async fn unpause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     if s.engine.state(&record).await? != ContainerState::Paused {
-        return Err(ApiError::conflict(format!("container {} is not paused", record.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not paused",
+            record.id
+        )));
     }
     s.engine.unpause(&record).await?;
     Ok(status(StatusCode::NO_CONTENT))
 }
 
 /// `DELETE /containers/{id}?force=1`.
-pub async fn remove(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     let force = q.flag("force", false)?;
     let alive = match s.engine.state(&record).await {
@@ -150,7 +177,11 @@ enum Condition {
 /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`.
 /// The headers go out at once (docker clients wait for them before starting
 /// the container); the body `{"StatusCode": N}` once the condition holds.
-pub async fn wait(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn wait(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let condition = match q.get("condition").unwrap_or("") {
         "" | "not-running" => Condition::NotRunning,
         "next-exit" => Condition::NextExit,
@@ -220,7 +251,11 @@ async fn wait_for(
                         seen_alive = true;
                         s.supervisor.watch(record);
                     }
-                    Ok(st) if condition != Condition::Removed && (seen_alive || condition == Condition::NotRunning) && st.is_terminal() => {
+                    Ok(st)
+                        if condition != Condition::Removed
+                            && (seen_alive || condition == Condition::NotRunning)
+                            && st.is_terminal() =>
+                    {
                         return code_now(s, record, &st).await;
                     }
                     Ok(st) if st.is_terminal() => last_code = Some(code_now(s, record, &st).await),

@@ -37,7 +37,11 @@ pub fn encode_entry(tty: bool, timestamps: bool, e: &LogEntry) -> Option<Bytes> 
 }
 
 /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=1&tail=N&timestamps=1&since=T&until=T`.
-pub async fn logs(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn logs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     let stdout = q.flag("stdout", false)?;
     let stderr = q.flag("stderr", false)?;
@@ -58,7 +62,8 @@ pub async fn logs(State(s): State<AppState>, Path(id): Path<String>, q: Query) -
             }
         },
     };
-    let bad_time = |k: &str, v: &str| ApiError::bad_request(format!("invalid {k} {v:?}; give Unix seconds"));
+    let bad_time =
+        |k: &str, v: &str| ApiError::bad_request(format!("invalid {k} {v:?}; give Unix seconds"));
     let since = match q.get("since").filter(|v| !v.is_empty() && *v != "0") {
         Some(v) => Some(parse_unix(v).ok_or_else(|| bad_time("since", v))?),
         None => None,
@@ -99,19 +104,43 @@ pub async fn logs(State(s): State<AppState>, Path(id): Path<String>, q: Query) -
         .unwrap_or_else(|_| Response::new(Body::empty())))
 }
 
+/// Waits until the workload runs (docker clients attach, and may send
+/// input, before they start the container); false if it ended first.
+async fn until_running(engine: &Engine, id: &ContainerId) -> bool {
+    loop {
+        match engine.runtime().container_state(id).await {
+            Ok(zlayer_agent::ContainerState::Pending) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+            }
+            Ok(s) => return s.is_alive(),
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Copies the client's stdin into the workload until EOF, then closes it.
 async fn relay_stdin(engine: Arc<Engine>, id: ContainerId, mut input: ClientInput) {
     let mut buf = vec![0u8; 32 * 1024];
+    let mut started = false;
     loop {
         match input.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if !started {
+                    if !until_running(&engine, &id).await {
+                        return;
+                    }
+                    started = true;
+                }
                 if let Err(e) = engine.runtime().write_stdin(&id, &buf[..n]).await {
                     tracing::debug!("stdin of {id}: {e}");
                     break;
                 }
             }
         }
+    }
+    if !started && !until_running(&engine, &id).await {
+        return;
     }
     if let Err(e) = engine.runtime().close_stdin(&id).await {
         tracing::debug!("closing stdin of {id}: {e}");
@@ -149,34 +178,38 @@ pub async fn attach(
     };
     let guard = s.events().attach(&record.id);
     let engine = s.engine.clone();
-    Ok(hijack_or_stream(req, if tty { RAW } else { MULTIPLEXED }, move |session| async move {
-        let _guard = guard;
-        let relay = match (stdin, session.input) {
-            (true, Some(input)) => Some(tokio::spawn(relay_stdin(
-                engine.clone(),
-                record.container.clone(),
-                input,
-            ))),
-            _ => None,
-        };
-        if let Some(logs) = logs.as_mut() {
-            while let Some(entry) = logs.next().await {
-                let Ok(entry) = entry else { break };
-                if let Some(b) = encode_entry(tty, false, &entry) {
-                    if session.output.send(b).await.is_err() {
-                        break;
+    Ok(hijack_or_stream(
+        req,
+        if tty { RAW } else { MULTIPLEXED },
+        move |session| async move {
+            let _guard = guard;
+            let relay = match (stdin, session.input) {
+                (true, Some(input)) => Some(tokio::spawn(relay_stdin(
+                    engine.clone(),
+                    record.container.clone(),
+                    input,
+                ))),
+                _ => None,
+            };
+            if let Some(logs) = logs.as_mut() {
+                while let Some(entry) = logs.next().await {
+                    let Ok(entry) = entry else { break };
+                    if let Some(b) = encode_entry(tty, false, &entry) {
+                        if session.output.send(b).await.is_err() {
+                            break;
+                        }
                     }
                 }
+            } else if let Some(relay) = relay {
+                // Input only: keep the session while the client writes.
+                let _ = relay.await;
+                return;
             }
-        } else if let Some(relay) = relay {
-            // Input only: keep the session while the client writes.
-            let _ = relay.await;
-            return;
-        }
-        if let Some(r) = relay {
-            r.abort();
-        }
-    }))
+            if let Some(r) = relay {
+                r.abort();
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -53,12 +53,15 @@ async fn list(State(s): State<AppState>, q: Query) -> ApiResult<Json<Vec<serde_j
     let all = q.flag("all", false)?;
     let f = filters(&q)?;
     let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    let mut out: Vec<serde_json::Value> = view::list(&s, all || f.contains_key("status") || f.contains_key("exited"))
-        .await?
-        .iter()
-        .filter(|snap| view::matches_filters(snap, &f))
-        .map(view::Snapshot::list_entry)
-        .collect();
+    let mut out: Vec<serde_json::Value> = view::list(
+        &s,
+        all || f.contains_key("status") || f.contains_key("exited"),
+    )
+    .await?
+    .iter()
+    .filter(|snap| view::matches_filters(snap, &f))
+    .map(view::Snapshot::list_entry)
+    .collect();
     if let Some(l) = limit {
         out.truncate(l);
     }
@@ -66,32 +69,39 @@ async fn list(State(s): State<AppState>, q: Query) -> ApiResult<Json<Vec<serde_j
 }
 
 /// `GET /containers/{id}/json`.
-async fn inspect(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let record = resolve(&s, &id)?;
     let state = match s.engine.state(&record).await {
         Ok(st) => st,
-        Err(EngineError::Runtime(a)) if a.is_not_found() => return Err(ApiError::no_such_container(&id)),
+        Err(EngineError::Runtime(a)) if a.is_not_found() => {
+            return Err(ApiError::no_such_container(&id))
+        }
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(view::Snapshot::gather(&s, record, state).await.inspect()))
+    Ok(Json(
+        view::Snapshot::gather(&s, record, state).await.inspect(),
+    ))
 }
 
 /// `POST /containers/create?name=N`.
 async fn create(State(s): State<AppState>, q: Query, body: Bytes) -> ApiResult<Response> {
     let b: create::CreateBody = json_body(&body)?;
-    let image = b
-        .image
-        .clone()
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| ApiError::bad_request("Config.Image is required: name the image to run"))?;
-    let stored = super::images::resolve_image(&s, &image)?
-        .ok_or_else(|| ApiError::no_such_image(&image))?;
+    let image =
+        b.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+            ApiError::bad_request("Config.Image is required: name the image to run")
+        })?;
+    let stored =
+        super::images::resolve_image(&s, &image)?.ok_or_else(|| ApiError::no_such_image(&image))?;
     // An image given by id runs under its stored reference.
-    let image_ref = if super::images::image_id(&stored).contains(image.trim_start_matches("sha256:")) {
-        stored.reference.clone()
-    } else {
-        image
-    };
+    let image_ref =
+        if super::images::image_id(&stored).contains(image.trim_start_matches("sha256:")) {
+            stored.reference.clone()
+        } else {
+            image
+        };
     let name = q
         .get("name")
         .map(|n| n.trim_start_matches('/').to_string())

@@ -31,7 +31,11 @@ fn cpu(s: Option<&ContainerStats>) -> Value {
 }
 
 /// One sample in docker's shape (`prev` fills `precpu_stats`).
-pub fn docker_stats(r: &ContainerRecord, s: Option<&ContainerStats>, prev: Option<&ContainerStats>) -> Value {
+pub fn docker_stats(
+    r: &ContainerRecord,
+    s: Option<&ContainerStats>,
+    prev: Option<&ContainerStats>,
+) -> Value {
     let io = |op: &str, v: u64| json!({"major": 0, "minor": 0, "op": op, "value": v});
     json!({
         "read": s.map_or(ZERO_TIME.to_string(), |s| rfc3339(s.timestamp)),
@@ -68,12 +72,18 @@ fn line(v: &Value) -> Bytes {
 }
 
 /// `GET /containers/{id}/stats?stream=1&one-shot=0`.
-pub async fn stats(State(s): State<AppState>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn stats(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     let stream = q.flag("stream", true)?;
     let one_shot = q.flag("one-shot", false)?;
     if one_shot && stream {
-        return Err(ApiError::bad_request("cannot have stream=true and one-shot=true"));
+        return Err(ApiError::bad_request(
+            "cannot have stream=true and one-shot=true",
+        ));
     }
     let alive = s.engine.state(&record).await?.is_alive();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
@@ -86,7 +96,9 @@ pub async fn stats(State(s): State<AppState>, Path(id): Path<String>, q: Query) 
             .runtime()
             .get_container_stats(&record.container)
             .await?;
-        let _ = tx.send(line(&docker_stats(&record, Some(&sample), None))).await;
+        let _ = tx
+            .send(line(&docker_stats(&record, Some(&sample), None)))
+            .await;
     } else {
         let mut samples = s.engine.stats(&record).await?;
         tokio::spawn(async move {
@@ -113,7 +125,6 @@ pub async fn stats(State(s): State<AppState>, Path(id): Path<String>, q: Query) 
         .unwrap_or_else(|_| Response::new(Body::empty())))
 }
 
-
 fn read_proc(pid: u32, file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
 }
@@ -136,7 +147,12 @@ fn parents() -> Vec<(u32, u32)> {
 /// The process tree under `root` (root first).
 fn tree(root: u32) -> Vec<(u32, u32)> {
     let all = parents();
-    let mut out = vec![(root, all.iter().find(|(p, _)| *p == root).map_or(0, |(_, pp)| *pp))];
+    let mut out = vec![(
+        root,
+        all.iter()
+            .find(|(p, _)| *p == root)
+            .map_or(0, |(_, pp)| *pp),
+    )];
     let mut i = 0;
     while i < out.len() {
         let parent = out[i].0;
@@ -150,14 +166,22 @@ fn tree(root: u32) -> Vec<(u32, u32)> {
 pub async fn top(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let record = resolve(&s, &id)?;
     if !s.engine.state(&record).await?.is_alive() {
-        return Err(ApiError::conflict(format!("container {} is not running", record.id)));
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            record.id
+        )));
     }
     let pid = s
         .engine
         .runtime()
         .get_container_pid(&record.container)
         .await?
-        .ok_or_else(|| ApiError::conflict(format!("container {} has no host process to list", record.id)))?;
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "container {} has no host process to list",
+                record.id
+            ))
+        })?;
     let rows: Vec<Vec<String>> = tree(pid)
         .into_iter()
         .filter_map(|(pid, ppid)| {
@@ -169,13 +193,20 @@ pub async fn top(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
                 .unwrap_or("0")
                 .to_string();
             let cmd = read_proc(pid, "cmdline")
-                .map(|c| c.split('\0').filter(|a| !a.is_empty()).collect::<Vec<_>>().join(" "))
+                .map(|c| {
+                    c.split('\0')
+                        .filter(|a| !a.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .filter(|c| !c.is_empty())
                 .or_else(|| read_proc(pid, "comm").map(|c| format!("[{}]", c.trim())))?;
             Some(vec![uid, pid.to_string(), ppid.to_string(), cmd])
         })
         .collect();
-    Ok(Json(json!({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows})))
+    Ok(Json(
+        json!({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows}),
+    ))
 }
 
 #[cfg(test)]

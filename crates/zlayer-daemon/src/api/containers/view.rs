@@ -222,10 +222,18 @@ impl Snapshot {
             .storage
             .iter()
             .map(|s| match s {
-                StorageSpec::Bind { source, target, readonly } => json!({
+                StorageSpec::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => json!({
                     "Type": "bind", "Source": source, "Destination": target, "RW": !readonly,
                     "Mode": if *readonly { "ro" } else { "" }, "Propagation": "rprivate"}),
-                StorageSpec::Named { name, target, readonly } => json!({
+                StorageSpec::Named {
+                    name,
+                    target,
+                    readonly,
+                } => json!({
                     "Type": "volume", "Name": name, "Source": "", "Destination": target,
                     "RW": !readonly, "Driver": "local", "Mode": ""}),
                 StorageSpec::Anonymous { target } => json!({
@@ -284,8 +292,10 @@ impl Snapshot {
         let log: Vec<Value> = h
             .log
             .iter()
-            .map(|e| json!({"Start": rfc3339(e.start), "End": rfc3339(e.end),
-                            "ExitCode": e.exit_code, "Output": e.output}))
+            .map(|e| {
+                json!({"Start": rfc3339(e.start), "End": rfc3339(e.end),
+                            "ExitCode": e.exit_code, "Output": e.output})
+            })
             .collect();
         Some(json!({"Status": h.status.to_string(), "FailingStreak": h.failing_streak, "Log": log}))
     }
@@ -413,7 +423,9 @@ pub fn matches_filters(
                     None => snap.record.labels.contains_key(v),
                 },
                 "status" => snap.status() == v,
-                "exited" => !snap.state.is_alive() && v.parse::<i32>().ok() == Some(snap.exit_code()),
+                "exited" => {
+                    !snap.state.is_alive() && v.parse::<i32>().ok() == Some(snap.exit_code())
+                }
                 "ancestor" => snap.record.image == *v,
                 _ => true,
             })

@@ -3,7 +3,7 @@
 //! cgroup), with this helper's stdio, and reports on fd 3.
 
 use super::errors::{error_chain, user_message};
-use super::executor::CleanSignalsExecutor;
+use super::executor::{seccomp_program, CleanSignalsExecutor};
 use super::protocol::ExecStatus;
 use crate::runtimes::container::paths::ContainerPaths;
 use libcontainer::container::builder::ContainerBuilder;
@@ -34,10 +34,18 @@ pub fn run(paths: &ContainerPaths, process_file: &Path) -> i32 {
         send(&mut status, &ExecStatus::Failed { error: format!("PR_SET_CHILD_SUBREAPER failed: {e}") });
         return 1;
     }
+    let seccomp = match seccomp_program(paths) {
+        Ok(s) => s,
+        Err(error) => {
+            let _ = std::fs::remove_file(process_file);
+            send(&mut status, &ExecStatus::Failed { error });
+            return 1;
+        }
+    };
     let built = ContainerBuilder::new(paths.lc_id.clone(), SyscallType::default())
         .with_root_path(&paths.lc_root)
         .map(|b| {
-            b.with_executor(CleanSignalsExecutor)
+            b.with_executor(CleanSignalsExecutor { seccomp })
                 .as_tenant()
                 .with_process(Some(process_file))
                 .with_detach(false)

@@ -4,15 +4,27 @@
 
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::default::DefaultExecutor;
+use crate::runtimes::container::seccomp_bpf;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use std::sync::Arc;
 
-/// [`DefaultExecutor`] with pristine signal handling for the workload.
+/// [`DefaultExecutor`] with pristine signal handling for the workload and,
+/// when given, a precompiled seccomp filter installed right before `execve`
+/// (see [`crate::runtimes::container::seccomp_bpf`]).
 #[derive(Clone, Default)]
-pub struct CleanSignalsExecutor;
+pub struct CleanSignalsExecutor {
+    /// The seccomp program (classic BPF) to install, if any.
+    pub seccomp: Option<Arc<Vec<u8>>>,
+}
 
 impl Executor for CleanSignalsExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         reset_signals();
+        if let Some(program) = &self.seccomp {
+            // libcontainer already set no_new_privs and dropped capabilities.
+            seccomp_bpf::load(program)
+                .map_err(|e| ExecutorError::Other(format!("installing the seccomp filter failed: {e}")))?;
+        }
         DefaultExecutor {}.exec(spec)
     }
 
@@ -38,5 +50,18 @@ pub fn reset_signals() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The compiled seccomp program of the container at `paths` (from its
+/// `seccomp.json`, through the on-disk cache); `None` when it has no profile.
+pub fn seccomp_program(
+    paths: &crate::runtimes::container::paths::ContainerPaths,
+) -> Result<Option<Arc<Vec<u8>>>, String> {
+    let profile: Option<libcontainer::oci_spec::runtime::LinuxSeccomp> =
+        crate::runtimes::container::state_dir::read_json(&paths.seccomp()).map_err(|e| e.to_string())?;
+    match profile {
+        None => Ok(None),
+        Some(p) => seccomp_bpf::compiled(&p, &paths.seccomp_cache()).map(|b| Some(Arc::new(b))),
     }
 }

@@ -550,7 +550,7 @@ impl Monitor {
         if self.record.delete_on_exit {
             drop(self.clients);
             drop(self.listener);
-            if let Err(e) = teardown::remove_container(&self.paths, Some(&self.record)) {
+            if let Err(e) = teardown::remove_container(&self.paths, Some(&self.record), None) {
                 let _ = self
                     .log
                     .write_message(LogStream::System, &format!("delete_on_exit failed: {e}"));

@@ -18,12 +18,6 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn start_shim(shim: &Path, paths: &ContainerPaths) -> Result<i32, String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("creating the readiness pipe failed: {e}"))?;
-    let shim_err = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.dir.join("shim.err"))
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null());
     let w_raw = w.as_raw_fd();
     let mut cmd = Command::new(shim);
     cmd.arg("start")
@@ -31,7 +25,7 @@ pub fn start_shim(shim: &Path, paths: &ContainerPaths) -> Result<i32, String> {
         .arg(&paths.lc_root)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(shim_err);
+        .stderr(Stdio::null());
     // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -44,6 +38,7 @@ pub fn start_shim(shim: &Path, paths: &ContainerPaths) -> Result<i32, String> {
             Ok(())
         });
     }
+    let t0 = std::time::Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "launching the container monitor {} failed: {e}; check the shim path",
@@ -53,7 +48,10 @@ pub fn start_shim(shim: &Path, paths: &ContainerPaths) -> Result<i32, String> {
     drop(w);
     // The first shim process forks the monitor and exits at once.
     let _ = child.wait();
-    read_ready(r)
+    if std::env::var_os("ZL_TIMING").is_some() { eprintln!("spawn: S0 done {:?}", t0.elapsed()); }
+    let r = read_ready(r);
+    if std::env::var_os("ZL_TIMING").is_some() { eprintln!("spawn: ready {:?}", t0.elapsed()); }
+    r
 }
 
 fn read_ready(r: OwnedFd) -> Result<i32, String> {
@@ -79,7 +77,7 @@ fn read_ready(r: OwnedFd) -> Result<i32, String> {
         Ok(Ready::Started { init_pid }) => Ok(init_pid),
         Ok(Ready::Failed { error }) => Err(error),
         Err(_) => Err(format!(
-            "the container monitor exited without reporting (output {line:?}); see shim.err in the container's state dir"
+            "the container monitor exited without reporting (output {line:?}); run the shim by hand to see why"
         )),
     }
 }

@@ -6,7 +6,7 @@
 //! once the workload runs; a failure before that is written from here.
 
 use super::errors::{error_chain, user_message};
-use super::executor::CleanSignalsExecutor;
+use super::executor::{seccomp_program, CleanSignalsExecutor};
 use super::protocol::Ready;
 use crate::runtimes::container::netns;
 use crate::runtimes::container::paths::ContainerPaths;
@@ -73,6 +73,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
+    let t0 = std::time::Instant::now();
+    let tm = |what: &str| if std::env::var_os("ZL_TIMING").is_some() { use std::io::Write as _; if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open("/tmp/zl-shim-timing.log") { let _ = writeln!(f, "shim {what} {:?}", t0.elapsed()); } };
     let record: ContainerRecord = state_dir::read_json(&paths.record())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is missing", paths.record().display()))?;
@@ -88,10 +90,12 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .set_nonblocking(true)
         .map_err(|e| format!("control socket: {e}"))?;
 
+    let seccomp = seccomp_program(paths)?;
+    tm("prep");
     let builder = ContainerBuilder::new(paths.lc_id.clone(), SyscallType::default())
         .with_root_path(&paths.lc_root)
         .map_err(|e| error_chain(&e))?
-        .with_executor(CleanSignalsExecutor)
+        .with_executor(CleanSignalsExecutor { seccomp })
         .with_stdin(stdin_r)
         .with_stdout(stdout_w)
         .with_stderr(stderr_w)
@@ -99,6 +103,7 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .with_systemd(false)
         .with_detach(true);
     let mut container = builder.build().map_err(|e| user_message(&error_chain(&e)))?;
+    tm("built");
     let init_pid = container
         .pid()
         .map(|p| p.as_raw())
@@ -116,6 +121,7 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         netns::bring_up_loopback(init_pid)
             .map_err(|e| abort(format!("bringing up lo in the container failed: {e}")))?;
     }
+    tm("lo");
     let me = procfs::stat(std::process::id() as i32);
     let init = procfs::stat(init_pid);
     let shim = ShimRecord {
@@ -129,6 +135,7 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
     container
         .start()
         .map_err(|e| abort(format!("starting the container failed: {}", error_chain(&e))))?;
+    tm("started");
     Ok(Handoff {
         init_pid,
         stdin: stdin_w,

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Benchmark of the CLI and the Docker API (issue 5): the wall time of
+# `run --rm IMAGE true` (create, start, wait, remove) from the command line.
+#
+#   zlayer         `zlayer --embedded run --rm IMG true` (no daemon)
+#   zlayer+daemon  `zlayer run --rm IMG true` while `zlayer daemon` runs
+#                  (the CLI hands create/start/rm to it)
+#   docker->zlayer the stock docker CLI: `docker run --rm IMG true` against
+#                  zlayer's Docker socket
+#   podman         `podman run --rm --network none IMG true` (runc, cgroupfs,
+#                  overlay, its own temp root; containers.conf with
+#                  `default_ulimits = []` since CAP_SYS_RESOURCE is absent)
+#   podman-netns   the same with podman's default (netavark bridge) network
+#
+# zlayer's default network mode today is a private netns with only `lo`
+# (see docs/container-runtime.md), hence podman `--network none` is the
+# like-for-like peer; its default network is shown for reference.
+#
+# Same image everywhere: the busybox fixture (examples/busybox_archive)
+# loaded into zlayer; podman gets the same files by importing the unpacked
+# rootfs (the fixture's hardlink entries carry mode 0644, which podman
+# applies to /bin/busybox; see /work/notes/h7.md).
+#
+# Usage: bench/run.sh
+#   RUNS=N        runs per command (default 50)
+#   SKIP_BUILD=1  use built binaries from $CARGO_TARGET_DIR (or ./target)
+#   APPEND_DOCS=1 append the table to docs/benchmarks.md
+# Needs: root, cargo, hyperfine, jq, podman, runc, /usr/local/bin/docker.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-50}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+DOCKER=${DOCKER:-/usr/local/bin/docker}
+[ "$(id -u)" = 0 ] || { echo "run.sh: run as root" >&2; exit 2; }
+for tool in hyperfine jq podman runc "$DOCKER"; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
+done
+if [ -z "${SKIP_BUILD:-}" ]; then
+    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-agent --bins \
+        -p zlayer-daemon --example busybox_archive)
+fi
+BIN=$TARGET/release
+for b in zlayer zlayer-shim examples/busybox_archive; do
+    [ -x "$BIN/$b" ] || { echo "run.sh: build $BIN/$b first" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/zl-bench-cli.XXXXXX)
+DAEMON_PID=
+cleanup() {
+    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
+    for id in $("$BIN/zlayer" --root "$WORK/zl" --embedded ps -aq 2>/dev/null); do
+        "$BIN/zlayer" --root "$WORK/zl" --embedded rm -f "$id" >/dev/null 2>&1 || true
+    done
+    podman --root "$WORK/podman" --runroot "$WORK/podman-run" rm -af >/dev/null 2>&1 || true
+    podman --root "$WORK/podman" --runroot "$WORK/podman-run" system reset -f >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+IMG=localhost/zlayer/busybox:latest
+"$BIN/examples/busybox_archive" "$WORK/busybox.tar" "$IMG" >/dev/null
+Z="$BIN/zlayer --root $WORK/zl --socket $WORK/zlayer.sock"
+$Z --embedded load -i "$WORK/busybox.tar" >/dev/null
+
+export CONTAINERS_CONF=$WORK/containers.conf
+cat > "$CONTAINERS_CONF" <<'CONF'
+[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+CONF
+P="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
+ROOTFS=$(ls -d "$WORK"/zl/snapshots/sha256/*/fs | head -1)
+tar -C "$ROOTFS" -cf - . | $P import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["sh"]' - "$IMG" >/dev/null
+
+$Z daemon --docker-socket "$WORK/docker.sock" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do [ -S "$WORK/docker.sock" ] && break; sleep 0.1; done
+D="env DOCKER_HOST=unix://$WORK/docker.sock DOCKER_CONFIG=$WORK/dockercfg $DOCKER"
+
+# Every command works (and warms the page cache).
+$Z --embedded run --rm $IMG true
+$Z run --rm $IMG true
+$D run --rm $IMG true
+$P run --rm --network none $IMG true
+$P run --rm $IMG true
+
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/result.json" \
+    -n zlayer "$Z --embedded run --rm $IMG true" \
+    -n zlayer+daemon "$Z run --rm $IMG true" \
+    -n "docker->zlayer" "$D run --rm $IMG true" \
+    -n podman "$P run --rm --network none $IMG true" \
+    -n podman-netns "$P run --rm $IMG true"
+
+med() { jq -r --arg c "$1" '.results[] | select(.command==$c) | .median * 1000' "$WORK/result.json"; }
+mean() { jq -r --arg c "$1" '.results[] | select(.command==$c) | "\(.mean * 1000) \(.stddev * 1000)"' "$WORK/result.json"; }
+PODMAN=$(med podman)
+row() {
+    local m; m=$(med "$1")
+    read -r mean sd < <(mean "$1")
+    printf '| %s | %.1f | %.1f ± %.1f | %s |\n' "$1" "$m" "$mean" "$sd" \
+        "$(awk -v a="$m" -v b="$PODMAN" 'BEGIN { printf "%.2f", a / b }')"
+}
+SUMMARY=$(
+    echo "Measured $(date -u +%Y-%m-%d), RUNS=$RUNS, \`run --rm busybox true\`, load $(cut -d' ' -f1-3 /proc/loadavg):"
+    echo
+    echo "| command | median (ms) | mean ± sd (ms) | median / podman |"
+    echo "| --- | --- | --- | --- |"
+    for c in zlayer zlayer+daemon "docker->zlayer" podman podman-netns; do row "$c"; done
+)
+echo
+echo "$SUMMARY"
+if [ -n "${APPEND_DOCS:-}" ]; then
+    printf '\n%s\n' "$SUMMARY" >> "$ROOT/docs/benchmarks.md"
+fi
