@@ -8,6 +8,8 @@
 #              overlay rootfs, zlayer-shim monitor, libcontainer, logs, exit
 #              record, full cleanup)
 #      runc:   `runc run -b BUNDLE ID` (create, start, wait, delete)
+#    The two alternate run by run (RUNS each), so load changes on a shared
+#    machine affect both alike.
 # 2. Idle memory: N concurrent `sleep 300` containers; the monitors' RSS and
 #    PSS per container, plus the driving process.
 #
@@ -16,7 +18,7 @@
 #   IDLE=N          containers for the memory figure (default 50)
 #   SKIP_BUILD=1    use already built binaries from $CARGO_TARGET_DIR (or ./target)
 #   APPEND_DOCS=1   append the figures to docs/benchmarks.md
-# Needs: root, cargo, hyperfine, jq, runc, busybox-static.
+# Needs: root, bash 5, cargo, runc, busybox-static.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +26,7 @@ RUNS=${RUNS:-100}
 IDLE=${IDLE:-50}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 [ "$(id -u)" = 0 ] || { echo "lifecycle.sh: run as root" >&2; exit 2; }
-for tool in hyperfine jq runc busybox; do
+for tool in runc busybox awk; do
     command -v "$tool" >/dev/null || { echo "lifecycle.sh: $tool is required" >&2; exit 2; }
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -37,6 +39,8 @@ SHIM=$TARGET/release/zlayer-shim
 WORK=$(mktemp -d /tmp/zl-bench-ctr.XXXXXX)
 cleanup() {
     runc delete -f zlbench >/dev/null 2>&1 || true
+    # A failed run may leave a container: unmount before deleting.
+    grep -F "$WORK" /proc/self/mountinfo | awk '{ print $5 }' | sort -r | xargs -r -n1 umount -l || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -49,24 +53,37 @@ $Z bundle "$WORK/bundle"
 $Z lifecycle 1 >/dev/null
 runc run -b "$WORK/bundle" zlbench
 
-hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$WORK/result.json" \
-    -n zlayer "$Z lifecycle 1" \
-    -n runc "runc run -b $WORK/bundle zlbench"
+# Alternate the two commands run by run, so load changes on the (shared)
+# machine hit both alike; each run is one process, timed with bash's
+# microsecond clock.
+ZCMD=($Z lifecycle 1)
+RCMD=(runc run -b "$WORK/bundle" zlbench)
+for _ in 1 2 3 4 5; do "${ZCMD[@]}" >/dev/null; "${RCMD[@]}"; done
+: > "$WORK/zlayer.ms"; : > "$WORK/runc.ms"
+for _ in $(seq "$RUNS"); do
+    t0=$EPOCHREALTIME; "${ZCMD[@]}" >/dev/null; t1=$EPOCHREALTIME
+    "${RCMD[@]}"; t2=$EPOCHREALTIME
+    echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >> "$WORK/zlayer.ms"
+    echo "$t1 $t2" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >> "$WORK/runc.ms"
+done
+stats() { sort -n "$1" | awk '{ v[NR] = $1; s += $1; ss += $1 * $1 } END {
+    m = s / NR; sd = sqrt(ss / NR - m * m); printf "%.1f %.1f %.1f %.1f %.1f\n", m, sd, v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+read -r Z_MEAN Z_SD Z_MED Z_MIN Z_MAX < <(stats "$WORK/zlayer.ms")
+read -r RUNC_MEAN RUNC_SD RUNC_MED RUNC_MIN RUNC_MAX < <(stats "$WORK/runc.ms")
+echo "zlayer: mean $Z_MEAN ms ± $Z_SD, median $Z_MED, range $Z_MIN … $Z_MAX"
+echo "runc:   mean $RUNC_MEAN ms ± $RUNC_SD, median $RUNC_MED, range $RUNC_MIN … $RUNC_MAX"
 
 # Per-phase view from inside one process (no process start-up per run).
 $Z lifecycle "$RUNS" | tail -1 | tee "$WORK/inproc.txt"
 
 IDLE_LINE=$($Z idle "$IDLE" | tee /dev/stderr)
 
-read -r Z_MEAN Z_SD RUNC_MEAN RUNC_SD < <(jq -r '
-    [.results[] | select(.command=="zlayer") | .mean, .stddev] +
-    [.results[] | select(.command=="runc") | .mean, .stddev] | map(. * 1000) | @tsv' "$WORK/result.json")
 RATIO=$(awk -v z="$Z_MEAN" -v r="$RUNC_MEAN" 'BEGIN { printf "%.2f", z / r }')
 field() { echo "$IDLE_LINE" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 SUMMARY=$(cat <<EOF
-| run | zlayer (ms) | runc run (ms) | zlayer / runc |
+| run | zlayer mean ± σ (median) | runc run mean ± σ (median) | zlayer / runc (mean) |
 | --- | --- | --- | --- |
-| $(date -u +%Y-%m-%d) RUNS=$RUNS | $(printf %.1f "$Z_MEAN") ± $(printf %.1f "$Z_SD") | $(printf %.1f "$RUNC_MEAN") ± $(printf %.1f "$RUNC_SD") | **$RATIO** |
+| $(date -u +%Y-%m-%d) RUNS=$RUNS, load $(cut -d' ' -f1 /proc/loadavg) | $Z_MEAN ± $Z_SD ms ($Z_MED) | $RUNC_MEAN ± $RUNC_SD ms ($RUNC_MED) | **$RATIO** |
 
 In-process loop (no process start-up per run): $(cat "$WORK/inproc.txt").
 

@@ -8,6 +8,7 @@
 # Usage: bench/net.sh            (RUNS=3 by default; the median run is kept)
 #   RUNS=N          number of runs
 #   NET_BENCH_SECS  seconds per throughput measurement (default 5)
+#   ZLAYER_NET_MTU  MTU of the bridge and veth (default 65535; 1500 = Ethernet)
 #   SKIP_BUILD=1    use the already built example from $CARGO_TARGET_DIR (or ./target)
 #   APPEND_DOCS=1   append the figures to docs/benchmarks.md
 # Needs: root, cargo, iproute2, nftables, util-linux (nsenter).
@@ -22,10 +23,11 @@ fi
 BENCH=$TARGET/release/examples/net_bench
 [ -x "$BENCH" ] || { echo "net.sh: build $BENCH first" >&2; exit 2; }
 
+LOAD=$(cut -d" " -f1-3 /proc/loadavg)
 OUT=$(mktemp -d /tmp/zl-bench-net.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 for i in $(seq 1 "$RUNS"); do
-    "$BENCH" > "$OUT/run$i"
+    "$BENCH" > "$OUT/run$i" 2>/dev/null
     echo "run $i: $(tr '\n' ' ' < "$OUT/run$i")"
 done
 
@@ -41,8 +43,8 @@ SUMMARY=$(cat <<MD
 
 ## Networking (issue 6)
 
-\`bench/net.sh\` ($(date -u +%Y-%m-%d), $(nproc) CPUs, ${CPU}, kernel $(uname -r), median of ${RUNS} runs,
-${NET_BENCH_SECS:-5} s per throughput run, one TCP stream with 256 KiB writes):
+\`bench/net.sh\` ($(date -u +%Y-%m-%d), $(nproc) CPUs, ${CPU}, kernel $(uname -r), load average before the runs ${LOAD}, median of ${RUNS} runs,
+${NET_BENCH_SECS:-5} s per throughput run, one TCP stream with 256 KiB writes, bridge/veth MTU ${ZLAYER_NET_MTU:-65535}):
 
 | path | throughput | TCP connections/s |
 |---|---|---|

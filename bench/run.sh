@@ -62,6 +62,8 @@ IMG=localhost/zlayer/busybox:latest
 "$BIN/examples/busybox_archive" "$WORK/busybox.tar" "$IMG" >/dev/null
 Z="$BIN/zlayer --root $WORK/zl --socket $WORK/zlayer.sock"
 $Z --embedded load -i "$WORK/busybox.tar" >/dev/null
+# Unpacks the layer snapshot (podman imports its files below).
+$Z --embedded run --rm $IMG true
 
 export CONTAINERS_CONF=$WORK/containers.conf
 cat > "$CONTAINERS_CONF" <<'CONF'

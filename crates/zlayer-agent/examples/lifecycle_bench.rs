@@ -56,11 +56,17 @@ async fn main() -> Res<()> {
     let Some(root) = root else { usage() };
     if !shim.is_file() {
         // examples live one directory below the binaries
-        if let Some(alt) = shim.parent().and_then(Path::parent).map(|d| d.join("zlayer-shim")) {
+        if let Some(alt) = shim
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("zlayer-shim"))
+        {
             shim = alt;
         }
     }
-    let rt = Arc::new(ContainerRuntime::new(ContainerRuntimeConfig::new(&root, shim))?);
+    let rt = Arc::new(ContainerRuntime::new(ContainerRuntimeConfig::new(
+        &root, shim,
+    ))?);
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let arg = args.get(1).cloned().unwrap_or_default();
     match cmd {
@@ -76,7 +82,8 @@ fn setup(rt: &ContainerRuntime) -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let layout = tmp.path().join("busybox");
     fixtures::busybox_layout(&layout, &FixtureOptions::default())?;
-    rt.image_store().load(&layout, Some(fixtures::BUSYBOX_REF))?;
+    rt.image_store()
+        .load(&layout, Some(fixtures::BUSYBOX_REF))?;
     println!("loaded {}", fixtures::BUSYBOX_REF);
     Ok(())
 }
@@ -115,7 +122,10 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
         "zlayer n={n} total_s={:.3} mean_ms={:.2} median_ms={:.2}",
         total.as_secs_f64(),
         total.as_secs_f64() * 1000.0 / n.max(1) as f64,
-        times.get(n / 2).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+        times
+            .get(n / 2)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
     );
     Ok(())
 }
@@ -137,7 +147,8 @@ async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
         if !status.success() {
             return Err("copying the rootfs failed".into());
         }
-        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(paths.oci_config())?)?;
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(paths.oci_config())?)?;
         config["root"]["path"] = "rootfs".into();
         config["linux"]["cgroupsPath"] = "/zlayer-runc-bench".into();
         if let Some(mounts) = config["mounts"].as_array_mut() {
@@ -206,7 +217,8 @@ async fn idle(rt: &Arc<ContainerRuntime>, n: usize) -> Res<()> {
         let rt = rt.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            rt.create_container(&id, &spec("idle", &["sleep", "300"])).await?;
+            rt.create_container(&id, &spec("idle", &["sleep", "300"]))
+                .await?;
             rt.start_container(&id).await
         })
     });

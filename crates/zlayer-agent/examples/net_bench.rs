@@ -94,9 +94,16 @@ fn main() {
     };
     let mgr = NetworkManager::with_options(dir.path(), opts).expect("manager");
     let _ = Command::new("ip").args(["netns", "del", NS]).status();
-    assert!(Command::new("ip").args(["netns", "add", NS]).status().expect("ip").success());
+    assert!(Command::new("ip")
+        .args(["netns", "add", NS])
+        .status()
+        .expect("ip")
+        .success());
     let id = ContainerId::new("netbench", 0);
-    let guard = Cleanup { mgr: mgr.clone(), id: id.clone() };
+    let guard = Cleanup {
+        mgr: mgr.clone(),
+        id: id.clone(),
+    };
     let host_port = free_port();
     let mapping = PortMapping {
         host_port: Some(host_port),
@@ -105,8 +112,14 @@ fn main() {
         host_ip: Some("127.0.0.1".into()),
     };
     let t0 = Instant::now();
-    mgr.attach(&id, format!("/run/netns/{NS}").as_ref(), &NetworkMode::Bridge, &[mapping], &[])
-        .expect("attach");
+    mgr.attach(
+        &id,
+        format!("/run/netns/{NS}").as_ref(),
+        &NetworkMode::Bridge,
+        &[mapping],
+        &[],
+    )
+    .expect("attach");
     let attach_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     let (tx, rx) = std::sync::mpsc::channel();

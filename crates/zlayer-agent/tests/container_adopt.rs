@@ -25,7 +25,9 @@ async fn agent_child() {
     let id = ContainerId::new(name, 1);
     let rt = runtime_at(Path::new(&root));
     let script = "echo started; read x; echo got:$x; echo done >&2; exit 5";
-    rt.create_container(&id, &sh("adopt", script)).await.unwrap();
+    rt.create_container(&id, &sh("adopt", script))
+        .await
+        .unwrap();
     rt.start_container(&id).await.unwrap();
     println!("AGENT-READY");
     std::future::pending::<()>().await;
@@ -58,11 +60,17 @@ async fn agent_killed_container_survives() {
 
     let rt = runtime_at(env.root.path());
     assert!(rt.list_containers().await.unwrap().contains(&id));
-    assert_eq!(rt.container_state(&id).await.unwrap(), ContainerState::Running);
+    assert_eq!(
+        rt.container_state(&id).await.unwrap(),
+        ContainerState::Running
+    );
     assert!(rt.get_container_pid(&id).await.unwrap().is_some());
     rt.write_stdin(&id, b"after the crash\n").await.unwrap();
     assert_eq!(rt.wait_container(&id).await.unwrap(), 5);
-    assert_eq!(rt.container_state(&id).await.unwrap(), ContainerState::Exited { code: 5 });
+    assert_eq!(
+        rt.container_state(&id).await.unwrap(),
+        ContainerState::Exited { code: 5 }
+    );
     let logs = rt.get_logs(&id).await.unwrap();
     let msgs: Vec<(LogStream, String)> = logs.into_iter().map(|e| (e.stream, e.message)).collect();
     assert_eq!(

@@ -26,16 +26,31 @@ async fn exec_runs_commands() {
     assert!(err.to_string().contains("not running"), "{err}");
     env.rt.start_container(&id).await.unwrap();
 
-    let (code, out, err) = env.rt.exec(&id, &cmd(&["echo", "hello", "exec"])).await.unwrap();
+    let (code, out, err) = env
+        .rt
+        .exec(&id, &cmd(&["echo", "hello", "exec"]))
+        .await
+        .unwrap();
     assert_eq!((code, out.as_str(), err.as_str()), (0, "hello exec\n", ""));
 
-    let (code, _, _) = env.rt.exec(&id, &cmd(&["sh", "-c", "exit 42"])).await.unwrap();
+    let (code, _, _) = env
+        .rt
+        .exec(&id, &cmd(&["sh", "-c", "exit 42"]))
+        .await
+        .unwrap();
     assert_eq!(code, 42);
 
     // The container's env and workdir by default; same namespaces (pid 1 is sleep).
     let (code, out, _) = env
         .rt
-        .exec(&id, &cmd(&["sh", "-c", "echo $FROM_SPEC; pwd; cat /proc/1/cmdline | tr '\\0' ' '; echo; id -u"]))
+        .exec(
+            &id,
+            &cmd(&[
+                "sh",
+                "-c",
+                "echo $FROM_SPEC; pwd; cat /proc/1/cmdline | tr '\\0' ' '; echo; id -u",
+            ]),
+        )
         .await
         .unwrap();
     assert_eq!(code, 0);
@@ -43,7 +58,11 @@ async fn exec_runs_commands() {
 
     // Overrides: env, user, workdir, stdin.
     let opts = ExecOptions {
-        command: cmd(&["sh", "-c", "echo $FROM_SPEC $EXTRA; id -u; id -g; pwd; cat; echo err >&2"]),
+        command: cmd(&[
+            "sh",
+            "-c",
+            "echo $FROM_SPEC $EXTRA; id -u; id -g; pwd; cat; echo err >&2",
+        ]),
         env: BTreeMap::from([
             ("EXTRA".to_string(), "extra".to_string()),
             ("FROM_SPEC".to_string(), "over".to_string()),
@@ -61,21 +80,33 @@ async fn exec_runs_commands() {
     // Streaming.
     let stream = env
         .rt
-        .exec_stream(&id, &ExecOptions::command(cmd(&["sh", "-c", "echo a; sleep 0.2; echo b; exit 3"])))
+        .exec_stream(
+            &id,
+            &ExecOptions::command(cmd(&["sh", "-c", "echo a; sleep 0.2; echo b; exit 3"])),
+        )
         .await
         .unwrap();
     let ExecStream { output, exit_code } = stream;
     let chunks: Vec<LogChunk> = output.map(|c| c.unwrap()).collect().await;
-    let text: String = chunks.iter().map(|c| String::from_utf8_lossy(&c.data).into_owned()).collect();
+    let text: String = chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+        .collect();
     assert_eq!(text, "a\nb\n");
     assert!(chunks.len() >= 2, "output arrived in one piece: {chunks:?}");
     assert_eq!(exit_code.await.unwrap(), 3);
 
     // Errors.
     let err = env.rt.exec(&id, &[]).await.unwrap_err();
-    assert!(matches!(&err, AgentError::InvalidSpec(m) if m.contains("empty")), "{err}");
+    assert!(
+        matches!(&err, AgentError::InvalidSpec(m) if m.contains("empty")),
+        "{err}"
+    );
     let err = env.rt.exec(&id, &cmd(&[""])).await.unwrap_err();
-    assert!(matches!(&err, AgentError::InvalidSpec(m) if m.contains("empty")), "{err}");
+    assert!(
+        matches!(&err, AgentError::InvalidSpec(m) if m.contains("empty")),
+        "{err}"
+    );
     let (code, _, stderr) = env.rt.exec(&id, &cmd(&["no-such-binary"])).await.unwrap();
     assert_eq!(code, 127);
     assert!(stderr.contains("not found"), "{stderr}");
@@ -90,7 +121,12 @@ async fn exec_runs_commands() {
     let err = env.rt.exec(&id, &cmd(&["true"])).await.unwrap_err();
     assert!(err.to_string().contains("not running"), "{err}");
     let unknown = unique_id("noexec");
-    assert!(env.rt.exec(&unknown, &cmd(&["true"])).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .exec(&unknown, &cmd(&["true"]))
+        .await
+        .unwrap_err()
+        .is_not_found());
 
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);

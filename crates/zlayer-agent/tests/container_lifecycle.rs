@@ -15,7 +15,10 @@ async fn full_lifecycle_echo() {
     let id = unique_id("echo");
     let spec = sh("echo", "echo hello from zlayer; echo to stderr >&2");
     env.rt.create_container(&id, &spec).await.unwrap();
-    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Pending);
+    assert_eq!(
+        env.rt.container_state(&id).await.unwrap(),
+        ContainerState::Pending
+    );
     assert!(env.rt.list_containers().await.unwrap().contains(&id));
     assert_eq!(env.rt.get_container_pid(&id).await.unwrap(), None);
     env.rt.start_container(&id).await.unwrap();
@@ -39,7 +42,12 @@ async fn full_lifecycle_echo() {
     );
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
-    assert!(env.rt.container_state(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .container_state(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert!(!env.rt.list_containers().await.unwrap().contains(&id));
     // Removing twice is fine.
     env.rt.remove_container(&id).await.unwrap();
@@ -49,7 +57,10 @@ async fn full_lifecycle_echo() {
 async fn exit_codes_propagate() {
     let env = TestEnv::new();
     let seven = unique_id("seven");
-    env.rt.create_container(&seven, &sh("seven", "exit 7")).await.unwrap();
+    env.rt
+        .create_container(&seven, &sh("seven", "exit 7"))
+        .await
+        .unwrap();
     env.rt.start_container(&seven).await.unwrap();
     assert_eq!(env.rt.wait_container(&seven).await.unwrap(), 7);
     assert_eq!(
@@ -59,9 +70,15 @@ async fn exit_codes_propagate() {
 
     // Killed by SIGKILL: 128 + 9.
     let killed = unique_id("killed");
-    env.rt.create_container(&killed, &sh("killed", "sleep 300")).await.unwrap();
+    env.rt
+        .create_container(&killed, &sh("killed", "sleep 300"))
+        .await
+        .unwrap();
     env.rt.start_container(&killed).await.unwrap();
-    assert_eq!(env.rt.container_state(&killed).await.unwrap(), ContainerState::Running);
+    assert_eq!(
+        env.rt.container_state(&killed).await.unwrap(),
+        ContainerState::Running
+    );
     assert!(env.rt.get_container_pid(&killed).await.unwrap().is_some());
     env.rt.kill_container(&killed, None).await.unwrap();
     assert_eq!(env.rt.wait_container(&killed).await.unwrap(), 137);
@@ -71,8 +88,15 @@ async fn exit_codes_propagate() {
     );
     // Signalling an exited container is an error; a bad signal is InvalidSpec.
     assert!(env.rt.kill_container(&killed, Some("TERM")).await.is_err());
-    let err = env.rt.kill_container(&seven, Some("SIGBOGUS")).await.unwrap_err();
-    assert!(matches!(err, AgentError::InvalidSpec(ref m) if m.contains("unknown signal")), "{err}");
+    let err = env
+        .rt
+        .kill_container(&seven, Some("SIGBOGUS"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AgentError::InvalidSpec(ref m) if m.contains("unknown signal")),
+        "{err}"
+    );
 
     for id in [&seven, &killed] {
         env.rt.remove_container(id).await.unwrap();
@@ -86,35 +110,62 @@ async fn stop_uses_sigterm_then_sigkill() {
     // A workload that honours SIGTERM stops well within the timeout.
     let polite = unique_id("polite");
     env.rt
-        .create_container(&polite, &sh("polite", "trap 'echo got TERM; exit 3' TERM; sleep 300 & wait"))
+        .create_container(
+            &polite,
+            &sh(
+                "polite",
+                "trap 'echo got TERM; exit 3' TERM; sleep 300 & wait",
+            ),
+        )
         .await
         .unwrap();
     env.rt.start_container(&polite).await.unwrap();
     // Let the shell install its trap.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
-    env.rt.stop_container(&polite, Duration::from_secs(20)).await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(5), "stop took {:?}", t.elapsed());
+    env.rt
+        .stop_container(&polite, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         env.rt.container_state(&polite).await.unwrap(),
         ContainerState::Exited { code: 3 }
     );
-    assert!(stdout_lines(&env.rt, &polite).await.contains(&"got TERM".to_string()));
+    assert!(stdout_lines(&env.rt, &polite)
+        .await
+        .contains(&"got TERM".to_string()));
 
     // `sleep 300` as PID 1 ignores SIGTERM (no handler): SIGKILL after the timeout.
     let stubborn = unique_id("stubborn");
-    env.rt.create_container(&stubborn, &sh("stubborn", "exec sleep 300")).await.unwrap();
+    env.rt
+        .create_container(&stubborn, &sh("stubborn", "exec sleep 300"))
+        .await
+        .unwrap();
     env.rt.start_container(&stubborn).await.unwrap();
     let t = Instant::now();
-    env.rt.stop_container(&stubborn, Duration::from_secs(1)).await.unwrap();
+    env.rt
+        .stop_container(&stubborn, Duration::from_secs(1))
+        .await
+        .unwrap();
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     assert_eq!(
         env.rt.container_state(&stubborn).await.unwrap(),
         ContainerState::Exited { code: 137 }
     );
     // Idempotent.
-    env.rt.stop_container(&stubborn, Duration::from_secs(1)).await.unwrap();
+    env.rt
+        .stop_container(&stubborn, Duration::from_secs(1))
+        .await
+        .unwrap();
 
     // The image's/spec's stop signal is used: SIGUSR1 trapped.
     let custom = unique_id("custom");
@@ -123,7 +174,10 @@ async fn stop_uses_sigterm_then_sigkill() {
     env.rt.create_container(&custom, &spec).await.unwrap();
     env.rt.start_container(&custom).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    env.rt.stop_container(&custom, Duration::from_secs(20)).await.unwrap();
+    env.rt
+        .stop_container(&custom, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(env.rt.wait_container(&custom).await.unwrap(), 4);
 
     for id in [&polite, &stubborn, &custom] {
@@ -136,19 +190,52 @@ async fn stop_uses_sigterm_then_sigkill() {
 async fn unknown_ids() {
     let env = TestEnv::new();
     let id = unique_id("ghost");
-    assert!(env.rt.start_container(&id).await.unwrap_err().is_not_found());
-    assert!(env.rt.container_state(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .start_container(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(env
+        .rt
+        .container_state(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert!(env.rt.wait_container(&id).await.unwrap_err().is_not_found());
-    assert!(env.rt.get_container_stats(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .get_container_stats(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert!(env.rt.get_logs(&id).await.unwrap_err().is_not_found());
-    assert!(env.rt.kill_container(&id, None).await.unwrap_err().is_not_found());
-    assert!(env.rt.stop_container(&id, Duration::from_secs(1)).await.unwrap_err().is_not_found());
-    assert!(env.rt.get_container_ip(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .kill_container(&id, None)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(env
+        .rt
+        .stop_container(&id, Duration::from_secs(1))
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(env
+        .rt
+        .get_container_ip(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     env.rt.remove_container(&id).await.unwrap();
     // Bad names never touch the disk.
     let bad = ContainerId::new("../etc", 1);
     assert!(matches!(
-        env.rt.create_container(&bad, &sh("x", "true")).await.unwrap_err(),
+        env.rt
+            .create_container(&bad, &sh("x", "true"))
+            .await
+            .unwrap_err(),
         AgentError::InvalidSpec(_)
     ));
     env.rt.remove_container(&bad).await.unwrap();
@@ -159,16 +246,27 @@ async fn stale_state_is_cleaned_up() {
     let env = TestEnv::new();
     let id = unique_id("stale");
     // A running container left by an earlier process, then created again.
-    env.rt.create_container(&id, &sh("stale", "sleep 300")).await.unwrap();
+    env.rt
+        .create_container(&id, &sh("stale", "sleep 300"))
+        .await
+        .unwrap();
     env.rt.start_container(&id).await.unwrap();
     let old_pid = env.rt.get_container_pid(&id).await.unwrap().unwrap();
     let fresh = runtime_at(env.root.path());
-    fresh.create_container(&id, &sh("stale", "echo second")).await.unwrap();
-    assert!(!std::path::Path::new(&format!("/proc/{old_pid}")).exists() || {
-        let s = std::fs::read_to_string(format!("/proc/{old_pid}/stat")).unwrap_or_default();
-        s.contains(") Z")
-    });
-    assert_eq!(fresh.container_state(&id).await.unwrap(), ContainerState::Pending);
+    fresh
+        .create_container(&id, &sh("stale", "echo second"))
+        .await
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{old_pid}")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{old_pid}/stat")).unwrap_or_default();
+            s.contains(") Z")
+        }
+    );
+    assert_eq!(
+        fresh.container_state(&id).await.unwrap(),
+        ContainerState::Pending
+    );
     fresh.start_container(&id).await.unwrap();
     assert_eq!(fresh.wait_container(&id).await.unwrap(), 0);
     assert_eq!(stdout_lines(&fresh, &id).await, vec!["second".to_string()]);
@@ -181,11 +279,23 @@ async fn stale_state_is_cleaned_up() {
     let dir = env.root.path().join("containers").join(junk.to_string());
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
     std::fs::write(dir.join("config.json"), b"{garbage").unwrap();
-    let lc = env.root.path().join("run/libcontainer").join(junk.to_string());
+    let lc = env
+        .root
+        .path()
+        .join("run/libcontainer")
+        .join(junk.to_string());
     std::fs::create_dir_all(&lc).unwrap();
     std::fs::write(lc.join("state.json"), b"{}").unwrap();
-    assert!(env.rt.container_state(&junk).await.unwrap_err().is_not_found());
-    env.rt.create_container(&junk, &sh("junk", "echo ok")).await.unwrap();
+    assert!(env
+        .rt
+        .container_state(&junk)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    env.rt
+        .create_container(&junk, &sh("junk", "echo ok"))
+        .await
+        .unwrap();
     env.rt.start_container(&junk).await.unwrap();
     assert_eq!(env.rt.wait_container(&junk).await.unwrap(), 0);
     env.rt.remove_container(&junk).await.unwrap();
@@ -211,7 +321,10 @@ async fn five_concurrent_containers() {
         assert_eq!(r.unwrap(), 0);
     }
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(stdout_lines(&env.rt, id).await, vec![format!("container {i}")]);
+        assert_eq!(
+            stdout_lines(&env.rt, id).await,
+            vec![format!("container {i}")]
+        );
     }
     let removals = ids.iter().map(|id| {
         let rt = env.rt.clone();
@@ -248,7 +361,12 @@ async fn start_failure_reports_and_cleans_up() {
     );
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 127);
     env.rt.remove_container(&id).await.unwrap();
-    assert!(env.rt.container_state(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .container_state(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert_nothing_left(&env, &id);
 
     // An image without a command fails at create, leaving nothing.
@@ -256,7 +374,10 @@ async fn start_failure_reports_and_cleans_up() {
     let mut spec = ServiceSpec::minimal("bare", IMAGE);
     spec.command.args = Some(vec![]);
     let err = env.rt.create_container(&bare, &spec).await.unwrap_err();
-    assert!(matches!(&err, AgentError::InvalidSpec(m) if m.contains("no command")), "{err}");
+    assert!(
+        matches!(&err, AgentError::InvalidSpec(m) if m.contains("no command")),
+        "{err}"
+    );
     assert_nothing_left(&env, &bare);
 
     // An unknown user fails at create too.
@@ -289,7 +410,12 @@ async fn delete_on_exit_removes_the_container() {
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 5);
     let dir = env.root.path().join("containers").join(id.to_string());
     assert!(eventually(Duration::from_secs(5), || !dir.exists()).await);
-    assert!(env.rt.container_state(&id).await.unwrap_err().is_not_found());
+    assert!(env
+        .rt
+        .container_state(&id)
+        .await
+        .unwrap_err()
+        .is_not_found());
     assert_nothing_left(&env, &id);
 }
 
@@ -311,11 +437,24 @@ async fn user_env_workdir_hostname_and_network() {
     let lines = stdout_lines(&env.rt, &id).await;
     assert_eq!(
         lines,
-        vec!["65534", "4242", "/srv/app", "bar baz", &hostname_of(&id), "unknown", "1"],
+        vec![
+            "65534",
+            "4242",
+            "/srv/app",
+            "bar baz",
+            &hostname_of(&id),
+            "unknown",
+            "1"
+        ],
         "lo must be up and alone"
     );
     assert_eq!(env.rt.get_container_ip(&id).await.unwrap(), None);
-    assert!(env.rt.port_mappings_container(&id).await.unwrap().is_empty());
+    assert!(env
+        .rt
+        .port_mappings_container(&id)
+        .await
+        .unwrap()
+        .is_empty());
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
 
@@ -327,7 +466,10 @@ async fn user_env_workdir_hostname_and_network() {
     env.rt.start_container(&host).await.unwrap();
     assert_eq!(env.rt.wait_container(&host).await.unwrap(), 0);
     let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
-    assert_eq!(stdout_lines(&env.rt, &host).await, vec![host_ifaces.to_string()]);
+    assert_eq!(
+        stdout_lines(&env.rt, &host).await,
+        vec![host_ifaces.to_string()]
+    );
     env.rt.remove_container(&host).await.unwrap();
     assert_nothing_left(&env, &host);
 }
@@ -357,4 +499,48 @@ async fn stdin_relay() {
     assert!(env.rt.write_stdin(&id, b"x").await.is_err());
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_after_exit_restarts_in_place() {
+    let env = TestEnv::new();
+    let id = unique_id("again");
+    let script = "n=$(cat /runs 2>/dev/null | wc -l); echo run$n; echo x >> /runs; exit $((n+3))";
+    env.rt
+        .create_container(&id, &sh("again", script))
+        .await
+        .unwrap();
+    env.rt.start_container(&id).await.unwrap();
+    assert_eq!(env.rt.wait_container(&id).await.unwrap(), 3);
+    // Same container, same rootfs (the file written by the first run), logs appended.
+    env.rt.start_container(&id).await.unwrap();
+    assert_eq!(env.rt.wait_container(&id).await.unwrap(), 4);
+    assert_eq!(
+        env.rt.container_state(&id).await.unwrap(),
+        ContainerState::Exited { code: 4 }
+    );
+    assert_eq!(stdout_lines(&env.rt, &id).await, vec!["run0", "run1"]);
+    // And after a kill too.
+    let long = unique_id("again-long");
+    env.rt
+        .create_container(&long, &sh("again-long", "echo up; exec sleep 300"))
+        .await
+        .unwrap();
+    env.rt.start_container(&long).await.unwrap();
+    env.rt.kill_container(&long, None).await.unwrap();
+    assert_eq!(env.rt.wait_container(&long).await.unwrap(), 137);
+    env.rt.start_container(&long).await.unwrap();
+    assert_eq!(
+        env.rt.container_state(&long).await.unwrap(),
+        ContainerState::Running
+    );
+    env.rt
+        .stop_container(&long, std::time::Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(stdout_lines(&env.rt, &long).await, vec!["up", "up"]);
+    for id in [&id, &long] {
+        env.rt.remove_container(id).await.unwrap();
+        assert_nothing_left(&env, id);
+    }
 }

@@ -16,15 +16,24 @@ async fn follow_has_no_gaps_or_duplicates() {
     let script = "i=0; while [ $i -lt 500 ]; do echo line$i; i=$((i+1)); done; \
                   sleep 0.5; \
                   while [ $i -lt 1000 ]; do echo line$i; [ $((i % 100)) -eq 0 ] && sleep 0.05; i=$((i+1)); done";
-    env.rt.create_container(&id, &sh("follow", script)).await.unwrap();
+    env.rt
+        .create_container(&id, &sh("follow", script))
+        .await
+        .unwrap();
     env.rt.start_container(&id).await.unwrap();
     let rt = env.rt.clone();
     let id2 = id.clone();
     assert!(
         eventually(Duration::from_secs(10), || {
-            std::fs::metadata(env.root.path().join("containers").join(id2.to_string()).join("logs.jsonl"))
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
+            std::fs::metadata(
+                env.root
+                    .path()
+                    .join("containers")
+                    .join(id2.to_string())
+                    .join("logs.jsonl"),
+            )
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
         })
         .await
     );
@@ -32,10 +41,17 @@ async fn follow_has_no_gaps_or_duplicates() {
         follow: true,
         ..Default::default()
     };
-    let got = collect_logs(rt.logs_stream(&id, opts).await.unwrap()).await.unwrap();
+    let got = collect_logs(rt.logs_stream(&id, opts).await.unwrap())
+        .await
+        .unwrap();
     let msgs: Vec<String> = got.into_iter().map(|e| e.message).collect();
     let want: Vec<String> = (0..1000).map(|i| format!("line{i}")).collect();
-    assert_eq!(msgs.len(), want.len(), "first diff at {:?}", msgs.iter().zip(&want).position(|(a, b)| a != b));
+    assert_eq!(
+        msgs.len(),
+        want.len(),
+        "first diff at {:?}",
+        msgs.iter().zip(&want).position(|(a, b)| a != b)
+    );
     assert_eq!(msgs, want);
     // Follow on an exited container ends after the snapshot.
     let again = collect_logs(
@@ -63,7 +79,13 @@ async fn tail_filters_and_since() {
     let env = TestEnv::new();
     let id = unique_id("tail");
     env.rt
-        .create_container(&id, &sh("tail", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; sleep 0.3; echo late"))
+        .create_container(
+            &id,
+            &sh(
+                "tail",
+                "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; sleep 0.3; echo late",
+            ),
+        )
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();
@@ -120,7 +142,10 @@ async fn pause_and_unpause_freeze_the_workload() {
     let env = TestEnv::new();
     let id = unique_id("pause");
     env.rt
-        .create_container(&id, &sh("pause", "while true; do echo tick; sleep 0.05; done"))
+        .create_container(
+            &id,
+            &sh("pause", "while true; do echo tick; sleep 0.05; done"),
+        )
         .await
         .unwrap();
     // Pausing something that does not run is an error.
@@ -128,16 +153,26 @@ async fn pause_and_unpause_freeze_the_workload() {
     env.rt.start_container(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     env.rt.pause_container(&id).await.unwrap();
-    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Paused);
+    assert_eq!(
+        env.rt.container_state(&id).await.unwrap(),
+        ContainerState::Paused
+    );
     // Exec into a paused container is refused clearly.
     let err = env.rt.exec(&id, &["true".to_string()]).await.unwrap_err();
     assert!(err.to_string().contains("paused"), "{err}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let frozen = stdout_lines(&env.rt, &id).await.len();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(stdout_lines(&env.rt, &id).await.len(), frozen, "output while paused");
+    assert_eq!(
+        stdout_lines(&env.rt, &id).await.len(),
+        frozen,
+        "output while paused"
+    );
     env.rt.unpause_container(&id).await.unwrap();
-    assert_eq!(env.rt.container_state(&id).await.unwrap(), ContainerState::Running);
+    assert_eq!(
+        env.rt.container_state(&id).await.unwrap(),
+        ContainerState::Running
+    );
     let rt = env.rt.clone();
     let id2 = id.clone();
     let mut grew = false;
@@ -151,7 +186,10 @@ async fn pause_and_unpause_freeze_the_workload() {
     assert!(grew, "no output after unpause");
     // Stop works on a paused container too.
     env.rt.pause_container(&id).await.unwrap();
-    env.rt.stop_container(&id, Duration::from_secs(1)).await.unwrap();
+    env.rt
+        .stop_container(&id, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(env.rt.container_state(&id).await.unwrap().is_terminal());
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
@@ -162,7 +200,13 @@ async fn follow_streams_while_running() {
     let env = TestEnv::new();
     let id = unique_id("live");
     env.rt
-        .create_container(&id, &sh("live", "echo one; sleep 0.3; echo two; sleep 0.3; echo three"))
+        .create_container(
+            &id,
+            &sh(
+                "live",
+                "echo one; sleep 0.3; echo two; sleep 0.3; echo three",
+            ),
+        )
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();

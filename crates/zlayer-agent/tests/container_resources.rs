@@ -14,7 +14,10 @@ use zlayer_spec::{ByteSize, StorageSpec};
 async fn stats_of_a_running_container() {
     let env = TestEnv::new();
     let id = unique_id("stats");
-    let mut spec = sh("stats", "x=0; while [ $x -lt 20000 ]; do x=$((x+1)); done; exec sleep 300");
+    let mut spec = sh(
+        "stats",
+        "x=0; while [ $x -lt 20000 ]; do x=$((x+1)); done; exec sleep 300",
+    );
     spec.resources.memory = Some(ByteSize::parse("64Mi").unwrap());
     spec.resources.cpu = Some(0.5);
     env.rt.create_container(&id, &spec).await.unwrap();
@@ -30,7 +33,12 @@ async fn stats_of_a_running_container() {
     assert!(s.cpu_total_ns > 0, "{s:?}");
     assert!(s.cpu_system_ns > 0 && s.online_cpus >= 1);
     // cpu: 0.5 is a CFS quota of half a period.
-    let cpu_dir = env.rt.cgroup(&id).v1_dir("cpu").or_else(|| env.rt.cgroup(&id).v2_dir()).unwrap();
+    let cpu_dir = env
+        .rt
+        .cgroup(&id)
+        .v1_dir("cpu")
+        .or_else(|| env.rt.cgroup(&id).v2_dir())
+        .unwrap();
     let quota = std::fs::read_to_string(cpu_dir.join("cpu.cfs_quota_us"))
         .or_else(|_| std::fs::read_to_string(cpu_dir.join("cpu.max")))
         .unwrap();
@@ -57,7 +65,10 @@ async fn memory_limit_oom_kills() {
     let env = TestEnv::new();
     let id = unique_id("oom");
     // The shell keeps 64 MB of 'a's in a variable: far over the 32 MiB limit.
-    let mut spec = sh("oom", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived");
+    let mut spec = sh(
+        "oom",
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
+    );
     spec.resources.memory = Some(ByteSize::parse("32Mi").unwrap());
     env.rt.create_container(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
@@ -66,7 +77,9 @@ async fn memory_limit_oom_kills() {
         ContainerState::Failed { reason } => assert!(reason.contains("OOM"), "{reason}"),
         other => panic!("expected an OOM failure, got {other:?}"),
     }
-    assert!(!stdout_lines(&env.rt, &id).await.contains(&"survived".to_string()));
+    assert!(!stdout_lines(&env.rt, &id)
+        .await
+        .contains(&"survived".to_string()));
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
 }
@@ -83,7 +96,10 @@ async fn pids_limit_enforced() {
     let script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 30 >/dev/null 2>&1 & done; wait";
     let out = env
         .rt
-        .exec(&id, &["sh".to_string(), "-c".to_string(), script.to_string()])
+        .exec(
+            &id,
+            &["sh".to_string(), "-c".to_string(), script.to_string()],
+        )
         .await
         .unwrap();
     assert_ne!(out.0, 0);
@@ -100,11 +116,23 @@ async fn volumes_binds_and_tmpfs() {
     let env = TestEnv::new();
     let vol = format!("vol{}", std::process::id());
     let writer = unique_id("writer");
-    let mut spec = sh("writer", "echo persisted > /data/file; echo scratch > /cache/f; df -k /scratch | tail -1");
+    let mut spec = sh(
+        "writer",
+        "echo persisted > /data/file; echo scratch > /cache/f; df -k /scratch | tail -1",
+    );
     spec.storage = vec![
-        StorageSpec::Named { name: vol.clone(), target: "/data".into(), readonly: false },
-        StorageSpec::Anonymous { target: "/cache".into() },
-        StorageSpec::Tmpfs { target: "/scratch".into(), size: Some(ByteSize::parse("2Mi").unwrap()) },
+        StorageSpec::Named {
+            name: vol.clone(),
+            target: "/data".into(),
+            readonly: false,
+        },
+        StorageSpec::Anonymous {
+            target: "/cache".into(),
+        },
+        StorageSpec::Tmpfs {
+            target: "/scratch".into(),
+            size: Some(ByteSize::parse("2Mi").unwrap()),
+        },
     ];
     env.rt.create_container(&writer, &spec).await.unwrap();
     env.rt.start_container(&writer).await.unwrap();
@@ -116,13 +144,24 @@ async fn volumes_binds_and_tmpfs() {
     assert_nothing_left(&env, &writer);
 
     // The named volume outlived the container.
-    let host_file = env.root.path().join("volumes").join(&vol).join("_data/file");
+    let host_file = env
+        .root
+        .path()
+        .join("volumes")
+        .join(&vol)
+        .join("_data/file");
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "persisted\n");
     let reader = unique_id("reader");
     let mut spec = sh("reader", "cat /data/file; ls /cache 2>&1 | wc -l");
     spec.storage = vec![
-        StorageSpec::Named { name: vol.clone(), target: "/data".into(), readonly: true },
-        StorageSpec::Anonymous { target: "/cache".into() },
+        StorageSpec::Named {
+            name: vol.clone(),
+            target: "/data".into(),
+            readonly: true,
+        },
+        StorageSpec::Anonymous {
+            target: "/cache".into(),
+        },
     ];
     env.rt.create_container(&reader, &spec).await.unwrap();
     env.rt.start_container(&reader).await.unwrap();
@@ -139,15 +178,29 @@ async fn volumes_binds_and_tmpfs() {
         "cat /ro/in.txt; echo x > /ro/new 2>/dev/null && echo WROTE || echo refused; echo out > /rw/out.txt",
     );
     spec.storage = vec![
-        StorageSpec::Bind { source: host.path().to_string_lossy().into(), target: "/ro".into(), readonly: true },
-        StorageSpec::Bind { source: host.path().to_string_lossy().into(), target: "/rw".into(), readonly: false },
+        StorageSpec::Bind {
+            source: host.path().to_string_lossy().into(),
+            target: "/ro".into(),
+            readonly: true,
+        },
+        StorageSpec::Bind {
+            source: host.path().to_string_lossy().into(),
+            target: "/rw".into(),
+            readonly: false,
+        },
     ];
     env.rt.create_container(&binder, &spec).await.unwrap();
     env.rt.start_container(&binder).await.unwrap();
     assert_eq!(env.rt.wait_container(&binder).await.unwrap(), 0);
-    assert_eq!(stdout_lines(&env.rt, &binder).await, vec!["from host", "refused"]);
+    assert_eq!(
+        stdout_lines(&env.rt, &binder).await,
+        vec!["from host", "refused"]
+    );
     assert!(!host.path().join("new").exists());
-    assert_eq!(std::fs::read_to_string(host.path().join("out.txt")).unwrap(), "out\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
+        "out\n"
+    );
     env.rt.remove_container(&binder).await.unwrap();
     assert_nothing_left(&env, &binder);
     // Removing containers never touches bind sources.

@@ -15,7 +15,10 @@ async fn default_confinement() {
                   unshare -n true 2>/dev/null && echo unshared || echo unshare-denied; \
                   echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo wrote-proc || echo proc-ro; \
                   head -c 1 /proc/kcore 2>/dev/null | wc -c";
-    env.rt.create_container(&id, &sh("sec", script)).await.unwrap();
+    env.rt
+        .create_container(&id, &sh("sec", script))
+        .await
+        .unwrap();
     env.rt.start_container(&id).await.unwrap();
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 0);
     let lines = stdout_lines(&env.rt, &id).await;

@@ -90,7 +90,11 @@ fn port_conflicts_are_refused_at_attach_time() {
     // `check` (what create calls) reports the conflict without attaching.
     let err = env
         .mgr
-        .check(&idb, &NetworkMode::Bridge, &[map(None, Some(port), 80, Protocol::Tcp)])
+        .check(
+            &idb,
+            &NetworkMode::Bridge,
+            &[map(None, Some(port), 80, Protocol::Tcp)],
+        )
         .unwrap_err();
     assert!(err.to_string().contains("already published"), "{err}");
     let nope = NetworkMode::BridgeNamed("zlt7-nope".into());

@@ -463,10 +463,14 @@ pub struct DaemonArgs {
 pub enum VmCommand {
     /// Build the VM kernel + initramfs from Debian's linux-image-amd64 and the
     /// static guest agent.
-    #[command(after_help = "Examples:\n  zlayer vm build-kernel\n  zlayer vm build-kernel --guest ./zlayer-guest /tmp/kernel")]
+    #[command(
+        after_help = "Examples:\n  zlayer vm build-kernel\n  zlayer vm build-kernel --guest ./zlayer-guest /tmp/kernel"
+    )]
     BuildKernel(BuildKernelArgs),
     /// Install a kernel bundle published as an OCI artifact in a registry.
-    #[command(after_help = "Examples:\n  zlayer vm install-kernel localhost:5000/zlayer/kernel:6.1")]
+    #[command(
+        after_help = "Examples:\n  zlayer vm install-kernel localhost:5000/zlayer/kernel:6.1"
+    )]
     InstallKernel(InstallKernelArgs),
 }
 

@@ -34,7 +34,10 @@ pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> 
 /// process (temp + rename), not durable across a power loss. For records
 /// whose loss after a crash is harmless (container leases: the containers
 /// are gone after a reboot too), where an fsync would cost ~5-20 ms.
-pub(crate) fn write_json_atomic_unsynced<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+pub(crate) fn write_json_atomic_unsynced<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| crate::error::Error::json(path.display().to_string(), e))?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));

@@ -15,10 +15,10 @@ pub fn exists(name: &str) -> bool {
 
 /// Creates bridge `name` with address `gateway/prefix` unless it exists,
 /// and makes sure it is up and may carry DNAT'd loopback traffic.
-pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr) -> Result<()> {
+pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) -> Result<()> {
     if !exists(name) {
         let script = format!(
-            "link add {name} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
+            "link add {name} mtu {mtu} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
             subnet.prefix_len()
         );
         if let Err(e) = cmd::ip_batch(&script) {
@@ -47,17 +47,18 @@ pub fn delete(name: &str) -> Result<()> {
 }
 
 /// Creates veth `host_if` on `bridge` whose peer becomes `eth0` with
-/// `ip/prefix` and a default route via `gateway` inside `netns`.
+/// `ip/prefix` and a default route via `gateway` inside `netns`; both ends
+/// get `mtu`.
 pub fn attach_veth(
     host_if: &str,
     bridge: &str,
     netns: &Path,
-    ip: Ipv4Addr,
-    prefix: u8,
+    (ip, prefix): (Ipv4Addr, u8),
     gateway: Ipv4Addr,
+    mtu: u32,
 ) -> Result<()> {
     cmd::ip_batch(&format!(
-        "link add {host_if} type veth peer name eth0 netns {}\nlink set {host_if} master {bridge} up\n",
+        "link add {host_if} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {}\nlink set {host_if} master {bridge} up\n",
         netns.display()
     ))?;
     let inside = format!(

@@ -1,5 +1,5 @@
 //! One module per isolation technology.
-pub mod vm;
 pub mod common;
-pub mod sandbox;
 pub mod container;
+pub mod sandbox;
+pub mod vm;

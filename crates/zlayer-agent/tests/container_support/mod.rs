@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
+use zlayer_agent::runtimes::container::{
+    teardown, ContainerPaths, ContainerRuntime, ContainerRuntimeConfig, Layout,
+};
 use zlayer_agent::*;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_spec::ServiceSpec;
@@ -46,12 +48,34 @@ pub fn runtime_at(root: &Path) -> ContainerRuntime {
 impl TestEnv {
     /// A fresh root with the busybox image loaded.
     pub fn new() -> TestEnv {
-        let root = tempfile::Builder::new().prefix("zl-ct").tempdir().expect("tempdir");
+        let root = tempfile::Builder::new()
+            .prefix("zl-ct")
+            .tempdir()
+            .expect("tempdir");
         let rt = runtime_at(root.path());
         rt.image_store()
             .load(fixture_layout(), Some(IMAGE))
             .expect("load busybox");
-        TestEnv { rt: Arc::new(rt), root }
+        TestEnv {
+            rt: Arc::new(rt),
+            root,
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    /// A failed test must not leave containers, mounts or cgroups behind:
+    /// remove whatever is left under the root before it is deleted.
+    fn drop(&mut self) {
+        let layout = Layout::new(self.root.path());
+        let Ok(entries) = std::fs::read_dir(layout.containers_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if let Some(paths) = ContainerPaths::from_dir(e.path(), layout.libcontainer_root()) {
+                let _ = teardown::remove_container(&paths, None, Some(self.rt.image_store()));
+            }
+        }
     }
 }
 
@@ -59,7 +83,11 @@ impl TestEnv {
 pub fn unique_id(name: &str) -> ContainerId {
     static N: AtomicU32 = AtomicU32::new(0);
     ContainerId::new(
-        format!("{name}{}x{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed)),
+        format!(
+            "{name}{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        ),
         1,
     )
 }
@@ -95,13 +123,21 @@ pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
         "mount under {needle} left"
     );
     let cg = env.rt.cgroup(id);
-    assert!(cg.existing_dirs().is_empty(), "cgroups left: {:?}", cg.existing_dirs());
+    assert!(
+        cg.existing_dirs().is_empty(),
+        "cgroups left: {:?}",
+        cg.existing_dirs()
+    );
     assert!(
         monitor_pids(&dir).is_empty(),
         "monitor processes left for {}",
         dir.display()
     );
-    let lc = env.root.path().join("run/libcontainer").join(id.to_string());
+    let lc = env
+        .root
+        .path()
+        .join("run/libcontainer")
+        .join(id.to_string());
     assert!(!lc.exists(), "libcontainer state {} left", lc.display());
 }
 

@@ -105,6 +105,7 @@ impl Env {
             subnet_pool: "10.214.0.0/16".parse().unwrap(),
             dns_binary: None,
             dns_upstreams: Vec::new(),
+            mtu: 1500,
         };
         Env::with_options(bridge, dir, opts)
     }
@@ -119,6 +120,7 @@ impl Env {
             subnet_pool: "10.214.0.0/16".parse().unwrap(),
             dns_binary: Some(env!("CARGO_BIN_EXE_zlayer-dns").into()),
             dns_upstreams: upstreams,
+            mtu: 1500,
         };
         Env::with_options(bridge, dir, opts)
     }

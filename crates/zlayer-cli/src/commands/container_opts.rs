@@ -142,7 +142,12 @@ fn parse_publish(p: &str) -> anyhow::Result<PortMapping> {
         [c] => (None, None, port(c)?),
         [c, h] => (None, Some(port(h)?), port(c)?),
         [c, h, ip] => (
-            Some(ip.trim_matches(|ch| ch == '[' || ch == ']').to_string()),
+            Some(
+                ip.trim_matches(|ch| ch == '[' || ch == ']')
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| bad())?
+                    .to_string(),
+            ),
             if h.is_empty() { None } else { Some(port(h)?) },
             port(c)?,
         ),

@@ -231,12 +231,20 @@ impl Supervisor {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!("waiting for {}: {e}", record.name);
+                    if record.auto_remove {
+                        // Its runtime may be removing it right now.
+                        tracing::debug!("waiting for {}: {e}", record.name);
+                    } else {
+                        tracing::warn!("waiting for {}: {e}", record.name);
+                    }
                     match self.engine.state(&record).await {
                         Ok(s) if s.is_alive() => {
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             continue;
                         }
+                        // The wait failed but the exit was recorded: carry on
+                        // with that code, so restart policies still apply.
+                        Ok(ContainerState::Exited { code }) => code,
                         _ => return,
                     }
                 }

@@ -67,7 +67,13 @@ pub(super) fn mount(
         let plain = CString::new(data)
             .map_err(|_| mount_err(target, "a path contains a NUL byte".into()))?;
         let mount = |d: &CString| {
-            rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), d.as_c_str())
+            rustix::mount::mount(
+                "overlay",
+                target,
+                "overlay",
+                MountFlags::empty(),
+                d.as_c_str(),
+            )
         };
         return match mount(&volatile) {
             Err(Errno::INVAL) => mount(&plain),

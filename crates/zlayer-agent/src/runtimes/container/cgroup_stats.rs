@@ -188,9 +188,17 @@ mod tests {
     fn v2_files() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap();
+        std::fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+        )
+        .unwrap();
         std::fs::write(d.join("memory.current"), "4096000\n").unwrap();
-        std::fs::write(d.join("memory.stat"), "anon 100\nfile 200\ninactive_file 96000\nactive_file 5\n").unwrap();
+        std::fs::write(
+            d.join("memory.stat"),
+            "anon 100\nfile 200\ninactive_file 96000\nactive_file 5\n",
+        )
+        .unwrap();
         std::fs::write(d.join("memory.max"), "33554432\n").unwrap();
         std::fs::write(d.join("pids.current"), "3\n").unwrap();
         std::fs::write(d.join("pids.max"), "max\n").unwrap();

@@ -62,7 +62,8 @@ impl HostCgroups {
                 "cgroup" => {
                     for opt in opts.split(',') {
                         if is_v1_controller(opt) {
-                            v1.entry(opt.to_string()).or_insert_with(|| mountpoint.clone());
+                            v1.entry(opt.to_string())
+                                .or_insert_with(|| mountpoint.clone());
                         }
                     }
                 }
@@ -174,7 +175,8 @@ impl ContainerCgroup {
             let text = std::fs::read_to_string(dir.join("memory.events")).ok()?;
             return keyed_value(&text, "oom_kill");
         }
-        let text = std::fs::read_to_string(self.v1_dir("memory")?.join("memory.oom_control")).ok()?;
+        let text =
+            std::fs::read_to_string(self.v1_dir("memory")?.join("memory.oom_control")).ok()?;
         keyed_value(&text, "oom_kill")
     }
 
@@ -264,7 +266,10 @@ mod tests {
         assert_eq!(h.mode, CgroupMode::Hybrid);
         assert_eq!(h.v1["memory"], Path::new("/sys/fs/cgroup/memory"));
         assert_eq!(h.v1["name=systemd"], Path::new("/sys/fs/cgroup/systemd"));
-        assert_eq!(h.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            h.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         let c = HostCgroups::from_mountinfo(COMOUNTED);
         assert_eq!(c.mode, CgroupMode::Legacy);
         assert_eq!(c.v1["cpu"], c.v1["cpuacct"]);

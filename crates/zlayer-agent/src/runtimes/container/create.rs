@@ -57,7 +57,11 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
     let paths = req.paths;
     let spec = req.spec;
     std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating", &paths.dir, e))?;
-    let stop_signal = match spec.stop_signal.as_deref().or(req.image_config.stop_signal.as_deref()) {
+    let stop_signal = match spec
+        .stop_signal
+        .as_deref()
+        .or(req.image_config.stop_signal.as_deref())
+    {
         Some(s) => crate::validate_signal(s)?,
         None => libc::SIGTERM,
     };

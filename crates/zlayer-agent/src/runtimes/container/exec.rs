@@ -25,7 +25,11 @@ pub const CODE_NOT_FOUND: i32 = 127;
 pub const CODE_NOT_EXECUTABLE: i32 = 126;
 
 /// Writes the process spec of an exec; returns its path.
-pub fn write_process(paths: &ContainerPaths, record: &ContainerRecord, opts: &ExecOptions) -> Result<PathBuf> {
+pub fn write_process(
+    paths: &ContainerPaths,
+    record: &ContainerRecord,
+    opts: &ExecOptions,
+) -> Result<PathBuf> {
     if opts.tty {
         return Err(AgentError::unsupported(
             "container",
@@ -94,14 +98,21 @@ pub fn write_process(paths: &ContainerPaths, record: &ContainerRecord, opts: &Ex
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
-    let json = serde_json::to_vec(&p).map_err(|e| AgentError::Internal(format!("encoding exec process: {e}")))?;
-    std::fs::write(&file, json).map_err(|e| AgentError::Internal(format!("writing {}: {e}", file.display())))?;
+    let json = serde_json::to_vec(&p)
+        .map_err(|e| AgentError::Internal(format!("encoding exec process: {e}")))?;
+    std::fs::write(&file, json)
+        .map_err(|e| AgentError::Internal(format!("writing {}: {e}", file.display())))?;
     Ok(file)
 }
 
 /// Starts `shim exec` and streams its output; the returned future resolves
 /// to the exit code once all output was sent.
-pub fn spawn(shim: &Path, paths: &ContainerPaths, process_file: PathBuf, stdin: Option<Vec<u8>>) -> Result<ExecStream> {
+pub fn spawn(
+    shim: &Path,
+    paths: &ContainerPaths,
+    process_file: PathBuf,
+    stdin: Option<Vec<u8>>,
+) -> Result<ExecStream> {
     let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| AgentError::Internal(format!("creating the exec status pipe: {e}")))?;
     let w_raw = status_w.as_raw_fd();
@@ -110,7 +121,11 @@ pub fn spawn(shim: &Path, paths: &ContainerPaths, process_file: PathBuf, stdin: 
         .arg(&paths.dir)
         .arg(&paths.lc_root)
         .arg(&process_file)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
@@ -171,13 +186,17 @@ pub fn spawn(shim: &Path, paths: &ContainerPaths, process_file: PathBuf, stdin: 
         match final_status(&status) {
             Ok(code) => Ok(code),
             Err((code, msg)) if code != 0 => {
-                let _ = tx.send(Ok(chunk(LogStream::Stderr, format!("{msg}\n").as_bytes()))).await;
+                let _ = tx
+                    .send(Ok(chunk(LogStream::Stderr, format!("{msg}\n").as_bytes())))
+                    .await;
                 Ok(code)
             }
             Err((_, msg)) => Err(AgentError::Internal(format!("exec failed: {msg}"))),
         }
     });
-    let output = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }).boxed();
+    let output =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .boxed();
     let exit_code = Box::pin(async move {
         task.await
             .map_err(|e| AgentError::Internal(format!("exec task failed: {e}")))?
@@ -185,7 +204,10 @@ pub fn spawn(shim: &Path, paths: &ContainerPaths, process_file: PathBuf, stdin: 
     Ok(ExecStream { output, exit_code })
 }
 
-async fn read_some<R: tokio::io::AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> Option<usize> {
     match r {
         Some(r) => match r.read(buf).await {
             Ok(0) | Err(_) => None,
@@ -229,13 +251,19 @@ fn final_status(text: &str) -> std::result::Result<i32, (i32, String)> {
             0,
             "the exec helper ended before reporting the exit code".to_string(),
         )),
-        None => Err((0, "the exec helper exited without reporting; is the shim path right?".to_string())),
+        None => Err((
+            0,
+            "the exec helper exited without reporting; is the shim path right?".to_string(),
+        )),
     }
 }
 
 /// Runs a command to completion and collects its output.
 pub async fn collect(stream: ExecStream) -> Result<ExecOutput> {
-    let ExecStream { mut output, exit_code } = stream;
+    let ExecStream {
+        mut output,
+        exit_code,
+    } = stream;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(c) = output.next().await {
         let c = c?;
@@ -258,10 +286,22 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(final_status("{\"status\":\"started\",\"pid\":5}\n{\"status\":\"exited\",\"code\":42}\n"), Ok(42));
-        let nf = final_status("{\"status\":\"failed\",\"error\":\"executable 'x' not found in $PATH\"}\n");
+        assert_eq!(
+            final_status(
+                "{\"status\":\"started\",\"pid\":5}\n{\"status\":\"exited\",\"code\":42}\n"
+            ),
+            Ok(42)
+        );
+        let nf = final_status(
+            "{\"status\":\"failed\",\"error\":\"executable 'x' not found in $PATH\"}\n",
+        );
         assert_eq!(nf.unwrap_err().0, 127);
-        assert_eq!(final_status("{\"status\":\"failed\",\"error\":\"boom\"}").unwrap_err().0, 0);
+        assert_eq!(
+            final_status("{\"status\":\"failed\",\"error\":\"boom\"}")
+                .unwrap_err()
+                .0,
+            0
+        );
         assert!(final_status("").is_err());
     }
 }

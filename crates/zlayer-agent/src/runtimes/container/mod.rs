@@ -115,7 +115,11 @@ impl ContainerRuntime {
             )));
         }
         let layout = Layout::new(&config.root);
-        for d in [layout.containers_dir(), layout.volumes_dir(), layout.libcontainer_root()] {
+        for d in [
+            layout.containers_dir(),
+            layout.volumes_dir(),
+            layout.libcontainer_root(),
+        ] {
             std::fs::create_dir_all(&d).map_err(|e| {
                 AgentError::Configuration(format!("cannot create {}: {e}", d.display()))
             })?;
@@ -176,12 +180,12 @@ impl ContainerRuntime {
         };
     }
 
+    /// Reads the container's records. They are a few small files (plus
+    /// two `/proc/<pid>/stat`), read inline: a blocking-pool round trip
+    /// would cost more than the reads.
     async fn load(&self, id: &ContainerId) -> Result<(ContainerPaths, Option<Snapshot>)> {
         let paths = self.layout.container(id)?;
-        let p = paths.clone();
-        let snap = tokio::task::spawn_blocking(move || Snapshot::load(&p))
-            .await
-            .map_err(internal("reading container state"))??;
+        let snap = Snapshot::load(&paths)?;
         Ok((paths, snap))
     }
 
@@ -194,7 +198,11 @@ impl ContainerRuntime {
     }
 
     /// The snapshot of a running (or paused) container.
-    async fn running(&self, id: &ContainerId, what: &str) -> Result<(ContainerPaths, Snapshot, i32)> {
+    async fn running(
+        &self,
+        id: &ContainerId,
+        what: &str,
+    ) -> Result<(ContainerPaths, Snapshot, i32)> {
         if let Some(reason) = self.failed_reason(id) {
             return Err(not_running(id, &ContainerState::Failed { reason }, what));
         }
@@ -229,6 +237,7 @@ impl ContainerRuntime {
     /// Waits until the container ended; returns its exit record's code (or
     /// an error when it failed without one).
     async fn wait_exit(&self, id: &ContainerId) -> Result<i32> {
+        let mut no_answer = 0u32;
         loop {
             let (paths, snap) = match self.load(id).await? {
                 (p, Some(s)) => (p, s),
@@ -249,8 +258,12 @@ impl ContainerRuntime {
                     if let Some(reply) = shim::client::wait_exit(&paths.socket()).await? {
                         return Ok(reply.code);
                     }
-                    // No monitor answered: it is finishing; read the files again.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // No monitor answered: it has just recorded the exit (or
+                    // is about to); read the files again, then poll.
+                    if no_answer > 0 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    no_answer += 1;
                 }
             }
         }
@@ -261,7 +274,9 @@ impl ContainerRuntime {
         if unsafe { libc::kill(pid, sig) } != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(AgentError::Internal(format!("sending signal {sig} to pid {pid}: {e}")));
+                return Err(AgentError::Internal(format!(
+                    "sending signal {sig} to pid {pid}: {e}"
+                )));
             }
         }
         Ok(())
@@ -313,12 +328,13 @@ impl Runtime for ContainerRuntime {
         let layout = self.layout.clone();
         let (id2, spec2) = (id.clone(), spec.clone());
         tokio::task::spawn_blocking(move || {
-            let image_config = store
-                .image_config(&image)
-                .map_err(|e| AgentError::CreateFailed {
-                    id: id2.to_string(),
-                    reason: format!("reading the config of image {}: {e}", image.reference),
-                })?;
+            let image_config =
+                store
+                    .image_config(&image)
+                    .map_err(|e| AgentError::CreateFailed {
+                        id: id2.to_string(),
+                        reason: format!("reading the config of image {}: {e}", image.reference),
+                    })?;
             create::create(create::CreateRequest {
                 id: &id2,
                 spec: &spec2,
@@ -337,28 +353,36 @@ impl Runtime for ContainerRuntime {
         let lock = self.lock(id);
         let _guard = lock.lock().await;
         let (paths, snap) = self.existing(id).await?;
-        match snap.state() {
-            ContainerState::Pending => {}
-            ContainerState::Running | ContainerState::Paused | ContainerState::Stopping => return Ok(()),
-            other => {
-                return Err(AgentError::InvalidSpec(format!(
-                    "container {id} has already run (state: {other}); remove it and create it again"
-                )))
+        let restart = match snap.state() {
+            ContainerState::Pending => false,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Stopping => {
+                return Ok(())
             }
+            // Exited or failed: start again in place (same rootfs, logs appended).
+            ContainerState::Exited { .. } | ContainerState::Failed { .. } => true,
+        };
+        let mut result = Ok(0);
+        if restart {
+            let (p, record, shim_rec) = (paths.clone(), snap.record.clone(), snap.shim.clone());
+            result = tokio::task::spawn_blocking(move || {
+                teardown::reset_for_restart(&p, &record, shim_rec.as_ref())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(internal("resetting the container"))?
+            .map(|_| 0);
         }
-        let shim = self.config.shim_path.clone();
-        let p = paths.clone();
-        let record = snap.record.clone();
-        let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let r = shim::spawn::start_shim(&shim, &p);
-            if r.is_err() {
+        if result.is_ok() {
+            result = shim::spawn::start_shim(&self.config.shim_path, &paths).await;
+        }
+        if result.is_err() {
+            let (p, record, store) = (paths.clone(), snap.record.clone(), self.store.clone());
+            tokio::task::spawn_blocking(move || {
                 let _ = teardown::remove_container(&p, Some(&record), Some(&store));
-            }
-            r
-        })
-        .await
-        .map_err(internal("starting the container"))?;
+            })
+            .await
+            .map_err(internal("cleaning up after a failed start"))?;
+        }
         match result {
             Ok(_) => Ok(()),
             Err(reason) => {
@@ -387,7 +411,10 @@ impl Runtime for ContainerRuntime {
         if state == ContainerState::Paused {
             freezer::thaw_quietly(&cg);
         }
-        if tokio::time::timeout(timeout, self.wait_exit(id)).await.is_ok() {
+        if tokio::time::timeout(timeout, self.wait_exit(id))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         Self::signal(pid, libc::SIGKILL)?;
@@ -492,20 +519,26 @@ impl Runtime for ContainerRuntime {
         let cg = ContainerCgroup::new(&snap.record.cgroup_path);
         let host = snap.record.host_network;
         let state = (Some(first), paths, cg, Instant::now());
-        let stream = futures_util::stream::unfold(state, move |(first, paths, cg, mut next)| async move {
-            if let Some(s) = first {
+        let stream =
+            futures_util::stream::unfold(state, move |(first, paths, cg, mut next)| async move {
+                if let Some(s) = first {
+                    next += STATS_INTERVAL;
+                    return Some((Ok(s), (None, paths, cg, next)));
+                }
+                tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
                 next += STATS_INTERVAL;
-                return Some((Ok(s), (None, paths, cg, next)));
-            }
-            tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
-            next += STATS_INTERVAL;
-            let p = paths.clone();
-            let snap = tokio::task::spawn_blocking(move || Snapshot::load(&p)).await.ok()?.ok()??;
-            let pid = snap.running_pid().filter(|_| snap.state().is_alive())?;
-            let cg2 = cg.clone();
-            let s = tokio::task::spawn_blocking(move || cgroup_stats::sample(&cg2, pid, host)).await.ok()?;
-            Some((Ok(s), (None, paths, cg, next)))
-        });
+                let p = paths.clone();
+                let snap = tokio::task::spawn_blocking(move || Snapshot::load(&p))
+                    .await
+                    .ok()?
+                    .ok()??;
+                let pid = snap.running_pid().filter(|_| snap.state().is_alive())?;
+                let cg2 = cg.clone();
+                let s = tokio::task::spawn_blocking(move || cgroup_stats::sample(&cg2, pid, host))
+                    .await
+                    .ok()?;
+                Some((Ok(s), (None, paths, cg, next)))
+            });
         Ok(stream.boxed())
     }
 
@@ -547,7 +580,9 @@ impl Runtime for ContainerRuntime {
     }
 
     async fn pause_container(&self, id: &ContainerId) -> Result<()> {
-        let (_, snap, _) = self.running(id, "only a running container can be paused").await?;
+        let (_, snap, _) = self
+            .running(id, "only a running container can be paused")
+            .await?;
         let cg = ContainerCgroup::new(&snap.record.cgroup_path);
         tokio::task::spawn_blocking(move || freezer::freeze(&cg))
             .await
@@ -555,7 +590,9 @@ impl Runtime for ContainerRuntime {
     }
 
     async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
-        let (_, snap, _) = self.running(id, "only a paused container can be unpaused").await?;
+        let (_, snap, _) = self
+            .running(id, "only a paused container can be unpaused")
+            .await?;
         let cg = ContainerCgroup::new(&snap.record.cgroup_path);
         tokio::task::spawn_blocking(move || freezer::thaw(&cg))
             .await
@@ -589,7 +626,11 @@ impl Runtime for ContainerRuntime {
             entries
                 .flatten()
                 .filter_map(|e| ContainerPaths::from_dir(e.path(), lc_root.clone()))
-                .filter_map(|p| state_dir::read_json::<state_dir::ContainerRecord>(&p.record()).ok().flatten())
+                .filter_map(|p| {
+                    state_dir::read_json::<state_dir::ContainerRecord>(&p.record())
+                        .ok()
+                        .flatten()
+                })
                 .map(|r| r.id)
                 .collect()
         })

@@ -156,7 +156,12 @@ pub fn environment(
     }
     env.order
         .iter()
-        .map(|k| format!("{k}={}", env.values.get(k).map(String::as_str).unwrap_or("")))
+        .map(|k| {
+            format!(
+                "{k}={}",
+                env.values.get(k).map(String::as_str).unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -178,7 +183,10 @@ pub fn working_dir(service: &ServiceSpec, image: &ImageConfig) -> Result<String>
 
 /// The capability names (`CAP_CHOWN`, ...) of the default set.
 pub fn default_capability_names() -> Vec<String> {
-    DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect()
+    DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| format!("CAP_{c}"))
+        .collect()
 }
 
 /// The capability sets of a process running as `uid`: the default set, all
@@ -225,7 +233,11 @@ pub fn bind_mount(source: &Path, dest: &str, readonly: bool) -> Mount {
 
 /// A tmpfs at `dest` limited to `size` bytes.
 pub fn tmpfs_mount(dest: &str, size: Option<u64>) -> Mount {
-    let mut opts = vec!["nosuid".to_string(), "nodev".to_string(), "mode=1777".to_string()];
+    let mut opts = vec![
+        "nosuid".to_string(),
+        "nodev".to_string(),
+        "mode=1777".to_string(),
+    ];
     if let Some(size) = size {
         opts.push(format!("size={size}"));
     }
@@ -237,18 +249,50 @@ pub fn tmpfs_mount(dest: &str, size: Option<u64>) -> Mount {
 fn default_mounts(cgroup_mode: CgroupMode) -> Vec<Mount> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
     ];
-    let cg = mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]);
+    let cg = mount(
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    );
     if cgroup_mode != CgroupMode::Legacy || Path::new("/sys/fs/cgroup").exists() {
         v.push(cg);
     }
@@ -331,7 +375,12 @@ fn namespaces(service: &ServiceSpec, cgroup_mode: CgroupMode) -> Vec<LinuxNamesp
 pub fn build_spec(input: SpecInput<'_>) -> Result<Spec> {
     let service = input.service;
     let argv = command_argv(service, input.image)?;
-    let env = environment(service, input.image, input.hostname, input.user.home.as_deref());
+    let env = environment(
+        service,
+        input.image,
+        input.hostname,
+        input.user.home.as_deref(),
+    );
     let cwd = working_dir(service, input.image)?;
 
     let mut process = Process::default();
@@ -358,16 +407,32 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec> {
     if service.network_mode != NetworkMode::Host {
         // Like docker: ping without CAP_NET_RAW and low ports without
         // CAP_NET_BIND_SERVICE inside a private network namespace.
-        sysctl.insert("net.ipv4.ping_group_range".to_string(), "0 2147483647".to_string());
-        sysctl.insert("net.ipv4.ip_unprivileged_port_start".to_string(), "0".to_string());
+        sysctl.insert(
+            "net.ipv4.ping_group_range".to_string(),
+            "0 2147483647".to_string(),
+        );
+        sysctl.insert(
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "0".to_string(),
+        );
     }
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces(service, input.cgroup_mode))
         .resources(resources(service)?)
         .cgroups_path(PathBuf::from(input.cgroups_path))
-        .masked_paths(MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
         .sysctl(sysctl)
         .build()
         .map_err(|e| AgentError::Internal(format!("building the OCI linux section: {e}")))?;
@@ -388,7 +453,13 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec> {
 pub fn hostname_for(name: &str) -> String {
     let h: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     let h = h.trim_matches('-').to_string();
@@ -417,7 +488,10 @@ mod tests {
     #[test]
     fn argv_docker_semantics() {
         let mut s = ServiceSpec::minimal("web", "img");
-        assert_eq!(command_argv(&s, &image()).unwrap(), ["/entry", "serve", "--port=80"]);
+        assert_eq!(
+            command_argv(&s, &image()).unwrap(),
+            ["/entry", "serve", "--port=80"]
+        );
         s.command.args = Some(vec!["x".into()]);
         assert_eq!(command_argv(&s, &image()).unwrap(), ["/entry", "x"]);
         s.command.args = None;
@@ -438,7 +512,14 @@ mod tests {
         let env = environment(&s, &image(), "web-1", Some("/root"));
         assert_eq!(
             env,
-            ["PATH=/bin", "A=image", "B=service", "C=x=y", "HOSTNAME=web-1", "HOME=/root"]
+            [
+                "PATH=/bin",
+                "A=image",
+                "B=service",
+                "C=x=y",
+                "HOSTNAME=web-1",
+                "HOME=/root"
+            ]
         );
         let env = environment(&s, &ImageConfig::default(), "h", None);
         assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));
@@ -446,7 +527,10 @@ mod tests {
         assert_eq!(working_dir(&s, &image()).unwrap(), "/srv");
         assert_eq!(working_dir(&s, &ImageConfig::default()).unwrap(), "/");
         s.command.workdir = Some("rel".into());
-        assert!(working_dir(&s, &image()).unwrap_err().to_string().contains("absolute"));
+        assert!(working_dir(&s, &image())
+            .unwrap_err()
+            .to_string()
+            .contains("absolute"));
     }
 
     #[test]
@@ -478,14 +562,29 @@ mod tests {
         assert_eq!(res.cpu().as_ref().unwrap().quota(), Some(50_000));
         assert_eq!(res.cpu().as_ref().unwrap().period(), Some(100_000));
         assert_eq!(res.pids().as_ref().unwrap().limit(), 20);
-        let ns: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+        let ns: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
         assert!(ns.contains(&LinuxNamespaceType::Network));
         assert!(!ns.contains(&LinuxNamespaceType::Cgroup));
         // The seccomp profile travels separately (seccomp.json, compiled once).
         assert!(linux.seccomp().is_none());
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
-        assert_eq!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(), 14);
+        assert_eq!(
+            p.capabilities()
+                .as_ref()
+                .unwrap()
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .len(),
+            14
+        );
         let tmpfs = spec
             .mounts()
             .as_ref()
@@ -493,7 +592,11 @@ mod tests {
             .iter()
             .find(|m| m.destination() == Path::new("/scratch"))
             .unwrap();
-        assert!(tmpfs.options().as_ref().unwrap().contains(&"size=1048576".to_string()));
+        assert!(tmpfs
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=1048576".to_string()));
 
         s.network_mode = NetworkMode::Host;
         s.resources.pids_limit = Some(0);

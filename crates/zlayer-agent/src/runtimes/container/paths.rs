@@ -72,7 +72,10 @@ impl Layout {
             lc_root: self.libcontainer_root(),
             lc_id: name,
         };
-        for sock in [paths.socket(), paths.lc_root.join(&paths.lc_id).join("notify.sock")] {
+        for sock in [
+            paths.socket(),
+            paths.lc_root.join(&paths.lc_id).join("notify.sock"),
+        ] {
             if sock.as_os_str().len() > MAX_SOCKET_PATH {
                 return Err(AgentError::Configuration(format!(
                     "the socket path {} is longer than the 107 bytes a unix socket allows; \
@@ -86,18 +89,23 @@ impl Layout {
 
     /// The cgroup (relative to each hierarchy root) of container `id`.
     ///
-    /// Under the default data root it is `/zlayer/<id>`; other roots (tests,
-    /// a second daemon) get `/zlayer-<hash of root>/<id>` so they never clash.
+    /// Under the default data root it is `/zlayer/<id>` (one `zlayer`
+    /// parent, like docker's `/docker`). Other roots (tests, a second
+    /// daemon) get a flat `/zlayer-<hash of root>-<id>`, so they never clash
+    /// and leave no parent cgroup behind when their containers are removed.
     pub fn cgroup_path(&self, id: &ContainerId) -> String {
-        format!("/{}/{}", self.cgroup_parent(), id)
+        self.cgroup_path_for(&id.to_string())
     }
 
-    /// The parent cgroup of every container of this root.
-    pub fn cgroup_parent(&self) -> String {
+    /// [`Layout::cgroup_path`] from the state dir name (`<service>-<replica>`).
+    pub fn cgroup_path_for(&self, name: &str) -> String {
         if self.root == Path::new(zlayer_image::DEFAULT_ROOT) {
-            "zlayer".to_string()
+            format!("/zlayer/{name}")
         } else {
-            format!("zlayer-{:08x}", fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32)
+            format!(
+                "/zlayer-{:08x}-{name}",
+                fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32
+            )
         }
     }
 }
@@ -117,7 +125,11 @@ impl ContainerPaths {
     /// Paths of an existing state dir (as found by `list_containers`).
     pub fn from_dir(dir: PathBuf, lc_root: PathBuf) -> Option<Self> {
         let lc_id = dir.file_name()?.to_str()?.to_string();
-        Some(ContainerPaths { dir, lc_root, lc_id })
+        Some(ContainerPaths {
+            dir,
+            lc_root,
+            lc_id,
+        })
     }
 
     /// `container.json`.
@@ -171,6 +183,10 @@ impl ContainerPaths {
     pub fn lc_dir(&self) -> PathBuf {
         self.lc_root.join(&self.lc_id)
     }
+    /// The data root (two levels above the state dir).
+    pub fn data_root(&self) -> Option<&Path> {
+        self.dir.parent().and_then(Path::parent)
+    }
 }
 
 /// `<service>-<replica>`, checked to be a safe single path component.
@@ -223,11 +239,21 @@ mod tests {
         let l = Layout::new("/var/lib/zlayer");
         let p = l.container(&ContainerId::new("web", 2)).unwrap();
         assert_eq!(p.dir, Path::new("/var/lib/zlayer/containers/web-2"));
-        assert_eq!(p.lc_dir(), Path::new("/var/lib/zlayer/run/libcontainer/web-2"));
+        assert_eq!(
+            p.lc_dir(),
+            Path::new("/var/lib/zlayer/run/libcontainer/web-2")
+        );
         assert_eq!(l.cgroup_path(&ContainerId::new("web", 2)), "/zlayer/web-2");
-        let other = Layout::new("/tmp/x");
-        assert!(other.cgroup_parent().starts_with("zlayer-"));
-        assert_ne!(other.cgroup_parent(), Layout::new("/tmp/y").cgroup_parent());
+        let other = Layout::new("/tmp/x").cgroup_path(&ContainerId::new("web", 2));
+        assert!(
+            other.starts_with("/zlayer-") && other.ends_with("-web-2"),
+            "{other}"
+        );
+        assert_eq!(other.matches('/').count(), 1);
+        assert_ne!(
+            other,
+            Layout::new("/tmp/y").cgroup_path(&ContainerId::new("web", 2))
+        );
         for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
             assert!(l.container(&ContainerId::new(bad, 0)).is_err(), "{bad}");
         }

@@ -106,7 +106,10 @@ mod tests {
         // An absolute symlink pointing at the host's file resolves in the root.
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         std::os::unix::fs::symlink("../../outside", root.join("etc/up")).unwrap();
-        assert_eq!(read_in_root(&root, Path::new("/link")).unwrap().unwrap(), "inside\n");
+        assert_eq!(
+            read_in_root(&root, Path::new("/link")).unwrap().unwrap(),
+            "inside\n"
+        );
         assert_eq!(read_in_root(&root, Path::new("/etc/up")).unwrap(), None);
         assert_eq!(read_in_root(&root, Path::new("/nope")).unwrap(), None);
         // mkdir -p through a symlinked dir stays inside too.

@@ -27,10 +27,14 @@ const INSN: usize = 8;
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> ScmpAction {
     match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno.unwrap_or(libc::EPERM as u32) as i32),
+        LinuxSeccompAction::ScmpActErrno => {
+            ScmpAction::Errno(errno.unwrap_or(libc::EPERM as u32) as i32)
+        }
         LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.unwrap_or(0) as u16),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
@@ -68,7 +72,12 @@ fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
     }
     let default = action(profile.default_action(), profile.default_errno_ret());
     let mut ctx = ScmpFilterContext::new(default).map_err(e("new filter"))?;
-    for a in profile.architectures().iter().flatten().filter_map(|a| arch(*a)) {
+    for a in profile
+        .architectures()
+        .iter()
+        .flatten()
+        .filter_map(|a| arch(*a))
+    {
         if a != ScmpArch::Native && !ctx.is_arch_present(a).unwrap_or(false) {
             ctx.add_arch(a).map_err(e("add arch"))?;
         }
@@ -86,7 +95,9 @@ fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
             let args = rule.args().clone().unwrap_or_default();
             let cmps: Vec<ScmpArgCompare> = args
                 .iter()
-                .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
+                .map(|a| {
+                    ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value())
+                })
                 .collect();
             let mut seen = HashSet::new();
             let dup_index = args.iter().any(|a| !seen.insert(a.index()));
@@ -98,7 +109,8 @@ fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
                         .map_err(e("add rule"))?;
                 }
             } else {
-                ctx.add_rule_conditional(act, sc, &cmps).map_err(e("add rule"))?;
+                ctx.add_rule_conditional(act, sc, &cmps)
+                    .map_err(e("add rule"))?;
             }
         }
     }
@@ -114,7 +126,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// The BPF program of `profile`, from `cache_dir` or freshly compiled (and
 /// then cached).
 pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, String> {
-    let json = serde_json::to_vec(profile).map_err(|e| format!("encoding the seccomp profile: {e}"))?;
+    let json =
+        serde_json::to_vec(profile).map_err(|e| format!("encoding the seccomp profile: {e}"))?;
     let v = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
@@ -137,12 +150,16 @@ pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, Str
             .write(true)
             .open(&tmp)
             .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
-        ctx.export_bpf(&f).map_err(|e| format!("exporting the seccomp filter: {e}"))?;
+        ctx.export_bpf(&f)
+            .map_err(|e| format!("exporting the seccomp filter: {e}"))?;
         let mut bytes = Vec::new();
         std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
         f.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         if bytes.is_empty() || bytes.len() % INSN != 0 {
-            return Err(format!("libseccomp exported a malformed program ({} bytes)", bytes.len()));
+            return Err(format!(
+                "libseccomp exported a malformed program ({} bytes)",
+                bytes.len()
+            ));
         }
         std::fs::rename(&tmp, &path).map_err(|e| format!("caching the seccomp filter: {e}"))?;
         Ok(bytes)
@@ -241,7 +258,11 @@ mod tests {
                 }
                 let r = libc::unshare(libc::CLONE_NEWUTS);
                 let errno = *libc::__errno_location();
-                libc::_exit(if r == -1 && errno == libc::EPERM { 0 } else { 12 });
+                libc::_exit(if r == -1 && errno == libc::EPERM {
+                    0
+                } else {
+                    12
+                });
             },
             pid => {
                 let mut status = 0;

@@ -126,6 +126,10 @@ pub struct Snapshot {
     pub shim: Option<ShimRecord>,
     /// `exit.json`, once ended.
     pub exit: Option<ExitRecord>,
+    /// Whether the init ran when the snapshot was taken.
+    pub init_alive: bool,
+    /// Whether the monitor ran when the snapshot was taken.
+    pub shim_alive: bool,
 }
 
 impl Snapshot {
@@ -135,12 +139,22 @@ impl Snapshot {
         let Some(record) = read_json::<ContainerRecord>(&paths.record())? else {
             return Ok(None);
         };
-        // exit.json is read before shim.json's liveness is judged: a monitor
-        // writes exit.json before it exits, so "no exit.json, monitor gone"
-        // really means it died without recording.
-        let exit = read_json::<ExitRecord>(&paths.exit())?;
         let shim = read_json::<ShimRecord>(&paths.shim())?;
-        Ok(Some(Snapshot { record, shim, exit }))
+        // Liveness first, exit.json second: the monitor writes exit.json
+        // before it exits, so "monitor gone and no exit.json" read in this
+        // order really means it died without recording.
+        let (init_alive, shim_alive) = shim
+            .as_ref()
+            .map(|s| (s.init_alive(), s.shim_alive()))
+            .unwrap_or((false, false));
+        let exit = read_json::<ExitRecord>(&paths.exit())?;
+        Ok(Some(Snapshot {
+            record,
+            shim,
+            exit,
+            init_alive,
+            shim_alive,
+        }))
     }
 
     /// The container's state.
@@ -148,23 +162,21 @@ impl Snapshot {
         if let Some(exit) = &self.exit {
             return exit_state(exit);
         }
-        let Some(shim) = &self.shim else {
+        if self.shim.is_none() {
             return ContainerState::Pending;
-        };
-        if shim.init_alive() {
+        }
+        if self.init_alive {
             let cg = ContainerCgroup::new(&self.record.cgroup_path);
             if freezer::is_frozen(&cg) {
                 return ContainerState::Paused;
             }
             return ContainerState::Running;
         }
-        if shim.shim_alive() {
+        if self.shim_alive {
             // The init ended; the monitor is flushing logs and about to
             // write exit.json.
             return ContainerState::Running;
         }
-        // Both gone without exit.json: re-read in case the monitor wrote it
-        // between our reads.
         ContainerState::Failed {
             reason: "the container's monitor process ended without recording an exit code \
                      (was it killed?); remove the container"
@@ -175,7 +187,7 @@ impl Snapshot {
     /// The init pid while the container runs.
     pub fn running_pid(&self) -> Option<i32> {
         match (&self.exit, &self.shim) {
-            (None, Some(shim)) if shim.init_alive() => Some(shim.init_pid),
+            (None, Some(shim)) if self.init_alive => Some(shim.init_pid),
             _ => None,
         }
     }
@@ -222,7 +234,8 @@ mod tests {
     #[test]
     fn states_from_records() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = ContainerPaths::from_dir(dir.path().join("t-1"), dir.path().join("lc")).unwrap();
+        let paths =
+            ContainerPaths::from_dir(dir.path().join("t-1"), dir.path().join("lc")).unwrap();
         assert!(Snapshot::load(&paths).unwrap().is_none());
         std::fs::create_dir_all(&paths.dir).unwrap();
         write_json(&paths.record(), &record()).unwrap();
@@ -251,7 +264,9 @@ mod tests {
         };
         write_json(&paths.shim(), &stale).unwrap();
         let snap = Snapshot::load(&paths).unwrap().unwrap();
-        assert!(matches!(snap.state(), ContainerState::Failed { reason } if reason.contains("monitor")));
+        assert!(
+            matches!(snap.state(), ContainerState::Failed { reason } if reason.contains("monitor"))
+        );
 
         let exit = ExitRecord {
             code: 7,

@@ -106,10 +106,23 @@ mod tests {
         let layout = Layout::new(dir.path());
         let paths = layout.container(&ContainerId::new("s", 1)).unwrap();
         let storage = vec![
-            StorageSpec::Named { name: "data".into(), target: "/data".into(), readonly: false },
-            StorageSpec::Anonymous { target: "/cache".into() },
-            StorageSpec::Tmpfs { target: "/tmp".into(), size: Some(ByteSize::parse("1Mi").unwrap()) },
-            StorageSpec::Bind { source: "/etc".into(), target: "/host-etc".into(), readonly: true },
+            StorageSpec::Named {
+                name: "data".into(),
+                target: "/data".into(),
+                readonly: false,
+            },
+            StorageSpec::Anonymous {
+                target: "/cache".into(),
+            },
+            StorageSpec::Tmpfs {
+                target: "/tmp".into(),
+                size: Some(ByteSize::parse("1Mi").unwrap()),
+            },
+            StorageSpec::Bind {
+                source: "/etc".into(),
+                target: "/host-etc".into(),
+                readonly: true,
+            },
         ];
         let m = storage_mounts(&layout, &paths, &storage).unwrap();
         assert_eq!(m.len(), 4);
@@ -118,12 +131,31 @@ mod tests {
         assert!(m[3].options().as_ref().unwrap().contains(&"ro".to_string()));
 
         for bad in [
-            vec![StorageSpec::Anonymous { target: "rel".into() }],
+            vec![StorageSpec::Anonymous {
+                target: "rel".into(),
+            }],
             vec![StorageSpec::Anonymous { target: "/".into() }],
-            vec![StorageSpec::Anonymous { target: "/a/../b".into() }],
-            vec![StorageSpec::Anonymous { target: "/a".into() }, StorageSpec::Anonymous { target: "/a/".into() }],
-            vec![StorageSpec::Bind { source: "/no/such/dir".into(), target: "/x".into(), readonly: false }],
-            vec![StorageSpec::Named { name: "../x".into(), target: "/x".into(), readonly: false }],
+            vec![StorageSpec::Anonymous {
+                target: "/a/../b".into(),
+            }],
+            vec![
+                StorageSpec::Anonymous {
+                    target: "/a".into(),
+                },
+                StorageSpec::Anonymous {
+                    target: "/a/".into(),
+                },
+            ],
+            vec![StorageSpec::Bind {
+                source: "/no/such/dir".into(),
+                target: "/x".into(),
+                readonly: false,
+            }],
+            vec![StorageSpec::Named {
+                name: "../x".into(),
+                target: "/x".into(),
+                readonly: false,
+            }],
         ] {
             assert!(storage_mounts(&layout, &paths, &bad).is_err(), "{bad:?}");
         }

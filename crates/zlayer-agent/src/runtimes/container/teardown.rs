@@ -28,12 +28,20 @@ pub fn remove_container(
     let record = match record {
         Some(r) => Some(r),
         None => {
-            loaded = state_dir::read_json::<ContainerRecord>(&paths.record()).ok().flatten();
+            loaded = state_dir::read_json::<ContainerRecord>(&paths.record())
+                .ok()
+                .flatten();
             loaded.as_ref()
         }
     };
     let shim: Option<ShimRecord> = state_dir::read_json(&paths.shim()).ok().flatten();
-    let cgroup = record.map(|r| ContainerCgroup::new(&r.cgroup_path));
+    // Without a (readable) record the cgroup path follows from the layout.
+    let cgroup_path = record.map(|r| r.cgroup_path.clone()).or_else(|| {
+        paths
+            .data_root()
+            .map(|root| super::paths::Layout::new(root).cgroup_path_for(&paths.lc_id))
+    });
+    let cgroup = cgroup_path.map(|p| ContainerCgroup::new(&p));
 
     // 1. Processes: the init, everything in the cgroup, then the monitor.
     if let Some(s) = &shim {
@@ -51,40 +59,104 @@ pub fn remove_container(
         }
     }
 
+    // The remaining steps all run even when one fails, so a failure leaves
+    // as little as possible behind; the first error is returned.
+    let mut first_err: Option<AgentError> = None;
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    };
+
     // 2. libcontainer's state (its cgroups are ours to remove below).
-    remove_dir_if_exists(&paths.lc_dir())?;
+    note(remove_dir_if_exists(&paths.lc_dir()));
 
     // 3. cgroups.
     if let Some(cg) = &cgroup {
         let left = cg.remove();
         if !left.is_empty() {
-            return Err(AgentError::Internal(format!(
-                "could not remove the cgroups {left:?} of {}; some process in them survived SIGKILL",
+            note(Err(AgentError::Internal(format!(
+                "could not remove the cgroups {left:?} of {}; some process in them survived SIGKILL \
+                 (stuck in the kernel?); remove the container again later",
                 paths.lc_id
-            )));
+            ))));
         }
     }
 
-    // 4. The rootfs.
+    // 4. The rootfs; the state dir only once nothing is mounted in it.
     if paths.dir.exists() {
-        release_rootfs(paths, store)?;
+        match release_rootfs(paths, store) {
+            Ok(()) => note(remove_dir_if_exists(&paths.dir)),
+            Err(e) => note(Err(e)),
+        }
     }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 
-    // 5. The state dir.
-    remove_dir_if_exists(&paths.dir)
+/// Clears what the previous run of an exited container left (its
+/// monitor, processes, libcontainer state, cgroups and exit records) so it
+/// can be started again in place: the rootfs (with its changes), volumes
+/// and logs stay.
+pub fn reset_for_restart(
+    paths: &ContainerPaths,
+    record: &ContainerRecord,
+    shim: Option<&ShimRecord>,
+) -> Result<()> {
+    if let Some(s) = shim {
+        if s.init_alive() {
+            return Err(AgentError::InvalidSpec(format!(
+                "container {} is still running; stop it first",
+                paths.lc_id
+            )));
+        }
+        if !wait_exit(s.shim_pid, s.shim_starttime, MONITOR_GRACE) {
+            kill(s.shim_pid);
+        }
+    }
+    let cg = ContainerCgroup::new(&record.cgroup_path);
+    cg.kill_all();
+    remove_dir_if_exists(&paths.lc_dir())?;
+    let left = cg.remove();
+    if !left.is_empty() {
+        return Err(AgentError::Internal(format!(
+            "could not remove the cgroups {left:?} of {}",
+            paths.lc_id
+        )));
+    }
+    for f in [paths.shim(), paths.exit(), paths.socket()] {
+        match std::fs::remove_file(&f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(AgentError::Internal(format!(
+                    "removing {} failed: {e}",
+                    f.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Unmounts the rootfs and drops the image lease.
-pub fn release_rootfs(paths: &ContainerPaths, store: Option<&zlayer_image::ImageStore>) -> Result<()> {
+pub fn release_rootfs(
+    paths: &ContainerPaths,
+    store: Option<&zlayer_image::ImageStore>,
+) -> Result<()> {
     let opened;
     let store = match store {
         Some(s) => s,
         None => {
-            let root = paths.dir.parent().and_then(Path::parent).ok_or_else(|| {
+            let root = paths.data_root().ok_or_else(|| {
                 AgentError::Internal(format!("{} has no data root", paths.dir.display()))
             })?;
             opened = zlayer_image::ImageStore::open(root).map_err(|e| {
-                AgentError::Internal(format!("opening the image store at {}: {e}", root.display()))
+                AgentError::Internal(format!(
+                    "opening the image store at {}: {e}",
+                    root.display()
+                ))
             })?;
             &opened
         }

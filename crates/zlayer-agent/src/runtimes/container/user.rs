@@ -66,7 +66,12 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
                 gid: f[2].parse().ok()?,
                 members: f
                     .get(3)
-                    .map(|m| m.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             })
         })
@@ -106,12 +111,16 @@ fn resolve_with(
         )));
     }
     let entry = match u.parse::<u32>() {
-        Ok(uid) => passwd.iter().find(|p| p.uid == uid).cloned().or(Some(PasswdEntry {
-            name: String::new(),
-            uid,
-            gid: 0,
-            home: String::new(),
-        })),
+        Ok(uid) => passwd
+            .iter()
+            .find(|p| p.uid == uid)
+            .cloned()
+            .or(Some(PasswdEntry {
+                name: String::new(),
+                uid,
+                gid: 0,
+                home: String::new(),
+            })),
         Err(_) => passwd.iter().find(|p| p.name == u).cloned(),
     };
     let Some(entry) = entry else {
@@ -172,7 +181,10 @@ mod tests {
         let n = r(Some("1000")).unwrap();
         assert_eq!((n.uid, n.gid), (1000, 1001));
         let unknown_uid = r(Some("4242")).unwrap();
-        assert_eq!((unknown_uid.uid, unknown_uid.gid, unknown_uid.home), (4242, 0, None));
+        assert_eq!(
+            (unknown_uid.uid, unknown_uid.gid, unknown_uid.home),
+            (4242, 0, None)
+        );
         let ug = r(Some("4242:77")).unwrap();
         assert_eq!((ug.uid, ug.gid), (4242, 77));
         let named = r(Some("app:staff")).unwrap();

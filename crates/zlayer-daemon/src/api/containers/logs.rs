@@ -15,8 +15,11 @@ use futures_util::StreamExt;
 use hyper::StatusCode;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
-use zlayer_agent::{ContainerId, LogEntry, LogStream, LogsStreamOptions, Runtime};
+use zlayer_agent::{ContainerId, ContainerState, LogEntry, LogStream, LogsStreamOptions, Runtime};
+use zlayer_engine::supervise::{Event, EventKind};
+use zlayer_engine::ContainerRecord;
 use zlayer_engine::Engine;
 
 /// One log record as the client wants it (framed unless TTY).
@@ -169,9 +172,15 @@ pub async fn attach(
         ..Default::default()
     };
     let tty = record.tty;
+    // Attached before its start (`docker run`): the whole output is ours, so
+    // when the supervisor sees the exit we can read the rest at once instead
+    // of waiting for the follow stream's next poll.
+    let fresh = stream && s.engine.state(&record).await? == ContainerState::Pending;
+    let exits = s.events().subscribe();
     // Open the log stream before answering, so nothing written after the
     // client's next request (`start`) can be missed.
-    let mut logs = if opts.stdout || opts.stderr {
+    let filter = opts.clone();
+    let logs = if opts.stdout || opts.stderr {
         Some(s.engine.logs(&record, opts).await?)
     } else {
         None
@@ -191,15 +200,9 @@ pub async fn attach(
                 ))),
                 _ => None,
             };
-            if let Some(logs) = logs.as_mut() {
-                while let Some(entry) = logs.next().await {
-                    let Ok(entry) = entry else { break };
-                    if let Some(b) = encode_entry(tty, false, &entry) {
-                        if session.output.send(b).await.is_err() {
-                            break;
-                        }
-                    }
-                }
+            if let Some(logs) = logs {
+                let exits = fresh.then_some(exits);
+                pump_output(&engine, &record, logs, exits, filter, tty, &session.output).await;
             } else if let Some(relay) = relay {
                 // Input only: keep the session while the client writes.
                 let _ = relay.await;
@@ -210,6 +213,75 @@ pub async fn attach(
             }
         },
     ))
+}
+
+/// Sends `logs` to the client until it ends. With `exits` (the container
+/// was attached before it started, so `logs` holds its whole output), the
+/// container's exit ends the follow at once: what was written but not yet
+/// sent is read from a snapshot of the log, skipping what was sent.
+async fn pump_output(
+    engine: &Engine,
+    record: &ContainerRecord,
+    mut logs: zlayer_agent::LogsStream,
+    exits: Option<broadcast::Receiver<Event>>,
+    filter: LogsStreamOptions,
+    tty: bool,
+    out: &mpsc::Sender<Bytes>,
+) {
+    let mut sent = 0usize;
+    let send = |e: &LogEntry| encode_entry(tty, false, e);
+    let Some(mut exits) = exits else {
+        while let Some(Ok(entry)) = logs.next().await {
+            if let Some(b) = send(&entry) {
+                if out.send(b).await.is_err() {
+                    return;
+                }
+            }
+        }
+        return;
+    };
+    loop {
+        tokio::select! {
+            entry = logs.next() => match entry {
+                Some(Ok(entry)) => {
+                    sent += 1;
+                    if let Some(b) = send(&entry) {
+                        if out.send(b).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            },
+            ev = exits.recv() => match ev {
+                Ok(ev) if ev.id == record.id && matches!(ev.kind, EventKind::Exited(_)) => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+    drop(logs);
+    let rest = LogsStreamOptions {
+        follow: false,
+        tail: None,
+        since: None,
+        ..filter
+    };
+    let Ok(mut snapshot) = engine.logs(record, rest).await else {
+        return;
+    };
+    let mut index = 0usize;
+    while let Some(Ok(entry)) = snapshot.next().await {
+        index += 1;
+        if index <= sent {
+            continue;
+        }
+        if let Some(b) = send(&entry) {
+            if out.send(b).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

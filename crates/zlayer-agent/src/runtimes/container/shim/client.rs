@@ -12,7 +12,11 @@ pub async fn wait_exit(socket: &Path) -> Result<Option<ExitReply>> {
     let Ok(mut stream) = UnixStream::connect(socket).await else {
         return Ok(None);
     };
-    if stream.write_all(format!("{REQ_WAIT}\n").as_bytes()).await.is_err() {
+    if stream
+        .write_all(format!("{REQ_WAIT}\n").as_bytes())
+        .await
+        .is_err()
+    {
         return Ok(None);
     }
     let mut line = String::new();
@@ -30,8 +34,12 @@ async fn request(socket: &Path, header: &str, body: &[u8]) -> Result<()> {
             socket.display()
         ))
     })?;
-    let io = |e: std::io::Error| AgentError::Internal(format!("talking to the container monitor: {e}"));
-    stream.write_all(format!("{header}\n").as_bytes()).await.map_err(io)?;
+    let io =
+        |e: std::io::Error| AgentError::Internal(format!("talking to the container monitor: {e}"));
+    stream
+        .write_all(format!("{header}\n").as_bytes())
+        .await
+        .map_err(io)?;
     if !body.is_empty() {
         stream.write_all(body).await.map_err(io)?;
     }
@@ -39,16 +47,19 @@ async fn request(socket: &Path, header: &str, body: &[u8]) -> Result<()> {
         stream.shutdown().await.map_err(io)?;
     }
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).await.map_err(io)?;
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .await
+        .map_err(io)?;
     let reply: AckReply = serde_json::from_str(line.trim()).map_err(|_| {
         AgentError::InvalidSpec("the container exited before its stdin could be written".into())
     })?;
     if reply.ok {
         Ok(())
     } else {
-        Err(AgentError::InvalidSpec(
-            reply.error.unwrap_or_else(|| "the monitor refused the request".into()),
-        ))
+        Err(AgentError::InvalidSpec(reply.error.unwrap_or_else(|| {
+            "the monitor refused the request".into()
+        })))
     }
 }
 

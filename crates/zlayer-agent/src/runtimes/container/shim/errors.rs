@@ -18,10 +18,17 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn user_message(chain: &str) -> String {
     // The init's own message (e.g. "executable 'x' not found in $PATH") is
     // the last part; the rest is libcontainer's plumbing.
-    for needle in ["not found in $PATH", "does not have correct permissions", "failed to chdir"] {
+    for needle in [
+        "not found in $PATH",
+        "does not have correct permissions",
+        "failed to chdir",
+    ] {
         if let Some(pos) = chain.find(needle) {
             let start = chain[..pos].rfind(": ").map(|p| p + 2).unwrap_or(0);
-            let end = chain[pos..].find(": ").map(|p| pos + p).unwrap_or(chain.len());
+            let end = chain[pos..]
+                .find(": ")
+                .map(|p| pos + p)
+                .unwrap_or(chain.len());
             return chain[start..end].trim().to_string();
         }
     }

@@ -31,7 +31,12 @@ pub fn run(paths: &ContainerPaths, process_file: &Path) -> i32 {
         libc::fcntl(status.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
     }
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        send(&mut status, &ExecStatus::Failed { error: format!("PR_SET_CHILD_SUBREAPER failed: {e}") });
+        send(
+            &mut status,
+            &ExecStatus::Failed {
+                error: format!("PR_SET_CHILD_SUBREAPER failed: {e}"),
+            },
+        );
         return 1;
     }
     let seccomp = match seccomp_program(paths) {
@@ -55,11 +60,21 @@ pub fn run(paths: &ContainerPaths, process_file: &Path) -> i32 {
     let pid = match built {
         Ok(Ok(pid)) => pid,
         Ok(Err(e)) => {
-            send(&mut status, &ExecStatus::Failed { error: user_message(&error_chain(&e)) });
+            send(
+                &mut status,
+                &ExecStatus::Failed {
+                    error: user_message(&error_chain(&e)),
+                },
+            );
             return 1;
         }
         Err(e) => {
-            send(&mut status, &ExecStatus::Failed { error: error_chain(&e) });
+            send(
+                &mut status,
+                &ExecStatus::Failed {
+                    error: error_chain(&e),
+                },
+            );
             return 1;
         }
     };
@@ -71,7 +86,12 @@ pub fn run(paths: &ContainerPaths, process_file: &Path) -> i32 {
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
-                send(&mut status, &ExecStatus::Failed { error: format!("waiting for the exec failed: {e}") });
+                send(
+                    &mut status,
+                    &ExecStatus::Failed {
+                        error: format!("waiting for the exec failed: {e}"),
+                    },
+                );
                 return 1;
             }
         }

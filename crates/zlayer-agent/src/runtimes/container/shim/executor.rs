@@ -2,9 +2,9 @@
 //! dispositions and the signal mask inherited from the monitor (a Rust
 //! program ignores SIGPIPE), then runs libcontainer's default `execvp`.
 
+use crate::runtimes::container::seccomp_bpf;
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::workload::default::DefaultExecutor;
-use crate::runtimes::container::seccomp_bpf;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use std::sync::Arc;
 
@@ -22,8 +22,9 @@ impl Executor for CleanSignalsExecutor {
         reset_signals();
         if let Some(program) = &self.seccomp {
             // libcontainer already set no_new_privs and dropped capabilities.
-            seccomp_bpf::load(program)
-                .map_err(|e| ExecutorError::Other(format!("installing the seccomp filter failed: {e}")))?;
+            seccomp_bpf::load(program).map_err(|e| {
+                ExecutorError::Other(format!("installing the seccomp filter failed: {e}"))
+            })?;
         }
         DefaultExecutor {}.exec(spec)
     }
@@ -59,7 +60,8 @@ pub fn seccomp_program(
     paths: &crate::runtimes::container::paths::ContainerPaths,
 ) -> Result<Option<Arc<Vec<u8>>>, String> {
     let profile: Option<libcontainer::oci_spec::runtime::LinuxSeccomp> =
-        crate::runtimes::container::state_dir::read_json(&paths.seccomp()).map_err(|e| e.to_string())?;
+        crate::runtimes::container::state_dir::read_json(&paths.seccomp())
+            .map_err(|e| e.to_string())?;
     match profile {
         None => Ok(None),
         Some(p) => seccomp_bpf::compiled(&p, &paths.seccomp_cache()).map(|b| Some(Arc::new(b))),

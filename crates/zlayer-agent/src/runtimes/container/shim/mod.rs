@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod protocol;
 pub mod spawn;
 pub mod start;
+pub mod trim;
 
 use super::paths::ContainerPaths;
 use std::ffi::OsString;
@@ -40,7 +41,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         ("monitor", Some(p)) if args.len() == 9 => {
             let n = |i: usize| args[i].to_str().and_then(|s| s.parse::<i32>().ok());
             match (n(3), n(4), n(5), n(6), n(7), n(8)) {
-                (Some(pid), Some(ready), Some(stdin), Some(stdout), Some(stderr), Some(listener)) => monitor::run(
+                (
+                    Some(pid),
+                    Some(ready),
+                    Some(stdin),
+                    Some(stdout),
+                    Some(stderr),
+                    Some(listener),
+                ) => monitor::run(
                     p,
                     pid,
                     monitor::MonitorFds {

@@ -120,7 +120,11 @@ pub fn run(paths: ContainerPaths, init_pid: i32, fds: MonitorFds) -> i32 {
     let log = match LogWriter::open(&paths.logs()) {
         Ok(l) => l,
         Err(e) => {
-            return report_and_abort(ready, init_pid, &format!("opening {} failed: {e}", paths.logs().display()))
+            return report_and_abort(
+                ready,
+                init_pid,
+                &format!("opening {} failed: {e}", paths.logs().display()),
+            )
         }
     };
     send_ready(ready, &Ready::Started { init_pid });
@@ -142,6 +146,7 @@ pub fn run(paths: ContainerPaths, init_pid: i32, fds: MonitorFds) -> i32 {
         exited_at: None,
     };
     m.reap();
+    super::trim::trim_startup_pages();
     m.run_loop();
     m.finish()
 }
@@ -157,7 +162,12 @@ fn report_and_abort(ready: File, init_pid: i32, msg: &str) -> i32 {
     unsafe {
         libc::kill(init_pid, libc::SIGKILL);
     }
-    send_ready(ready, &Ready::Failed { error: msg.to_string() });
+    send_ready(
+        ready,
+        &Ready::Failed {
+            error: msg.to_string(),
+        },
+    );
     1
 }
 
@@ -175,7 +185,13 @@ fn set_nonblocking_cloexec(fd: RawFd) {
 /// The monitor must survive the agent's terminal going away and stray
 /// SIGTERMs; only SIGKILL ends it early.
 fn ignore_termination_signals() {
-    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGPIPE] {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGPIPE,
+    ] {
         // SAFETY: setting SIG_IGN has no memory-safety preconditions.
         unsafe {
             libc::signal(sig, libc::SIG_IGN);
@@ -309,7 +325,9 @@ impl Monitor {
         // Drain the signalfd; the waitpid loop below does the real work.
         let mut info = [0u8; 128];
         // SAFETY: reading into a local buffer of the given size.
-        while unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
+        while unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) }
+            > 0
+        {}
         loop {
             let mut status = 0;
             // SAFETY: waitpid with a valid status pointer.
@@ -385,7 +403,9 @@ impl Monitor {
             };
             let n = match c.stream.read(&mut buf[..limit]) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    return
+                }
                 Err(_) => 0,
             };
             match c.kind {
@@ -497,9 +517,10 @@ impl Monitor {
                     ok: false,
                     error: Some("the container's stdin is closed".into()),
                 }),
-                ClientKind::CloseStdin if !stdin_open && !c.done => {
-                    c.reply(&AckReply { ok: true, error: None })
-                }
+                ClientKind::CloseStdin if !stdin_open && !c.done => c.reply(&AckReply {
+                    ok: true,
+                    error: None,
+                }),
                 _ => {}
             }
         }
@@ -537,7 +558,10 @@ impl Monitor {
                     if c.buf.starts_with(REQ_WAIT.as_bytes()) {
                         c.reply(&reply);
                     } else {
-                        c.reply(&AckReply { ok: false, error: Some("the container has exited".into()) });
+                        c.reply(&AckReply {
+                            ok: false,
+                            error: Some("the container has exited".into()),
+                        });
                     }
                 }
                 _ => c.reply(&AckReply {
@@ -562,7 +586,9 @@ impl Monitor {
 
 /// The failure reason when the kernel OOM-killed a process of the container.
 fn oom_reason(record: &ContainerRecord, code: i32) -> Option<String> {
-    let kills = ContainerCgroup::new(&record.cgroup_path).oom_kills().unwrap_or(0);
+    let kills = ContainerCgroup::new(&record.cgroup_path)
+        .oom_kills()
+        .unwrap_or(0);
     if kills == 0 {
         return None;
     }

@@ -1,6 +1,7 @@
-//! `zlayer-shim start DIR LC_ROOT`: detaches from the agent, creates and
-//! starts the container with libcontainer (so its init becomes our child),
-//! then re-executes itself as the small monitor (see [`super::monitor`]).
+//! `zlayer-shim start DIR LC_ROOT`: runs in its own session (detached from
+//! the agent), creates and starts the container with libcontainer (so its
+//! init becomes our child), then re-executes itself as the small monitor
+//! (see [`super::monitor`]).
 //!
 //! fd 3 is the readiness pipe: the monitor writes one [`Ready`] line on it
 //! once the workload runs; a failure before that is written from here.
@@ -8,10 +9,10 @@
 use super::errors::{error_chain, user_message};
 use super::executor::{seccomp_program, CleanSignalsExecutor};
 use super::protocol::Ready;
+use crate::runtimes::common::procfs;
 use crate::runtimes::container::netns;
 use crate::runtimes::container::paths::ContainerPaths;
 use crate::runtimes::container::state_dir::{self, ContainerRecord, ShimRecord};
-use crate::runtimes::common::procfs;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use std::ffi::CString;
@@ -35,14 +36,9 @@ pub fn run(paths: &ContainerPaths) -> i32 {
     unsafe {
         libc::fcntl(READY_FD, libc::F_SETFD, libc::FD_CLOEXEC);
     }
-    // Detach: the agent waits for this first process only; the grandchild
-    // lives on in its own session whatever happens to the agent.
-    // SAFETY: the shim is single-threaded here.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
-        Ok(nix::unistd::ForkResult::Child) => {}
-        Err(e) => return fail(ready, &format!("the container monitor could not fork: {e}")),
-    }
+    // Detached from the agent: its own session (the agent already called
+    // setsid between fork and exec; this covers a shim started by hand).
+    // Nothing ties its life to the agent's, which may exit or be killed.
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         return fail(ready, &format!("PR_SET_CHILD_SUBREAPER failed: {e}"));
@@ -63,18 +59,20 @@ struct Handoff {
 }
 
 fn fail(mut ready: File, msg: &str) -> i32 {
-    let line = serde_json::to_string(&Ready::Failed { error: msg.to_string() }).unwrap_or_default();
+    let line = serde_json::to_string(&Ready::Failed {
+        error: msg.to_string(),
+    })
+    .unwrap_or_default();
     let _ = writeln!(ready, "{line}");
     1
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe failed: {e}"))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("creating a pipe failed: {e}"))
 }
 
 fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
-    let t0 = std::time::Instant::now();
-    let tm = |what: &str| if std::env::var_os("ZL_TIMING").is_some() { use std::io::Write as _; if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open("/tmp/zl-shim-timing.log") { let _ = writeln!(f, "shim {what} {:?}", t0.elapsed()); } };
     let record: ContainerRecord = state_dir::read_json(&paths.record())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is missing", paths.record().display()))?;
@@ -91,7 +89,6 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .map_err(|e| format!("control socket: {e}"))?;
 
     let seccomp = seccomp_program(paths)?;
-    tm("prep");
     let builder = ContainerBuilder::new(paths.lc_id.clone(), SyscallType::default())
         .with_root_path(&paths.lc_root)
         .map_err(|e| error_chain(&e))?
@@ -102,8 +99,9 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .as_init(&paths.dir)
         .with_systemd(false)
         .with_detach(true);
-    let mut container = builder.build().map_err(|e| user_message(&error_chain(&e)))?;
-    tm("built");
+    let mut container = builder
+        .build()
+        .map_err(|e| user_message(&error_chain(&e)))?;
     let init_pid = container
         .pid()
         .map(|p| p.as_raw())
@@ -121,7 +119,6 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         netns::bring_up_loopback(init_pid)
             .map_err(|e| abort(format!("bringing up lo in the container failed: {e}")))?;
     }
-    tm("lo");
     let me = procfs::stat(std::process::id() as i32);
     let init = procfs::stat(init_pid);
     let shim = ShimRecord {
@@ -132,10 +129,12 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         started_at_ms: state_dir::now_ms(),
     };
     state_dir::write_json(&paths.shim(), &shim).map_err(|e| abort(e.to_string()))?;
-    container
-        .start()
-        .map_err(|e| abort(format!("starting the container failed: {}", error_chain(&e))))?;
-    tm("started");
+    container.start().map_err(|e| {
+        abort(format!(
+            "starting the container failed: {}",
+            error_chain(&e)
+        ))
+    })?;
     Ok(Handoff {
         init_pid,
         stdin: stdin_w,
@@ -188,7 +187,10 @@ fn exec_monitor(paths: &ContainerPaths, ready: File, h: Handoff) -> i32 {
     let ready = unsafe { File::from_raw_fd(fds[0]) };
     fail(
         ready,
-        &format!("re-executing the monitor failed: {}", err.map(|e| e.to_string()).unwrap_or_default()),
+        &format!(
+            "re-executing the monitor failed: {}",
+            err.map(|e| e.to_string()).unwrap_or_default()
+        ),
     )
 }
 
