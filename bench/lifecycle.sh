@@ -73,6 +73,17 @@ read -r RUNC_MEAN RUNC_SD RUNC_MED RUNC_MIN RUNC_MAX < <(stats "$WORK/runc.ms")
 echo "zlayer: mean $Z_MEAN ms ± $Z_SD, median $Z_MED, range $Z_MIN … $Z_MAX"
 echo "runc:   mean $RUNC_MEAN ms ± $RUNC_SD, median $RUNC_MED, range $RUNC_MIN … $RUNC_MAX"
 
+# CPU time per lifecycle (all processes involved), less sensitive to the
+# machine's load than wall time; needs perf.
+CPU_LINE="(perf not installed)"
+if command -v perf >/dev/null; then
+    cpu_ms() { perf stat -x, -e task-clock -- "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ { printf "%.1f", $1 / 20 }'; }
+    Z_CPU=$(cpu_ms "$BENCH" --root "$DATA" --shim "$SHIM" lifecycle 20)
+    R_CPU=$(cpu_ms sh -c "for i in \$(seq 20); do runc run -b '$WORK/bundle' zlbench; done")
+    CPU_LINE="zlayer $Z_CPU ms, runc $R_CPU ms of CPU per lifecycle (perf stat task-clock, 20 runs each)"
+fi
+echo "cpu: $CPU_LINE"
+
 # Per-phase view from inside one process (no process start-up per run).
 $Z lifecycle "$RUNS" | tail -1 | tee "$WORK/inproc.txt"
 
@@ -85,6 +96,7 @@ SUMMARY=$(cat <<EOF
 | --- | --- | --- | --- |
 | $(date -u +%Y-%m-%d) RUNS=$RUNS, load $(cut -d' ' -f1 /proc/loadavg) | $Z_MEAN ± $Z_SD ms ($Z_MED) | $RUNC_MEAN ± $RUNC_SD ms ($RUNC_MED) | **$RATIO** |
 
+CPU: $CPU_LINE.
 In-process loop (no process start-up per run): $(cat "$WORK/inproc.txt").
 
 Idle memory, $IDLE concurrent \`sleep 300\` containers: monitor RSS $(field shim_rss_per_container_kib) KiB

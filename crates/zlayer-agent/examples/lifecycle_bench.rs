@@ -17,6 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zlayer_agent::runtimes::container::oci_spec_builder::default_capability_names;
+use zlayer_agent::runtimes::container::seccomp_profile::default_profile;
 use zlayer_agent::runtimes::container::state_dir::{read_json, ShimRecord};
 use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
 use zlayer_agent::{ContainerId, Runtime};
@@ -24,6 +26,15 @@ use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_spec::ServiceSpec;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// `println!` that ignores a closed stdout (e.g. piped into `head`), so a
+/// run is never cut short half-way, leaving a container behind.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 fn spec(name: &str, script: &[&str]) -> ServiceSpec {
     let mut s = ServiceSpec::minimal(name, fixtures::BUSYBOX_REF);
@@ -84,7 +95,7 @@ fn setup(rt: &ContainerRuntime) -> Res<()> {
     fixtures::busybox_layout(&layout, &FixtureOptions::default())?;
     rt.image_store()
         .load(&layout, Some(fixtures::BUSYBOX_REF))?;
-    println!("loaded {}", fixtures::BUSYBOX_REF);
+    out!("loaded {}", fixtures::BUSYBOX_REF);
     Ok(())
 }
 
@@ -106,7 +117,7 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
             return Err(format!("`true` exited with {code}").into());
         }
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
+        out!(
             "iteration {i} {:.3} ms (create {:.1}, start {:.1}, wait {:.1}, remove {:.1})",
             ms(d),
             ms(created),
@@ -118,7 +129,7 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
     }
     let total: Duration = times.iter().sum();
     times.sort();
-    println!(
+    out!(
         "zlayer n={n} total_s={:.3} mean_ms={:.2} median_ms={:.2}",
         total.as_secs_f64(),
         total.as_secs_f64() * 1000.0 / n.max(1) as f64,
@@ -163,7 +174,8 @@ async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
         }
         // zlayer compiles the profile once and installs it in its executor;
         // runc gets the same profile in config.json.
-        config["linux"]["seccomp"] = serde_json::from_slice(&std::fs::read(paths.seccomp())?)?;
+        let profile = default_profile(&default_capability_names());
+        config["linux"]["seccomp"] = serde_json::to_value(&profile)?;
         if let Some(rules) = config["linux"]["seccomp"]["syscalls"].as_array_mut() {
             for r in rules.iter_mut() {
                 if let Some(args) = r["args"].as_array_mut() {
@@ -182,7 +194,7 @@ async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
     })();
     rt.remove_container(&id).await?;
     result?;
-    println!("bundle written to {}", out.display());
+    out!("bundle written to {}", out.display());
     Ok(())
 }
 
@@ -242,7 +254,7 @@ async fn idle(rt: &Arc<ContainerRuntime>, n: usize) -> Res<()> {
         }
     }
     let me = std::process::id() as i32;
-    println!(
+    out!(
         "idle n={n} started={count} failures={failures} start_all_s={:.2} \
          shim_rss_sum_kib={rss} shim_rss_per_container_kib={} shim_pss_per_container_kib={} \
          agent_rss_kib={} agent_pss_kib={}",

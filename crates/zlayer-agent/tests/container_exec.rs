@@ -56,6 +56,18 @@ async fn exec_runs_commands() {
     assert_eq!(code, 0);
     assert_eq!(out, "spec\n/tmp\nsleep 300 \n0\n");
 
+    // Execs are confined like the init: seccomp filter, no_new_privs.
+    let (code, out, _) = env
+        .rt
+        .exec(
+            &id,
+            &cmd(&["grep", "-E", "^(NoNewPrivs|Seccomp):", "/proc/self/status"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(out, "NoNewPrivs:\t1\nSeccomp:\t2\n");
+
     // Overrides: env, user, workdir, stdin.
     let opts = ExecOptions {
         command: cmd(&[

@@ -527,6 +527,23 @@ async fn start_after_exit_restarts_in_place() {
         .await
         .unwrap();
     env.rt.start_container(&long).await.unwrap();
+    let logs = env
+        .root
+        .path()
+        .join("containers")
+        .join(long.to_string())
+        .join("logs.jsonl");
+    let printed = |n: usize| {
+        let logs = logs.clone();
+        move || {
+            std::fs::read_to_string(&logs)
+                .unwrap_or_default()
+                .matches("\"up\"")
+                .count()
+                >= n
+        }
+    };
+    assert!(eventually(std::time::Duration::from_secs(10), printed(1)).await);
     env.rt.kill_container(&long, None).await.unwrap();
     assert_eq!(env.rt.wait_container(&long).await.unwrap(), 137);
     env.rt.start_container(&long).await.unwrap();
@@ -534,6 +551,7 @@ async fn start_after_exit_restarts_in_place() {
         env.rt.container_state(&long).await.unwrap(),
         ContainerState::Running
     );
+    assert!(eventually(std::time::Duration::from_secs(10), printed(2)).await);
     env.rt
         .stop_container(&long, std::time::Duration::from_millis(200))
         .await

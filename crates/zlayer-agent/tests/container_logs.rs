@@ -229,3 +229,37 @@ async fn follow_streams_while_running() {
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_started_before_start_sees_the_run() {
+    let env = TestEnv::new();
+    let id = unique_id("early");
+    env.rt
+        .create_container(&id, &sh("early", "echo first; sleep 0.2; echo second"))
+        .await
+        .unwrap();
+    // docker attaches before it starts the container.
+    let stream = env
+        .rt
+        .logs_stream(
+            &id,
+            LogsStreamOptions {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let reader = tokio::spawn(collect_logs(stream));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.rt.start_container(&id).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("follow must end when the container exits")
+        .unwrap()
+        .unwrap();
+    let msgs: Vec<_> = got.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, ["first", "second"]);
+    env.rt.remove_container(&id).await.unwrap();
+    assert_nothing_left(&env, &id);
+}

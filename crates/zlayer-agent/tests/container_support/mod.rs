@@ -72,8 +72,16 @@ impl Drop for TestEnv {
             return;
         };
         for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             if let Some(paths) = ContainerPaths::from_dir(e.path(), layout.libcontainer_root()) {
-                let _ = teardown::remove_container(&paths, None, Some(self.rt.image_store()));
+                let _ = teardown::remove_container(
+                    &paths,
+                    None,
+                    Some(self.rt.image_store()),
+                    teardown::Deletion::Now,
+                );
             }
         }
     }

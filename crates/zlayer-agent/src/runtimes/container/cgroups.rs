@@ -168,15 +168,19 @@ impl ContainerCgroup {
             .unwrap_or_default()
     }
 
+    /// The file holding the cgroup's `oom_kill` counter (v2
+    /// `memory.events`, v1 `memory.oom_control`).
+    pub fn oom_events_file(&self) -> Option<PathBuf> {
+        match self.v2_dir() {
+            Some(dir) => Some(dir.join("memory.events")),
+            None => Some(self.v1_dir("memory")?.join("memory.oom_control")),
+        }
+    }
+
     /// How many times the kernel OOM killer killed a process of this cgroup
     /// (None when unknown).
     pub fn oom_kills(&self) -> Option<u64> {
-        if let Some(dir) = self.v2_dir() {
-            let text = std::fs::read_to_string(dir.join("memory.events")).ok()?;
-            return keyed_value(&text, "oom_kill");
-        }
-        let text =
-            std::fs::read_to_string(self.v1_dir("memory")?.join("memory.oom_control")).ok()?;
+        let text = std::fs::read_to_string(self.oom_events_file()?).ok()?;
         keyed_value(&text, "oom_kill")
     }
 

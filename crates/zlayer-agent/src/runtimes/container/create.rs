@@ -8,7 +8,7 @@ use super::rootfs_fs::mkdir_all_in_root;
 use super::seccomp_profile;
 use super::state_dir::{self, ContainerRecord};
 use super::storage::storage_mounts;
-use super::teardown;
+use super::teardown::{self, Deletion};
 use super::user::resolve_user;
 use crate::error::{AgentError, Result};
 use crate::types::ContainerId;
@@ -37,7 +37,7 @@ pub struct CreateRequest<'a> {
 /// Creates the container; on failure removes whatever was made.
 pub fn create(req: CreateRequest<'_>) -> Result<()> {
     let fail = |e: AgentError| -> AgentError {
-        let _ = teardown::remove_container(req.paths, None, Some(req.store));
+        let _ = teardown::remove_container(req.paths, None, Some(req.store), Deletion::Now);
         match e {
             AgentError::InvalidSpec(_) | AgentError::Configuration(_) => e,
             other => AgentError::CreateFailed {
@@ -95,6 +95,7 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
     let storage = storage_mounts(req.layout, paths, &spec.storage)?;
     let etc_files = write_etc_files(paths, &hostname, &spec.network_mode)?;
     let cgroup_path = req.layout.cgroup_path(req.id);
+    let tty = oci_spec_builder::wants_tty(spec);
     let oci = oci_spec_builder::build_spec(SpecInput {
         service: spec,
         image: req.image_config,
@@ -103,16 +104,16 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         user: &user,
         cgroups_path: &cgroup_path,
         cgroup_mode: HostCgroups::get().mode,
+        tty,
         storage,
         etc_files,
     })?;
     let json = serde_json::to_vec(&oci)
         .map_err(|e| AgentError::Internal(format!("encoding config.json: {e}")))?;
-    state_dir::write_file_atomic(&paths.oci_config(), &json)?;
-    let profile = seccomp_profile::default_profile(&oci_spec_builder::default_capability_names());
-    state_dir::write_json(&paths.seccomp(), &profile)?;
-    std::fs::File::create(paths.logs()).map_err(|e| io("creating", &paths.logs(), e))?;
+    // Plain writes: nothing reads these before container.json exists.
+    std::fs::write(paths.oci_config(), &json).map_err(|e| io("writing", &paths.oci_config(), e))?;
 
+    let oom_events = super::cgroups::ContainerCgroup::new(&cgroup_path).oom_events_file();
     let record = ContainerRecord {
         id: req.id.clone(),
         image: spec.image.name.clone(),
@@ -122,7 +123,10 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         delete_on_exit: spec.lifecycle.delete_on_exit,
         cgroup_path,
         memory_limit,
+        oom_events,
         host_network: spec.network_mode == NetworkMode::Host,
+        tty,
+        seccomp: Some(seccomp_profile::DOCKER_DEFAULT.to_string()),
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,

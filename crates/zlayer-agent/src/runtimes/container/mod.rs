@@ -6,7 +6,7 @@
 //!   records) — state `Pending`, no process yet.
 //! - `start` launches `zlayer-shim start`, which detaches, creates and
 //!   starts the container with libcontainer (the init is its child), then
-//!   re-executes itself as the monitor that owns stdio, logs, stdin and the
+//!   becomes the monitor that owns stdio, logs, stdin and the
 //!   exit record. Everything is on disk, so any agent can re-adopt it.
 //! - Everything else reads the state dir, signals the init, talks to the
 //!   monitor's socket, or reads cgroup files.
@@ -51,6 +51,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use teardown::{BackgroundDeletions, Deletion};
 use zlayer_image::{ImageRecord, ImageStore, PullOptions};
 use zlayer_spec::{PullPolicy, ServiceSpec};
 
@@ -73,6 +74,16 @@ pub struct ContainerRuntime {
     failed: Mutex<HashMap<ContainerId, String>>,
     /// Serialises create/start/stop/remove of one container in this process.
     locks: Mutex<HashMap<ContainerId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Removed containers' files still being deleted.
+    deletions: BackgroundDeletions,
+}
+
+impl Drop for ContainerRuntime {
+    /// Lets pending background deletions finish, so a short-lived process
+    /// (the CLI) leaves no trash behind.
+    fn drop(&mut self) {
+        self.deletions.wait_all();
+    }
 }
 
 impl std::fmt::Debug for ContainerRuntime {
@@ -124,6 +135,10 @@ impl ContainerRuntime {
                 AgentError::Configuration(format!("cannot create {}: {e}", d.display()))
             })?;
         }
+        // Finish deletions an earlier process left half done.
+        let deletions = BackgroundDeletions::default();
+        let containers = layout.containers_dir();
+        deletions.spawn(move || teardown::empty_trash(&containers));
         let store = ImageStore::open(&config.root).map_err(|e| {
             AgentError::Configuration(format!(
                 "cannot open the image store at {}: {e}",
@@ -136,6 +151,7 @@ impl ContainerRuntime {
             store,
             failed: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            deletions,
         })
     }
 
@@ -317,9 +333,12 @@ impl Runtime for ContainerRuntime {
         if paths.dir.exists() || paths.lc_dir().exists() {
             let p = paths.clone();
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || teardown::remove_container(&p, None, Some(&store)))
-                .await
-                .map_err(internal("removing the stale container"))??;
+            let deletions = self.deletions.clone();
+            tokio::task::spawn_blocking(move || {
+                teardown::remove_container(&p, None, Some(&store), Deletion::Background(deletions))
+            })
+            .await
+            .map_err(internal("removing the stale container"))??;
         }
         let image = self
             .resolve_image(&spec.image.name, spec.image.pull_policy, None)
@@ -377,8 +396,14 @@ impl Runtime for ContainerRuntime {
         }
         if result.is_err() {
             let (p, record, store) = (paths.clone(), snap.record.clone(), self.store.clone());
+            let deletions = self.deletions.clone();
             tokio::task::spawn_blocking(move || {
-                let _ = teardown::remove_container(&p, Some(&record), Some(&store));
+                let _ = teardown::remove_container(
+                    &p,
+                    Some(&record),
+                    Some(&store),
+                    Deletion::Background(deletions),
+                );
             })
             .await
             .map_err(internal("cleaning up after a failed start"))?;
@@ -456,9 +481,12 @@ impl Runtime for ContainerRuntime {
             return Ok(());
         }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || teardown::remove_container(&paths, None, Some(&store)))
-            .await
-            .map_err(internal("removing the container"))?
+        let deletions = self.deletions.clone();
+        tokio::task::spawn_blocking(move || {
+            teardown::remove_container(&paths, None, Some(&store), Deletion::Background(deletions))
+        })
+        .await
+        .map_err(internal("removing the container"))?
     }
 
     async fn container_state(&self, id: &ContainerId) -> Result<ContainerState> {

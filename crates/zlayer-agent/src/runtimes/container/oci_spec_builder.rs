@@ -60,6 +60,17 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// Service label asking for a pseudo-terminal (`docker run -t`): value `true`.
+pub const TTY_LABEL: &str = "com.zlayer.tty";
+
+/// Whether the service asks for a terminal ([`TTY_LABEL`] = `true`).
+pub fn wants_tty(service: &ServiceSpec) -> bool {
+    service
+        .labels
+        .get(TTY_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
 /// CPU period used with `resources.cpu` (100 ms, like docker's `--cpus`).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -80,6 +91,8 @@ pub struct SpecInput<'a> {
     pub cgroups_path: &'a str,
     /// The host's cgroup mode.
     pub cgroup_mode: CgroupMode,
+    /// Run the init on a pseudo-terminal.
+    pub tty: bool,
     /// Mounts for the service's storage, resolved by the caller.
     pub storage: Vec<Mount>,
     /// Files bind-mounted over `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
@@ -384,7 +397,7 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec> {
     let cwd = working_dir(service, input.image)?;
 
     let mut process = Process::default();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(input.tty));
     process.set_args(Some(argv));
     process.set_env(Some(env));
     process.set_cwd(PathBuf::from(cwd));
@@ -552,6 +565,7 @@ mod tests {
             user: &user,
             cgroups_path: "/zlayer/web-1",
             cgroup_mode: CgroupMode::Hybrid,
+            tty: false,
             storage: vec![tmpfs_mount("/scratch", Some(1 << 20))],
             etc_files: vec![],
         })

@@ -4,12 +4,14 @@
 //! <root>/containers/<service>-<replica>/   one container (its "state dir")
 //!     container.json   ContainerRecord: what was created, written once
 //!     config.json      the OCI runtime spec (the dir is the OCI bundle)
-//!     seccomp.json     the seccomp profile (compiled once per host into
-//!                      <root>/run/seccomp/<hash>.bpf)
+//!     seccomp.json     a custom seccomp profile, if any (the default one is
+//!                      named in container.json); compiled once per host
+//!                      into <root>/run/seccomp/<hash>.bpf
 //!     shim.json        ShimRecord: monitor + init pids, written at start
 //!     exit.json        ExitRecord: how the init ended, written by the monitor
 //!     logs.jsonl       stdout/stderr, one JSON record per line
 //!     shim.sock        the monitor's control socket (wait, stdin)
+//!     console.sock     receives a terminal's master side (tty containers)
 //!     hosts, hostname, resolv.conf   files bind-mounted into the container
 //!     rootfs/ upper/ work/           overlay of the image (zlayer-image)
 //!     volumes/anon-<n>/              anonymous volumes
@@ -17,6 +19,7 @@
 //! <root>/volumes/<name>/_data         named volumes (outlive containers)
 //! <root>/run/libcontainer/<id>/       libcontainer's own state
 //! <root>/run/seccomp/<hash>.bpf       compiled seccomp programs
+//! <root>/containers/.trash/           trees being deleted in the background
 //! ```
 
 use crate::error::{AgentError, Result};
@@ -140,7 +143,7 @@ impl ContainerPaths {
     pub fn oci_config(&self) -> PathBuf {
         self.dir.join("config.json")
     }
-    /// `seccomp.json`: the container's seccomp profile (OCI format).
+    /// `seccomp.json`: a custom seccomp profile (OCI format), if any.
     pub fn seccomp(&self) -> PathBuf {
         self.dir.join("seccomp.json")
     }
@@ -166,6 +169,10 @@ impl ContainerPaths {
     /// The monitor's control socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("shim.sock")
+    }
+    /// The console socket libcontainer sends a terminal's master side to.
+    pub fn console_socket(&self) -> PathBuf {
+        self.dir.join("console.sock")
     }
     /// The rootfs mountpoint.
     pub fn rootfs(&self) -> PathBuf {

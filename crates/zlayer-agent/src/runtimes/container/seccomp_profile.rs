@@ -10,6 +10,9 @@ use oci_spec::runtime::{
     LinuxSeccompOperator, LinuxSyscall,
 };
 
+/// The name recorded for this profile in `container.json`.
+pub const DOCKER_DEFAULT: &str = "docker-default";
+
 /// EPERM: what a denied syscall returns.
 const EPERM: u32 = 1;
 /// ENOSYS: what `clone3` returns without `CAP_SYS_ADMIN`, so libc falls back

@@ -42,8 +42,20 @@ pub struct ContainerRecord {
     pub cgroup_path: String,
     /// Memory limit in bytes, if any (for the OOM message).
     pub memory_limit: Option<u64>,
+    /// The cgroup file with the `oom_kill` counter (found once at create,
+    /// so the monitor need not parse the host's mounts).
+    #[serde(default)]
+    pub oom_events: Option<std::path::PathBuf>,
     /// Whether the container shares the host's network namespace.
     pub host_network: bool,
+    /// Whether the init runs on a pseudo-terminal (label `com.zlayer.tty`).
+    #[serde(default)]
+    pub tty: bool,
+    /// The seccomp profile: `docker-default` (generated from code, see
+    /// `seccomp_profile`), or `None` for none. A `seccomp.json` in the state
+    /// dir takes precedence.
+    #[serde(default)]
+    pub seccomp: Option<String>,
     /// The default user of execs: uid.
     pub uid: u32,
     /// The default user of execs: gid.
@@ -222,7 +234,10 @@ mod tests {
             delete_on_exit: false,
             cgroup_path: "/zlayer-test/none-1".into(),
             memory_limit: None,
+            oom_events: None,
             host_network: false,
+            tty: false,
+            seccomp: None,
             uid: 0,
             gid: 0,
             additional_gids: vec![],

@@ -9,10 +9,50 @@ use crate::error::{AgentError, Result};
 use crate::runtimes::common::procfs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a monitor gets to record the exit after its init was killed.
 const MONITOR_GRACE: Duration = Duration::from_secs(2);
+
+/// How directory trees are deleted once nothing is mounted in them.
+#[derive(Debug, Clone)]
+pub enum Deletion {
+    /// Delete before returning.
+    Now,
+    /// Move them into `<root>/containers/.trash` (one rename) and delete
+    /// them on a background thread tracked by the given set: a container's
+    /// files cost a few dozen journaled metadata operations, which stall for
+    /// milliseconds each on a busy disk. The runtime waits for the set when
+    /// it is dropped; leftovers of a process that died meanwhile are removed
+    /// by the next [`super::ContainerRuntime::new`].
+    Background(BackgroundDeletions),
+}
+
+/// Background deletions still running.
+#[derive(Debug, Clone, Default)]
+pub struct BackgroundDeletions(Arc<Mutex<Vec<JoinHandle<()>>>>);
+
+impl BackgroundDeletions {
+    /// Runs `f` on a new thread, tracked by this set.
+    pub fn spawn(&self, f: impl FnOnce() + Send + 'static) {
+        let handle = std::thread::spawn(f);
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|h| !h.is_finished());
+        v.push(handle);
+    }
+
+    /// Waits for every deletion started so far.
+    pub fn wait_all(&self) {
+        let handles: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
 
 /// Removes container `paths` completely. Idempotent; `record` is read from
 /// disk when not given (a container without one is removed all the same).
@@ -23,6 +63,7 @@ pub fn remove_container(
     paths: &ContainerPaths,
     record: Option<&ContainerRecord>,
     store: Option<&zlayer_image::ImageStore>,
+    deletion: Deletion,
 ) -> Result<()> {
     let loaded;
     let record = match record {
@@ -69,7 +110,7 @@ pub fn remove_container(
     };
 
     // 2. libcontainer's state (its cgroups are ours to remove below).
-    note(remove_dir_if_exists(&paths.lc_dir()));
+    note(delete_tree(paths, &paths.lc_dir(), "lc", &deletion));
 
     // 3. cgroups.
     if let Some(cg) = &cgroup {
@@ -83,10 +124,14 @@ pub fn remove_container(
         }
     }
 
-    // 4. The rootfs; the state dir only once nothing is mounted in it.
+    // 4. The rootfs and the state dir: unmount, drop the image lease, then
+    //    delete the tree (only once nothing is mounted in it).
     if paths.dir.exists() {
-        match release_rootfs(paths, store) {
-            Ok(()) => note(remove_dir_if_exists(&paths.dir)),
+        match unmount_all_under(&paths.dir) {
+            Ok(()) => {
+                note(release_lease(paths, store));
+                note(delete_tree(paths, &paths.dir, "dir", &deletion));
+            }
             Err(e) => note(Err(e)),
         }
     }
@@ -94,6 +139,99 @@ pub fn remove_container(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Unmounts the rootfs (stacked mounts too) and anything mounted below
+/// `dir`, deepest first; lazily when busy. Fails if a mount remains.
+pub fn unmount_all_under(dir: &Path) -> Result<()> {
+    let io = |e: zlayer_image::Error| AgentError::Internal(format!("reading the mount table: {e}"));
+    for _ in 0..16 {
+        let mut below = zlayer_image::mounts_under(dir).map_err(io)?;
+        if below.is_empty() {
+            return Ok(());
+        }
+        below.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in below {
+            if nix::mount::umount2(&m, nix::mount::MntFlags::empty()).is_err() {
+                let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    let left = zlayer_image::mounts_under(dir).map_err(io)?;
+    Err(AgentError::Internal(format!(
+        "{left:?} are still mounted below {}; unmount them (umount -l) and remove the container again",
+        dir.display()
+    )))
+}
+
+/// Drops the image lease of the container (prune may then collect layers
+/// no other container or image uses).
+fn release_lease(paths: &ContainerPaths, store: Option<&zlayer_image::ImageStore>) -> Result<()> {
+    let opened;
+    let store = match store {
+        Some(s) => s,
+        None => {
+            let root = paths.data_root().ok_or_else(|| {
+                AgentError::Internal(format!("{} has no data root", paths.dir.display()))
+            })?;
+            opened = zlayer_image::ImageStore::open(root).map_err(|e| {
+                AgentError::Internal(format!(
+                    "opening the image store at {}: {e}",
+                    root.display()
+                ))
+            })?;
+            &opened
+        }
+    };
+    store.unregister_use(&paths.dir).map_err(|e| {
+        AgentError::Internal(format!(
+            "releasing the image of {} failed: {e}",
+            paths.dir.display()
+        ))
+    })
+}
+
+/// The directory deleted trees are moved to.
+pub fn trash_dir(paths: &ContainerPaths) -> Option<std::path::PathBuf> {
+    paths
+        .dir
+        .parent()
+        .map(|containers| containers.join(".trash"))
+}
+
+/// Deletes `tree` now, or moves it to the trash and deletes it on a
+/// background thread (falling back to now when the move fails).
+fn delete_tree(paths: &ContainerPaths, tree: &Path, tag: &str, deletion: &Deletion) -> Result<()> {
+    if let Deletion::Background(set) = deletion {
+        if let Some(trash) = trash_dir(paths) {
+            static SEQ: AtomicU64 = AtomicU64::new(0);
+            let name = format!(
+                "{}-{tag}-{}-{}",
+                paths.lc_id,
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            );
+            let target = trash.join(name);
+            let _ = std::fs::create_dir_all(&trash);
+            match std::fs::rename(tree, &target) {
+                Ok(()) => {
+                    set.spawn(move || {
+                        let _ = std::fs::remove_dir_all(&target);
+                    });
+                    return Ok(());
+                }
+                Err(_) if !tree.exists() => return Ok(()),
+                // A trash on another filesystem, or emptied meanwhile.
+                Err(_) => {}
+            }
+        }
+    }
+    remove_dir_if_exists(tree)
+}
+
+/// Removes whatever an interrupted background deletion left in the trash.
+pub fn empty_trash(containers_dir: &Path) {
+    let _ = std::fs::remove_dir_all(containers_dir.join(".trash"));
 }
 
 /// Clears what the previous run of an exited container left (its
@@ -136,42 +274,6 @@ pub fn reset_for_restart(
             }
             _ => {}
         }
-    }
-    Ok(())
-}
-
-/// Unmounts the rootfs and drops the image lease.
-pub fn release_rootfs(
-    paths: &ContainerPaths,
-    store: Option<&zlayer_image::ImageStore>,
-) -> Result<()> {
-    let opened;
-    let store = match store {
-        Some(s) => s,
-        None => {
-            let root = paths.data_root().ok_or_else(|| {
-                AgentError::Internal(format!("{} has no data root", paths.dir.display()))
-            })?;
-            opened = zlayer_image::ImageStore::open(root).map_err(|e| {
-                AgentError::Internal(format!(
-                    "opening the image store at {}: {e}",
-                    root.display()
-                ))
-            })?;
-            &opened
-        }
-    };
-    store.release_rootfs(&paths.dir).map_err(|e| {
-        AgentError::Internal(format!(
-            "releasing the rootfs of {} failed: {e}",
-            paths.dir.display()
-        ))
-    })?;
-    if zlayer_image::is_mountpoint(&paths.rootfs()).unwrap_or(false) {
-        return Err(AgentError::Internal(format!(
-            "{} is still mounted; unmount it (umount -l) and remove the container again",
-            paths.rootfs().display()
-        )));
     }
     Ok(())
 }

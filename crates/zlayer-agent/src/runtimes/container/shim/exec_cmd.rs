@@ -39,7 +39,16 @@ pub fn run(paths: &ContainerPaths, process_file: &Path) -> i32 {
         );
         return 1;
     }
-    let seccomp = match seccomp_program(paths) {
+    let record = crate::runtimes::container::state_dir::read_json::<
+        crate::runtimes::container::state_dir::ContainerRecord,
+    >(&paths.record())
+    .ok()
+    .flatten();
+    let seccomp = match record
+        .as_ref()
+        .ok_or_else(|| "the container's record is missing".to_string())
+        .and_then(|r| seccomp_program(paths, r))
+    {
         Ok(s) => s,
         Err(error) => {
             let _ = std::fs::remove_file(process_file);

@@ -54,16 +54,27 @@ pub fn reset_signals() {
     }
 }
 
-/// The compiled seccomp program of the container at `paths` (from its
-/// `seccomp.json`, through the on-disk cache); `None` when it has no profile.
+/// The compiled seccomp program of the container at `paths` (its
+/// `seccomp.json` if there is one, else the profile its record names),
+/// through the on-disk cache; `None` when it runs without seccomp.
 pub fn seccomp_program(
     paths: &crate::runtimes::container::paths::ContainerPaths,
+    record: &crate::runtimes::container::state_dir::ContainerRecord,
 ) -> Result<Option<Arc<Vec<u8>>>, String> {
-    let profile: Option<libcontainer::oci_spec::runtime::LinuxSeccomp> =
-        crate::runtimes::container::state_dir::read_json(&paths.seccomp())
-            .map_err(|e| e.to_string())?;
-    match profile {
-        None => Ok(None),
-        Some(p) => seccomp_bpf::compiled(&p, &paths.seccomp_cache()).map(|b| Some(Arc::new(b))),
-    }
+    use crate::runtimes::container::{oci_spec_builder, seccomp_profile, state_dir};
+    let custom: Option<libcontainer::oci_spec::runtime::LinuxSeccomp> =
+        state_dir::read_json(&paths.seccomp()).map_err(|e| e.to_string())?;
+    let profile = match (custom, record.seccomp.as_deref()) {
+        (Some(p), _) => p,
+        (None, Some(seccomp_profile::DOCKER_DEFAULT)) => {
+            seccomp_profile::default_profile(&oci_spec_builder::default_capability_names())
+        }
+        (None, None) => return Ok(None),
+        (None, Some(other)) => {
+            return Err(format!(
+                "unknown seccomp profile {other:?} in container.json; recreate the container"
+            ))
+        }
+    };
+    seccomp_bpf::compiled(&profile, &paths.seccomp_cache()).map(|b| Some(Arc::new(b)))
 }

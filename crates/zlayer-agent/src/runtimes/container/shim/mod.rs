@@ -4,7 +4,6 @@
 //! Commands (all run as root by the agent, never by users):
 //! - `start DIR LC_ROOT`: create + start the container, then become its
 //!   monitor ([`start`], [`monitor`]).
-//! - `monitor DIR LC_ROOT PID FD...`: internal, exec'd by `start`.
 //! - `exec DIR LC_ROOT PROCESS_JSON`: run a process in the container
 //!   ([`exec_cmd`]).
 
@@ -17,6 +16,7 @@ pub mod protocol;
 pub mod spawn;
 pub mod start;
 pub mod trim;
+pub mod tty;
 
 use super::paths::ContainerPaths;
 use std::ffi::OsString;
@@ -38,30 +38,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     match (cmd, paths(1)) {
         ("start", Some(p)) if args.len() == 3 => start::run(&p),
-        ("monitor", Some(p)) if args.len() == 9 => {
-            let n = |i: usize| args[i].to_str().and_then(|s| s.parse::<i32>().ok());
-            match (n(3), n(4), n(5), n(6), n(7), n(8)) {
-                (
-                    Some(pid),
-                    Some(ready),
-                    Some(stdin),
-                    Some(stdout),
-                    Some(stderr),
-                    Some(listener),
-                ) => monitor::run(
-                    p,
-                    pid,
-                    monitor::MonitorFds {
-                        ready,
-                        stdin,
-                        stdout,
-                        stderr,
-                        listener,
-                    },
-                ),
-                _ => usage(),
-            }
-        }
         ("exec", Some(p)) if args.len() == 4 => exec_cmd::run(&p, &args[3]),
         _ => usage(),
     }

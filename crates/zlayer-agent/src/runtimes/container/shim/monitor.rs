@@ -1,4 +1,5 @@
-//! `zlayer-shim monitor`: the per-container process that outlives the agent.
+//! The monitor: what `zlayer-shim start` becomes once the container runs,
+//! the per-container process that outlives the agent.
 //!
 //! A plain blocking `poll(2)` loop, no async runtime, so an idle monitor
 //! costs about a megabyte. It owns the container's stdio pipes and writes
@@ -9,10 +10,10 @@
 
 use super::protocol::{AckReply, ExitReply, Ready, REQ_CLOSE_STDIN, REQ_STDIN, REQ_WAIT};
 use crate::runtimes::common::logs::LogWriter;
-use crate::runtimes::container::cgroups::ContainerCgroup;
+use crate::runtimes::container::cgroups::{keyed_value, ContainerCgroup};
 use crate::runtimes::container::paths::ContainerPaths;
 use crate::runtimes::container::state_dir::{self, ContainerRecord, ExitRecord};
-use crate::runtimes::container::teardown;
+use crate::runtimes::container::teardown::{self, Deletion};
 use crate::types::LogStream;
 use serde::Serialize;
 use std::fs::File;
@@ -24,23 +25,25 @@ use std::time::{Duration, Instant};
 /// How long to keep reading output after the init ended (other processes
 /// of the container die with it, so EOF normally comes at once).
 const DRAIN: Duration = Duration::from_secs(2);
+/// Idle time after which the monitor sheds its start-up memory.
+const IDLE_TRIM: Duration = Duration::from_millis(500);
 /// Most stdin bytes buffered in the monitor before it stops reading clients.
 const STDIN_BUFFER: usize = 64 * 1024;
 /// Longest request line.
 const MAX_HEADER: usize = 64;
 
-/// The fds `zlayer-shim start` hands over, in argv order.
-pub struct MonitorFds {
+/// What `zlayer-shim start` hands over to the monitor.
+pub struct MonitorIo {
     /// Readiness pipe to the agent.
-    pub ready: RawFd,
-    /// Write end of the container's stdin.
-    pub stdin: RawFd,
-    /// Read end of the container's stdout.
-    pub stdout: RawFd,
+    pub ready: File,
+    /// Write end of the container's stdin (or the terminal).
+    pub stdin: OwnedFd,
+    /// Read end of the container's stdout (or the terminal).
+    pub stdout: OwnedFd,
     /// Read end of the container's stderr.
-    pub stderr: RawFd,
+    pub stderr: OwnedFd,
     /// The control socket.
-    pub listener: RawFd,
+    pub listener: UnixListener,
 }
 
 enum ClientKind {
@@ -91,18 +94,15 @@ struct Monitor {
 }
 
 /// Runs the monitor; returns the process exit code.
-pub fn run(paths: ContainerPaths, init_pid: i32, fds: MonitorFds) -> i32 {
-    // SAFETY: the fds were handed to us by `zlayer-shim start` on exec and
-    // nothing else owns them.
-    let (ready, stdin, stdout, stderr, listener) = unsafe {
-        (
-            File::from_raw_fd(fds.ready),
-            File::from_raw_fd(fds.stdin),
-            File::from_raw_fd(fds.stdout),
-            File::from_raw_fd(fds.stderr),
-            UnixListener::from_raw_fd(fds.listener),
-        )
-    };
+pub fn run(paths: ContainerPaths, init_pid: i32, io: MonitorIo) -> i32 {
+    let MonitorIo {
+        ready,
+        stdin,
+        stdout,
+        stderr,
+        listener,
+    } = io;
+    let (stdin, stdout, stderr) = (File::from(stdin), File::from(stdout), File::from(stderr));
     for f in [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
         set_nonblocking_cloexec(f);
     }
@@ -146,7 +146,6 @@ pub fn run(paths: ContainerPaths, init_pid: i32, fds: MonitorFds) -> i32 {
         exited_at: None,
     };
     m.reap();
-    super::trim::trim_startup_pages();
     m.run_loop();
     m.finish()
 }
@@ -238,6 +237,7 @@ enum Slot {
 impl Monitor {
     fn run_loop(&mut self) {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut trimmed = false;
         loop {
             if self.status.is_some() && self.stdout.is_none() && self.stderr.is_none() {
                 return;
@@ -250,6 +250,7 @@ impl Monitor {
                     }
                     left.as_millis() as i32 + 1
                 }
+                None if !trimmed => IDLE_TRIM.as_millis() as i32,
                 None => -1,
             };
             let (mut fds, slots) = self.poll_set();
@@ -260,6 +261,18 @@ impl Monitor {
                     continue;
                 }
                 return;
+            }
+            if n == 0 && !trimmed && self.exited_at.is_none() {
+                // Idle for a while: shed start-up memory once. Short-lived
+                // containers never pay for it.
+                trimmed = true;
+                // SAFETY: malloc_trim only hands free heap memory
+                // (libcontainer's start-up garbage) back to the kernel.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+                super::trim::trim_startup_pages();
+                continue;
             }
             for (pfd, slot) in fds.iter().zip(slots) {
                 if pfd.revents == 0 {
@@ -380,11 +393,22 @@ impl Monitor {
                 *file = None;
                 let _ = self.log.flush_stream(stream);
             }
+            Ok(n) if self.record.tty => {
+                // A terminal: every read is one record, so prompts without
+                // a newline show up at once.
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let text = text
+                    .strip_suffix("\r\n")
+                    .or_else(|| text.strip_suffix('\n'))
+                    .unwrap_or(&text);
+                let _ = self.log.write_message(stream, text);
+            }
             Ok(n) => {
                 let _ = self.log.write_chunk(stream, &buf[..n]);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(_) => {
+                // EIO on a terminal whose last user closed it: the end.
                 *file = None;
                 let _ = self.log.flush_stream(stream);
             }
@@ -432,6 +456,13 @@ impl Monitor {
                         REQ_STDIN => {
                             c.kind = ClientKind::Stdin { eof: false };
                             c.buf = rest;
+                            take_stdin = true;
+                        }
+                        REQ_CLOSE_STDIN if self.record.tty => {
+                            // A terminal is not closed: it gets ^D (EOF for
+                            // a reader in canonical mode), acked once written.
+                            c.kind = ClientKind::Stdin { eof: true };
+                            c.buf = vec![0x04];
                             take_stdin = true;
                         }
                         REQ_CLOSE_STDIN => {
@@ -574,7 +605,9 @@ impl Monitor {
         if self.record.delete_on_exit {
             drop(self.clients);
             drop(self.listener);
-            if let Err(e) = teardown::remove_container(&self.paths, Some(&self.record), None) {
+            if let Err(e) =
+                teardown::remove_container(&self.paths, Some(&self.record), None, Deletion::Now)
+            {
                 let _ = self
                     .log
                     .write_message(LogStream::System, &format!("delete_on_exit failed: {e}"));
@@ -586,9 +619,13 @@ impl Monitor {
 
 /// The failure reason when the kernel OOM-killed a process of the container.
 fn oom_reason(record: &ContainerRecord, code: i32) -> Option<String> {
-    let kills = ContainerCgroup::new(&record.cgroup_path)
-        .oom_kills()
-        .unwrap_or(0);
+    let kills = match &record.oom_events {
+        Some(file) => std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| keyed_value(&t, "oom_kill")),
+        None => ContainerCgroup::new(&record.cgroup_path).oom_kills(),
+    }
+    .unwrap_or(0);
     if kills == 0 {
         return None;
     }

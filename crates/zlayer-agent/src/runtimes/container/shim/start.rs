@@ -1,25 +1,25 @@
 //! `zlayer-shim start DIR LC_ROOT`: runs in its own session (detached from
 //! the agent), creates and starts the container with libcontainer (so its
-//! init becomes our child), then re-executes itself as the small monitor
-//! (see [`super::monitor`]).
+//! init becomes our child), then becomes the container's monitor (see
+//! [`super::monitor`]) in the same process.
 //!
 //! fd 3 is the readiness pipe: the monitor writes one [`Ready`] line on it
 //! once the workload runs; a failure before that is written from here.
 
 use super::errors::{error_chain, user_message};
 use super::executor::{seccomp_program, CleanSignalsExecutor};
+use super::monitor::{self, MonitorIo};
 use super::protocol::Ready;
+use super::tty;
 use crate::runtimes::common::procfs;
 use crate::runtimes::container::netns;
 use crate::runtimes::container::paths::ContainerPaths;
 use crate::runtimes::container::state_dir::{self, ContainerRecord, ShimRecord};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -30,8 +30,7 @@ pub const READY_FD: RawFd = 3;
 pub fn run(paths: &ContainerPaths) -> i32 {
     // SAFETY: fd 3 was set up by the agent for us; we own it from now on.
     let ready = unsafe { File::from_raw_fd(READY_FD) };
-    // Keep it out of the container's processes; the monitor gets it back
-    // explicitly when exec'd.
+    // Keep it out of the container's processes.
     // SAFETY: fcntl on our own fd.
     unsafe {
         libc::fcntl(READY_FD, libc::F_SETFD, libc::FD_CLOEXEC);
@@ -44,7 +43,17 @@ pub fn run(paths: &ContainerPaths) -> i32 {
         return fail(ready, &format!("PR_SET_CHILD_SUBREAPER failed: {e}"));
     }
     match create_and_start(paths) {
-        Ok(handoff) => exec_monitor(paths, ready, handoff),
+        Ok(h) => {
+            // The steady state: this very process, whose child the init is.
+            let io = MonitorIo {
+                ready,
+                stdin: h.stdin,
+                stdout: h.stdout,
+                stderr: h.stderr,
+                listener: h.listener,
+            };
+            monitor::run(paths.clone(), h.init_pid, io)
+        }
         Err(msg) => fail(ready, &msg),
     }
 }
@@ -55,7 +64,7 @@ struct Handoff {
     stdin: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
-    listener: OwnedFd,
+    listener: UnixListener,
 }
 
 fn fail(mut ready: File, msg: &str) -> i32 {
@@ -76,10 +85,6 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
     let record: ContainerRecord = state_dir::read_json(&paths.record())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is missing", paths.record().display()))?;
-    let (stdin_r, stdin_w) = pipe()?;
-    let (stdout_r, stdout_w) = pipe()?;
-    let (stderr_r, stderr_w) = pipe()?;
-
     let sock = paths.socket();
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock)
@@ -88,18 +93,38 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .set_nonblocking(true)
         .map_err(|e| format!("control socket: {e}"))?;
 
-    let seccomp = seccomp_program(paths)?;
-    let builder = ContainerBuilder::new(paths.lc_id.clone(), SyscallType::default())
+    let seccomp = seccomp_program(paths, &record)?;
+    let base = ContainerBuilder::new(paths.lc_id.clone(), SyscallType::default())
         .with_root_path(&paths.lc_root)
         .map_err(|e| error_chain(&e))?
-        .with_executor(CleanSignalsExecutor { seccomp })
-        .with_stdin(stdin_r)
-        .with_stdout(stdout_w)
-        .with_stderr(stderr_w)
+        .with_executor(CleanSignalsExecutor { seccomp });
+    // The monitor's ends of the container's stdio.
+    let (stdin, stdout, stderr, console, builder);
+    if record.tty {
+        // libcontainer creates the pty inside the container and sends its
+        // master side over this socket.
+        let path = paths.console_socket();
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path)
+            .map_err(|e| format!("binding the console socket {} failed: {e}", path.display()))?;
+        builder = base.with_console_socket(Some(&path));
+        console = Some(l);
+        (stdin, stdout, stderr) = (None, None, None);
+    } else {
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        builder = base
+            .with_stdin(stdin_r)
+            .with_stdout(stdout_w)
+            .with_stderr(stderr_w);
+        console = None;
+        (stdin, stdout, stderr) = (Some(stdin_w), Some(stdout_r), Some(stderr_r));
+    }
+    let mut container = builder
         .as_init(&paths.dir)
         .with_systemd(false)
-        .with_detach(true);
-    let mut container = builder
+        .with_detach(true)
         .build()
         .map_err(|e| user_message(&error_chain(&e)))?;
     let init_pid = container
@@ -129,6 +154,23 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         started_at_ms: state_dir::now_ms(),
     };
     state_dir::write_json(&paths.shim(), &shim).map_err(|e| abort(e.to_string()))?;
+    let (stdin, stdout, stderr) = match console {
+        Some(l) => {
+            let master = tty::receive_master(&l)
+                .map_err(|e| abort(format!("receiving the container's terminal failed: {e}")))?;
+            let _ = std::fs::remove_file(paths.console_socket());
+            let input = master
+                .try_clone()
+                .map_err(|e| abort(format!("duplicating the terminal: {e}")))?;
+            // No separate stderr on a terminal: an empty pipe stands in.
+            let (none_r, _none_w) = pipe().map_err(abort)?;
+            (input, master, none_r)
+        }
+        None => match (stdin, stdout, stderr) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(abort("the container's stdio pipes are missing".into())),
+        },
+    };
     container.start().map_err(|e| {
         abort(format!(
             "starting the container failed: {}",
@@ -137,61 +179,11 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
     })?;
     Ok(Handoff {
         init_pid,
-        stdin: stdin_w,
-        stdout: stdout_r,
-        stderr: stderr_r,
-        listener: listener.into(),
+        stdin,
+        stdout,
+        stderr,
+        listener,
     })
-}
-
-fn clear_cloexec(fd: RawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-        }
-    }
-}
-
-/// Re-executes this binary as `zlayer-shim monitor ...`: a fresh process
-/// image that touches no libcontainer code keeps the idle RSS small.
-fn exec_monitor(paths: &ContainerPaths, ready: File, h: Handoff) -> i32 {
-    let fds: Vec<RawFd> = vec![
-        ready.into_raw_fd(),
-        h.stdin.into_raw_fd(),
-        h.stdout.into_raw_fd(),
-        h.stderr.into_raw_fd(),
-        h.listener.into_raw_fd(),
-    ];
-    for fd in &fds {
-        clear_cloexec(*fd);
-    }
-    let arg = |s: &[u8]| CString::new(s).unwrap_or_default();
-    let mut argv = vec![
-        arg(b"zlayer-shim"),
-        arg(b"monitor"),
-        arg(paths.dir.as_os_str().as_bytes()),
-        arg(paths.lc_root.as_os_str().as_bytes()),
-        arg(h.init_pid.to_string().as_bytes()),
-    ];
-    argv.extend(fds.iter().map(|fd| arg(fd.to_string().as_bytes())));
-    let exe = arg(b"/proc/self/exe");
-    let err = nix::unistd::execv(&exe, &argv).err();
-    // Only reached when exec failed: stop the container we cannot monitor.
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(h.init_pid, libc::SIGKILL);
-    }
-    // SAFETY: fds[0] is the readiness pipe, still ours.
-    let ready = unsafe { File::from_raw_fd(fds[0]) };
-    fail(
-        ready,
-        &format!(
-            "re-executing the monitor failed: {}",
-            err.map(|e| e.to_string()).unwrap_or_default()
-        ),
-    )
 }
 
 /// Whether `path` looks like a container state dir the shim may act on.

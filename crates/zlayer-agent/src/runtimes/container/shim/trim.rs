@@ -1,9 +1,9 @@
 //! Dropping the monitor's start-up pages from its resident set.
 //!
-//! The monitor is a fresh exec of the shim binary; loading it and running
-//! `main` map a few megabytes of code and read-only data of the binary,
-//! libc and libm (the kernel maps file pages 64 KiB at a time). None of it
-//! is used again by the idle poll loop. `MADV_DONTNEED` on mappings that
+//! Starting the container (libcontainer) maps a few megabytes of code and
+//! read-only data of the shim binary, libc and libm (the kernel maps file
+//! pages 64 KiB at a time). None of it is used again by the monitor's idle
+//! poll loop. `MADV_DONTNEED` on mappings that
 //! hold only clean file pages unmaps them from this process; the pages stay
 //! in the page cache (shared with every other monitor) and come back on the
 //! next access. Writable mappings and mappings with copied-on-write
