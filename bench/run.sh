@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # Benchmark of the CLI and the Docker API (issue 5): the wall time of
-# `run --rm IMAGE true` (create, start, wait, remove) from the command line.
+# `run --rm IMAGE true` (create, start, wait, remove) from the command line,
+# like for like in both network modes:
 #
-#   zlayer         `zlayer --embedded run --rm IMG true` (no daemon)
-#   zlayer+daemon  `zlayer run --rm IMG true` while `zlayer daemon` runs
-#                  (the CLI hands create/start/rm to it)
-#   docker->zlayer the stock docker CLI: `docker run --rm IMG true` against
-#                  zlayer's Docker socket
-#   podman         `podman run --rm --network none IMG true` (runc, cgroupfs,
-#                  overlay, its own temp root; containers.conf with
-#                  `default_ulimits = []` since CAP_SYS_RESOURCE is absent)
-#   podman-netns   the same with podman's default (netavark bridge) network
-#
-# zlayer's default network mode today is a private netns with only `lo`
-# (see docs/container-runtime.md), hence podman `--network none` is the
-# like-for-like peer; its default network is shown for reference.
+#   none (a private netns with only `lo`):
+#     zlayer         `zlayer --embedded run --rm --network none IMG true`
+#     podman         `podman run --rm --network none IMG true` (runc, cgroupfs,
+#                    overlay, its own temp root; containers.conf with
+#                    `default_ulimits = []` since CAP_SYS_RESOURCE is absent)
+#   bridge (each tool's default: a veth on a bridge, an address, NAT):
+#     zlayer-bridge  `zlayer --embedded run --rm IMG true`
+#     zlayer+daemon  `zlayer run --rm IMG true` while `zlayer daemon` runs
+#                    (the CLI hands create/start/rm to it)
+#     docker->zlayer the stock docker CLI: `docker run --rm IMG true` against
+#                    zlayer's Docker socket
+#     podman-bridge  `podman run --rm IMG true` (netavark bridge)
 #
 # Same image everywhere: the busybox fixture (examples/busybox_archive)
 # loaded into zlayer; podman gets the same files by importing the unpacked
 # rootfs (the fixture's hardlink entries carry mode 0644, which podman
-# applies to /bin/busybox; see /work/notes/h7.md).
+# applies to /bin/busybox).
 #
 # Usage: bench/run.sh
 #   RUNS=N        runs per command (default 50)
@@ -86,6 +86,7 @@ for _ in $(seq 100); do [ -S "$WORK/docker.sock" ] && break; sleep 0.1; done
 D="env DOCKER_HOST=unix://$WORK/docker.sock DOCKER_CONFIG=$WORK/dockercfg $DOCKER"
 
 # Every command works (and warms the page cache).
+$Z --embedded run --rm --network none $IMG true
 $Z --embedded run --rm $IMG true
 $Z run --rm $IMG true
 $D run --rm $IMG true
@@ -93,27 +94,29 @@ $P run --rm --network none $IMG true
 $P run --rm $IMG true
 
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$WORK/result.json" \
-    -n zlayer "$Z --embedded run --rm $IMG true" \
+    -n zlayer "$Z --embedded run --rm --network none $IMG true" \
+    -n podman "$P run --rm --network none $IMG true" \
+    -n zlayer-bridge "$Z --embedded run --rm $IMG true" \
     -n zlayer+daemon "$Z run --rm $IMG true" \
     -n "docker->zlayer" "$D run --rm $IMG true" \
-    -n podman "$P run --rm --network none $IMG true" \
-    -n podman-netns "$P run --rm $IMG true"
+    -n podman-bridge "$P run --rm $IMG true"
 
 med() { jq -r --arg c "$1" '.results[] | select(.command==$c) | .median * 1000' "$WORK/result.json"; }
 mean() { jq -r --arg c "$1" '.results[] | select(.command==$c) | "\(.mean * 1000) \(.stddev * 1000)"' "$WORK/result.json"; }
-PODMAN=$(med podman)
 row() {
-    local m; m=$(med "$1")
+    local m peer; m=$(med "$1"); peer=$(med "$2")
     read -r mean sd < <(mean "$1")
-    printf '| %s | %.1f | %.1f ± %.1f | %s |\n' "$1" "$m" "$mean" "$sd" \
-        "$(awk -v a="$m" -v b="$PODMAN" 'BEGIN { printf "%.2f", a / b }')"
+    printf '| %s | %.1f | %.1f ± %.1f | %s (%s) |\n' "$1" "$m" "$mean" "$sd" \
+        "$(awk -v a="$m" -v b="$peer" 'BEGIN { printf "%.2f", a / b }')" "$2"
 }
 SUMMARY=$(
     echo "Measured $(date -u +%Y-%m-%d), RUNS=$RUNS, \`run --rm busybox true\`, load $(cut -d' ' -f1-3 /proc/loadavg):"
     echo
-    echo "| command | median (ms) | mean ± sd (ms) | median / podman |"
+    echo "| command | median (ms) | mean ± sd (ms) | median / podman's (same network mode) |"
     echo "| --- | --- | --- | --- |"
-    for c in zlayer zlayer+daemon "docker->zlayer" podman podman-netns; do row "$c"; done
+    row zlayer podman
+    row podman podman
+    for c in zlayer-bridge zlayer+daemon "docker->zlayer" podman-bridge; do row "$c" podman-bridge; done
 )
 echo
 echo "$SUMMARY"

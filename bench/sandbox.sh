@@ -8,8 +8,9 @@
 #   RUNS=N          number of timed runs of each command
 #   SKIP_BUILD=1    use already built binaries from $CARGO_TARGET_DIR (or ./target)
 #   APPEND_DOCS=1   append the figures to docs/benchmarks.md
-#   SANDBOX_DATA=D  put the sandbox's state (where rootfs clones go) under D, e.g. on
-#                   a reflink-capable filesystem (xfs, btrfs); default: a temp dir
+#   SANDBOX_DATA=D  put the sandbox's state (container dirs, image copies) under D;
+#                   default: a temp dir under /tmp
+# Per-phase wall times of one run: SANDBOX_BENCH_PHASES=1 $BENCH --data D --rootfs R -- /bin/true
 # Needs: cargo, hyperfine, jq, bwrap (bubblewrap), busybox-static; perf (optional, CPU time).
 set -euo pipefail
 
@@ -90,7 +91,8 @@ REPORT=$(cat <<MD
 
 \`bench/sandbox.sh\` ($DATE, kernel $KERNEL, $CPUS CPUs, load average $LOAD at the end, $RUNS runs each).
 One run of \`/bin/true\` from a busybox rootfs; sandbox state on **$FSTYPE**. **sandbox**: \`examples/sandbox_bench\` = process start +
-create (rootfs clone, policy) + start (monitor, Landlock + seccomp + caps) + wait + remove.
+create (overlay rootfs on a tmpfs as root, else a clone; policy) + start (monitor, Landlock + seccomp + caps) + wait +
+remove (unmount, rename into the trash; the deletion runs on a thread, and what is left at exit is swept by the next run).
 **bwrap**: \`bwrap --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --share-net
 --die-with-parent --new-session /bin/true\` (all namespaces but net, new session; no seccomp filter).
 

@@ -1,7 +1,7 @@
 //! Drives the `container` runtime for `bench/lifecycle.sh`, without the CLI.
 //!
 //! ```text
-//! lifecycle_bench --root DIR [--shim PATH] setup
+//! lifecycle_bench --root DIR [--shim PATH] [--network MODE] setup
 //!     load the busybox fixture into DIR
 //! lifecycle_bench --root DIR lifecycle N
 //!     N × (create + start + wait + remove) of `true`; prints one line per
@@ -13,6 +13,11 @@
 //!     starts N `sleep` containers at once, prints the monitors' and this
 //!     process's memory, removes them
 //! ```
+//!
+//! Containers use `--network none` (an empty namespace with `lo`, what runc
+//! gets from the bundle), unless `--network bridge` (or `host`) asks for
+//! another mode: comparing `lifecycle` under `none` and `bridge` gives the
+//! cost of attaching and detaching a bridge network.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,11 +44,18 @@ macro_rules! out {
 fn spec(name: &str, script: &[&str]) -> ServiceSpec {
     let mut s = ServiceSpec::minimal(name, fixtures::BUSYBOX_REF);
     s.command.entrypoint = Some(script.iter().map(|a| a.to_string()).collect());
+    s.network_mode = NETWORK
+        .get()
+        .cloned()
+        .unwrap_or(zlayer_spec::NetworkMode::None);
     s
 }
 
+/// The network mode of every container (`--network`, default `none`).
+static NETWORK: std::sync::OnceLock<zlayer_spec::NetworkMode> = std::sync::OnceLock::new();
+
 fn usage() -> ! {
-    eprintln!("usage: lifecycle_bench --root DIR [--shim PATH] (setup | lifecycle N | bundle OUT | idle N)");
+    eprintln!("usage: lifecycle_bench --root DIR [--shim PATH] [--network MODE] (setup | lifecycle N | bundle OUT | idle N)");
     std::process::exit(2)
 }
 
@@ -61,6 +73,9 @@ async fn main() -> Res<()> {
         match flag.as_str() {
             "--root" => root = Some(PathBuf::from(value)),
             "--shim" => shim = PathBuf::from(value),
+            "--network" => {
+                let _ = NETWORK.set(value.parse().unwrap_or_else(|_| usage()));
+            }
             _ => usage(),
         }
     }

@@ -7,9 +7,11 @@
 //! ```
 //! The monitor binary `zlayer-sandbox-shim` must sit next to this example's
 //! directory (`cargo build --release -p zlayer-agent --bins --example sandbox_bench`).
+//! With `SANDBOX_BENCH_PHASES=1` it prints the wall time of each phase (µs)
+//! on stderr: `new register create start wait remove drop`.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime};
 use zlayer_agent::{ContainerId, Runtime};
 use zlayer_spec::ServiceSpec;
@@ -59,19 +61,61 @@ fn main() {
     }
 }
 
+/// Wall-clock phase timer, printing only when `SANDBOX_BENCH_PHASES` is set.
+struct Phases {
+    on: bool,
+    last: Instant,
+    out: Vec<String>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases {
+            on: std::env::var_os("SANDBOX_BENCH_PHASES").is_some(),
+            last: Instant::now(),
+            out: Vec::new(),
+        }
+    }
+    fn mark(&mut self, name: &str) {
+        if self.on {
+            let now = Instant::now();
+            self.out
+                .push(format!("{name}={}", (now - self.last).as_micros()));
+            self.last = now;
+        }
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        if self.on {
+            eprintln!("{}", self.out.join(" "));
+        }
+    }
+}
+
 async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_agent::Result<i32> {
+    let mut phases = Phases::new();
     let runtime = SandboxRuntime::new(SandboxConfig::under(&data))?;
+    phases.mark("new");
     runtime.register_local_rootfs(IMAGE, &rootfs).await?;
+    phases.mark("register");
     let id = ContainerId::new(format!("bench-{}", std::process::id()), 0);
     let mut spec = ServiceSpec::minimal("bench", IMAGE);
     spec.command.entrypoint = Some(cmd);
     runtime.create_container(&id, &spec).await?;
+    phases.mark("create");
     runtime.start_container(&id).await?;
+    phases.mark("start");
     let code = tokio::time::timeout(Duration::from_secs(60), runtime.wait_container(&id))
         .await
         .map_err(|_| {
             zlayer_agent::AgentError::Internal("the workload did not end in 60 s".into())
         })??;
+    phases.mark("wait");
     runtime.remove_container(&id).await?;
+    phases.mark("remove");
+    drop(runtime);
+    phases.mark("drop");
     Ok(code)
 }

@@ -224,6 +224,10 @@ impl Runtime for CompositeRuntime {
         self.route(id).await?.close_stdin(id).await
     }
 
+    async fn resize_terminal(&self, id: &ContainerId, rows: u16, cols: u16) -> Result<()> {
+        self.route(id).await?.resize_terminal(id, rows, cols).await
+    }
+
     async fn pause_container(&self, id: &ContainerId) -> Result<()> {
         self.route(id).await?.pause_container(id).await
     }

@@ -148,6 +148,18 @@ pub trait Runtime: Send + Sync {
     /// Closes the workload's standard input (EOF).
     async fn close_stdin(&self, id: &ContainerId) -> Result<()>;
 
+    /// Sets the size of the workload's terminal (`rows` x `cols`); the
+    /// foreground process gets SIGWINCH. Only for a container created with
+    /// a terminal (label `com.zlayer.tty`).
+    async fn resize_terminal(&self, id: &ContainerId, rows: u16, cols: u16) -> Result<()> {
+        let _ = (id, rows, cols);
+        Err(AgentError::unsupported(
+            self.name(),
+            "a terminal",
+            "only the container isolation gives a workload a terminal; run without -t",
+        ))
+    }
+
     /// Freezes every process of the container.
     async fn pause_container(&self, id: &ContainerId) -> Result<()>;
 

@@ -1,7 +1,7 @@
 //! Containers on a pseudo-terminal (label `com.zlayer.tty: "true"`, what
 //! `docker run -t` / `zlayer run -t` ask for): output is logged chunk by
 //! chunk (a prompt shows up without its newline), stdin goes to the
-//! terminal, close_stdin sends ^D.
+//! terminal, resize_terminal changes its size, close_stdin sends ^D.
 
 mod container_support;
 
@@ -19,7 +19,7 @@ async fn terminal_mode() {
     let id = unique_id("tty");
     let mut spec = sh(
         "tty",
-        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; printf 'prompt> '; read line; echo got:$line; cat; echo after-eof",
+        "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; printf 'prompt> '; read line; echo got:$line; read again; stty size; cat; echo after-eof",
     );
     spec.labels.insert("com.zlayer.tty".into(), "true".into());
     env.rt.create_container(&id, &spec).await.unwrap();
@@ -39,6 +39,8 @@ async fn terminal_mode() {
         "{seen:?}"
     );
     env.rt.write_stdin(&id, b"hello\n").await.unwrap();
+    env.rt.resize_terminal(&id, 40, 120).await.unwrap();
+    env.rt.write_stdin(&id, b"next\n").await.unwrap();
     env.rt.write_stdin(&id, b"typed\n").await.unwrap();
     // ^D ends `cat`; the terminal itself stays.
     env.rt.close_stdin(&id).await.unwrap();
@@ -46,6 +48,13 @@ async fn terminal_mode() {
     let all = joined(&stdout_lines(&env.rt, &id).await);
     assert!(all.contains("got:hello"), "{all:?}");
     assert!(all.contains("after-eof"), "{all:?}");
+    assert!(
+        all.contains("40 120"),
+        "the resize reached the terminal: {all:?}"
+    );
+    // Output is kept raw: the terminal's CR LF line ends are in the records.
+    let raw = stdout_lines(&env.rt, &id).await.concat();
+    assert!(raw.contains("got:hello\r\n"), "{raw:?}");
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
 }

@@ -203,4 +203,5 @@ async fn policy_structure() {
             .unwrap();
     assert_eq!(config["policy"]["memory_limit"], 67108864);
     assert_eq!(config["argv"][0], "/bin/echo");
+    rt.remove_container(&id).await.unwrap();
 }

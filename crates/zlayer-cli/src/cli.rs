@@ -59,7 +59,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Create and start a container, streaming its output.
     #[command(
-        after_help = "Examples:\n  zlayer run --rm busybox echo hello\n  zlayer run -d --name web busybox httpd -f -p 8080\n  zlayer run --rm -e MODE=dev -w /tmp busybox sh -c 'echo $MODE; pwd'\n  zlayer run --rm --isolation sandbox busybox true"
+        after_help = "Examples:\n  zlayer run --rm busybox echo hello\n  zlayer run -d --name web busybox httpd -f -p 8080\n  zlayer run --rm -e MODE=dev -w /tmp busybox sh -c 'echo $MODE; pwd'\n  zlayer run --rm --isolation sandbox busybox true\n  zlayer run --rm -it busybox sh"
     )]
     Run(RunArgs),
     /// Create a container without starting it.
@@ -130,6 +130,9 @@ pub enum Command {
     /// The `vm` isolation's kernel bundle.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// Bridge networks containers join with `--network NAME`.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Create or update a deployment: services with replicas, in dependency order.
     #[command(
         after_help = "Examples:\n  zlayer deploy -f shop.yaml\n  zlayer ps --deployment shop\n  zlayer down shop"
@@ -144,6 +147,10 @@ pub enum Command {
         after_help = "Examples:\n  zlayer daemon\n  zlayer daemon --group docker\n  DOCKER_HOST=unix:///run/zlayer/docker.sock docker run --rm busybox echo hi"
     )]
     Daemon(DaemonArgs),
+    /// Internal: supervise one container (restart policy, health checks)
+    /// while no daemon runs; started by `zlayer` itself.
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
 }
 
 /// `zlayer validate`.
@@ -187,7 +194,8 @@ pub struct ContainerOptions {
     /// Maximum number of processes.
     #[arg(long)]
     pub pids_limit: Option<i64>,
-    /// Network: none, host, bridge or bridge:NAME.
+    /// Network: none, host, bridge (the default) or the NAME of a network
+    /// made with `zlayer network create` (also written bridge:NAME).
     #[arg(long)]
     pub network: Option<String>,
     /// Isolation: container, sandbox or vm.
@@ -205,12 +213,18 @@ pub struct ContainerOptions {
     /// Keep standard input open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Allocate a terminal.
+    /// Give the workload a terminal (container and sandbox isolation); with
+    /// -i, this terminal is put in raw mode and its size follows yours.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Stop signal (default SIGTERM or the image's).
     #[arg(long)]
     pub stop_signal: Option<String>,
+    /// Restart policy: no, always, on-failure[:N] or unless-stopped
+    /// (supervised by the daemon, or by a small per-container supervisor
+    /// process when no daemon runs).
+    #[arg(long)]
+    pub restart: Option<String>,
     /// Image to run.
     pub image: String,
     /// Command and arguments (override the image's Cmd).
@@ -341,7 +355,7 @@ pub struct ExecArgs {
     /// Pass standard input to the command.
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Allocate a terminal.
+    /// Not supported: exec runs on pipes (refused with an explanation).
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Environment variable KEY=VALUE (repeatable).
@@ -444,6 +458,13 @@ pub struct DownArgs {
     pub deployment: String,
 }
 
+/// `zlayer supervise ID` (internal).
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The container's id.
+    pub container: String,
+}
+
 /// `zlayer daemon` (it listens on the global `--socket`).
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -456,6 +477,47 @@ pub struct DaemonArgs {
     /// Let this group use the sockets (mode 0660); default: root only (0600).
     #[arg(long)]
     pub group: Option<String>,
+}
+
+/// `zlayer network ...`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network; its containers reach each other by name and
+    /// no container of another network.
+    #[command(
+        after_help = "Examples:\n  zlayer network create backend\n  zlayer network create --subnet 10.90.0.0/24 db\n  zlayer run -d --network backend --name api busybox httpd -f -p 80"
+    )]
+    Create(NetworkCreateArgs),
+    /// List networks (the default `bridge` first).
+    #[command(
+        visible_alias = "list",
+        after_help = "Examples:\n  zlayer network ls\n  zlayer network ls --format json"
+    )]
+    Ls,
+    /// Remove networks no container uses.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Examples:\n  zlayer network rm backend"
+    )]
+    Rm(NetworkRmArgs),
+}
+
+/// `zlayer network create`.
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Subnet in CIDR form (default: a free /24 of 10.89.0.0/16).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// The network's name (1-15 letters, digits, `-`, `_`, `.`).
+    pub name: String,
+}
+
+/// `zlayer network rm`.
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// Networks to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 /// `zlayer vm ...`.

@@ -11,12 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "localhost/zlayer/busybox:latest";
-const DOCKER: &str = "/usr/local/bin/docker";
+mod support;
+use support::*;
 
-fn zlayer_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_zlayer"))
-}
+const DOCKER: &str = "/usr/local/bin/docker";
 
 struct Env {
     root: tempfile::TempDir,
@@ -24,21 +22,6 @@ struct Env {
     dsock: PathBuf,
     dconf: tempfile::TempDir,
     daemon: Option<Child>,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
 }
 
 impl Env {
@@ -152,15 +135,71 @@ impl Drop for Env {
     }
 }
 
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
+/// Runs `command` on a pseudo-terminal (`script`): each time the output
+/// shows the first string of a step, types its second. Returns everything
+/// the terminal showed and the command's exit status.
+fn drive_terminal(
+    command: &str,
+    steps: &[(&str, &str)],
+    envs: &[(&str, String)],
+) -> (String, std::process::ExitStatus) {
+    use std::io::{Read, Write};
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (wait_for, then_type) in steps {
+        // Count from the end of what was seen: a later step's marker must
+        // come after the previous input.
+        let from = seen.len();
+        while !seen[from..].contains(wait_for) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("no {wait_for:?} on the terminal; it showed:\n{seen}");
+                }
+            }
+        }
+        stdin.write_all(then_type.as_bytes()).unwrap();
+        stdin.flush().unwrap();
     }
-    f()
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not end; the terminal showed:\n{seen}");
+        }
+        while let Ok(chunk) = rx.try_recv() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    (seen, status)
 }
 
 /// A busybox loop that exits 0 on SIGTERM (a plain `sleep` as PID 1 ignores it).
@@ -247,20 +286,35 @@ fn docker_cli_runs_real_containers() {
     let images = ok(&env.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert!(images.lines().any(|l| l == IMAGE), "{images}");
 
-    // No runtime has a pty mode yet: -t is refused, clearly, not faked.
-    let o = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{DOCKER} run -it --rm {IMAGE} sh"),
-            "/dev/null",
-        ])
-        .env("DOCKER_HOST", format!("unix://{}", env.dsock.display()))
-        .env("DOCKER_CONFIG", env.dconf.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let all = text(&o.stdout) + &text(&o.stderr);
-    assert!(all.contains("terminal (-t) is not supported"), "{all}");
+    // `docker run -it` on a pseudo-terminal (script): the shell's prompt,
+    // typed commands echoed, the window size passed on, the exit code.
+    let (out, status) = drive_terminal(
+        &format!("stty rows 33 cols 99; {DOCKER} run -it --rm {IMAGE} sh"),
+        &[
+            ("/ # ", "echo hi-$((40+2))\r"),
+            ("hi-42", "stty size\r"),
+            ("33 99", "exit 7\r"),
+        ],
+        &[
+            ("DOCKER_HOST", format!("unix://{}", env.dsock.display())),
+            ("DOCKER_CONFIG", env.dconf.path().display().to_string()),
+        ],
+    );
+    assert_eq!(status.code(), Some(7), "{out}");
+    assert_eq!(ok(&env.docker(&["ps", "-aq"])), "", "--rm removed it");
+    // The same with `zlayer run -it` (its terminal in raw mode: the shell's
+    // line editing answers the keys).
+    let (out, status) = drive_terminal(
+        &format!(
+            "stty rows 20 cols 70; {} --root {} --socket {} run -it --rm {IMAGE} sh",
+            zlayer_bin().display(),
+            env.root.path().display(),
+            env.sock.display()
+        ),
+        &[("/ # ", "stty size\r"), ("20 70", "exit 3\r")],
+        &[],
+    );
+    assert_eq!(status.code(), Some(3), "{out}");
 
     // `zlayer run/stop/rm` go through the daemon when it runs.
     let o = env
@@ -505,4 +559,104 @@ fn daemon_survives_sigkill_and_resumes_supervision() {
         ps.contains("\"keep\""),
         "a graceful shutdown leaves containers running: {ps}"
     );
+}
+
+/// `zlayer inspect NAME` as JSON (the first and only element).
+fn zl_inspect(env: &Env, name: &str) -> serde_json::Value {
+    let o = ok(&env.zl(&["--format", "json", "inspect", name]));
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+    v[0].clone()
+}
+
+/// Whether a `zlayer supervise` process runs for container id `id`.
+fn supervisor_runs(id: &str) -> bool {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("supervise {id}")])
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[test]
+fn restart_policies_without_a_daemon() {
+    let mut env = Env::new();
+    // No daemon: a per-container supervisor process applies the policy,
+    // after the CLI that started the container has exited.
+    ok(&env.zl(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo try; exit 3",
+    ]));
+    let id = zl_inspect(&env, "flaky")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let v = zl_inspect(&env, "flaky");
+            v["restart_count"] == 2 && v["state"]["status"] == "exited"
+        }),
+        "{}",
+        zl_inspect(&env, "flaky")
+    );
+    assert_eq!(zl_inspect(&env, "flaky")["exit_code"], 3);
+    let logs = ok(&env.zl(&["logs", "flaky"]));
+    assert_eq!(logs.lines().filter(|l| *l == "try").count(), 3, "{logs}");
+    assert!(
+        eventually(Duration::from_secs(10), || !supervisor_runs(&id)),
+        "the supervisor exits once the policy gave up"
+    );
+
+    // `always`, then a user stop: it stays stopped and its supervisor ends.
+    ok(&env.zl(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo up; sleep 0.3",
+    ]));
+    let id = zl_inspect(&env, "loop")["id"].as_str().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(30), || zl_inspect(&env, "loop")
+            ["restart_count"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)),
+        "{}",
+        zl_inspect(&env, "loop")
+    );
+    assert!(supervisor_runs(&id));
+
+    // A daemon takes the supervision over: the per-container supervisor
+    // steps aside and the daemon keeps restarting it.
+    env.start_daemon();
+    assert!(
+        eventually(Duration::from_secs(15), || !supervisor_runs(&id)),
+        "the supervisor steps aside for the daemon"
+    );
+    let before = zl_inspect(&env, "loop")["restart_count"].as_u64().unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || zl_inspect(&env, "loop")
+            ["restart_count"]
+            .as_u64()
+            .is_some_and(|n| n >= before + 2)),
+        "the daemon restarts it: {}\n{}",
+        zl_inspect(&env, "loop"),
+        env.daemon_log()
+    );
+    ok(&env.zl(&["stop", "loop"]));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(zl_inspect(&env, "loop")["state"]["status"], "exited");
+    ok(&env.zl(&["rm", "loop", "flaky"]));
 }

@@ -158,6 +158,18 @@ impl DaemonClient {
         Ok(record)
     }
 
+    /// Asks the daemon to supervise a container that another process
+    /// supervised until now (which released its claim first).
+    pub async fn adopt(&self, id: &str) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/zlayer/v1/containers/{id}/adopt"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Starts a container; the daemon supervises it from then on.
     pub async fn start(&self, id: &str) -> Result<()> {
         self.call(Method::POST, &format!("/containers/{id}/start"), None)

@@ -13,12 +13,13 @@ use zlayer_agent::{
     LogsStreamOptions, PortMappingEntry, Runtime, StatsStream,
 };
 use zlayer_image::{ImageStore, PullOptions};
-use zlayer_spec::ServiceSpec;
+use zlayer_spec::{ServiceSpec, TTY_LABEL};
 
 /// Label carrying the deployment a container belongs to.
 pub const DEPLOYMENT_LABEL: &str = "com.zlayer.deployment";
-/// Label carrying the service a container belongs to.
-pub const SERVICE_LABEL: &str = "com.zlayer.service";
+/// Label carrying the service a container belongs to (the container
+/// runtime makes the service name a network alias of the container).
+pub const SERVICE_LABEL: &str = zlayer_agent::network::SERVICE_LABEL;
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -134,6 +135,14 @@ impl Engine {
         spec.name = container.service.clone();
         if req.auto_remove {
             spec.lifecycle.delete_on_exit = true;
+        }
+        if req.tty {
+            if isolation == "vm" {
+                return Err(EngineError::InvalidRequest(
+                    "a terminal (-t) is not available in the vm isolation; run without -t, or use --isolation container".into(),
+                ));
+            }
+            spec.labels.insert(TTY_LABEL.into(), "true".into());
         }
         let mut labels: BTreeMap<String, String> = spec.labels.clone();
         if let Some(dep) = &req.deployment {

@@ -34,14 +34,37 @@ pub struct FileLock {
 impl FileLock {
     /// Blocks until the lock on `path` (created if missing) is ours.
     pub fn exclusive(path: &Path) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| EngineError::io(format!("opening lock {}", path.display()), e))?;
+        let file = open_lock_file(path)?;
         flock(&file, FlockOperation::LockExclusive)
             .map_err(|e| EngineError::io(format!("locking {}", path.display()), e.into()))?;
         Ok(FileLock { _file: file })
     }
+
+    /// The lock on `path` (created if missing, with its directory) when no
+    /// other process holds it; `Ok(None)` when one does.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let file = open_lock_file(path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(EngineError::io(
+                format!("locking {}", path.display()),
+                e.into(),
+            )),
+        }
+    }
+}
+
+/// Opens (creating if missing) the lock file at `path`.
+fn open_lock_file(path: &Path) -> Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| EngineError::io(format!("opening lock {}", path.display()), e))
 }

@@ -149,7 +149,12 @@ pub fn serve(dir: &Path, network: &str, upstreams: &[SocketAddr]) -> Result<()> 
             {
                 // Idle: exit once the network has no containers. The decision
                 // is made under the lock, so an attach either sees our pid
-                // file gone or we see its lease.
+                // file gone or we see its lease. A state dir that vanished
+                // (its data root was deleted) is not recreated by locking.
+                if !dir.join("networks.json").exists() {
+                    let _ = std::fs::remove_file(&pid);
+                    return Ok(());
+                }
                 let lock = Locked::acquire(dir)?;
                 let st = lock.load()?;
                 if !st.leases.values().any(|l| l.network == network) {

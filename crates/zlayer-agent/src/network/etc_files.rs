@@ -54,6 +54,17 @@ pub fn resolv_conf(host_resolv: &str, nameserver: Option<Ipv4Addr>) -> String {
     out
 }
 
+/// How many non-loopback `nameserver` lines `host_resolv` has (the ones a
+/// container in its own namespace can reach).
+pub fn host_servers(host_resolv: &str) -> usize {
+    host_resolv
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .filter(|a| !a.starts_with("127.") && *a != "::1")
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,9 +14,12 @@ pub fn exists(name: &str) -> bool {
 }
 
 /// Creates bridge `name` with address `gateway/prefix` unless it exists,
-/// and makes sure it is up and may carry DNAT'd loopback traffic.
-pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) -> Result<()> {
+/// and makes sure it is up and may carry DNAT'd loopback traffic. True
+/// when this call created it.
+pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) -> Result<bool> {
+    let mut created = false;
     if !exists(name) {
+        created = true;
         let script = format!(
             "link add {name} mtu {mtu} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
             subnet.prefix_len()
@@ -28,14 +31,20 @@ pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) 
             }
         }
     }
+    let forward = "/proc/sys/net/ipv4/ip_forward";
+    let localnet = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
+    if !created && is_one(forward) && is_one(&localnet) {
+        return Ok(false);
+    }
     // Egress NAT needs forwarding; published ports on 127.0.0.1 need
     // route_localnet so DNAT'd loopback packets may leave via the bridge.
-    cmd::sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-    cmd::sysctl(
-        &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
-        "1",
-    )?;
-    Ok(())
+    cmd::sysctl(forward, "1")?;
+    cmd::sysctl(&localnet, "1")?;
+    Ok(created)
+}
+
+fn is_one(path: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1")
 }
 
 /// Deletes interface `name`; a missing interface is not an error.
@@ -61,10 +70,8 @@ pub fn attach_veth(
         "link add {host_if} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {}\nlink set {host_if} master {bridge} up\n",
         netns.display()
     ))?;
-    let inside = format!(
-        "link set lo up\naddr add {ip}/{prefix} dev eth0\nlink set eth0 up\nroute add default via {gateway} dev eth0\n"
-    );
-    if let Err(e) = cmd::ip_batch_in(netns, &inside) {
+    // Inside: ioctls from a thread in the namespace, no process spawned.
+    if let Err(e) = super::ifconfig::configure(netns, ip, prefix, gateway) {
         let _ = delete(host_if);
         return Err(e);
     }
@@ -73,5 +80,5 @@ pub fn attach_veth(
 
 /// Brings `lo` up inside `netns` (the whole of `--network none`).
 pub fn loopback_up(netns: &Path) -> Result<()> {
-    cmd::ip_batch_in(netns, "link set lo up\n")
+    super::ifconfig::loopback_up(netns)
 }

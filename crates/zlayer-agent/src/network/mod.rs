@@ -16,12 +16,14 @@
 //!    proxy is needed).
 //!
 //! [`NetworkManager::detach`] undoes all of it. The kernel is driven through
-//! the `ip`, `nsenter` and `nft` tools (see [`cmd`]).
+//! the `ip` and `nft` tools (see [`cmd`]) and, inside the container's
+//! namespace, plain ioctls (see [`ifconfig`]).
 
 pub mod cmd;
 pub mod dns;
 pub mod dns_wire;
 pub mod etc_files;
+pub mod ifconfig;
 pub mod ipam;
 pub mod link;
 pub mod names;
@@ -34,6 +36,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
 use zlayer_spec::{NetworkMode, PortMapping};
 
 use crate::error::{AgentError, Result};
@@ -43,8 +46,15 @@ use state::{Lease, Locked, NetworkRecord, State};
 /// Name of the default bridge network (`--network bridge`).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
+/// Label naming the service a container belongs to (set by deployments);
+/// the service name becomes one of the container's network aliases.
+pub const SERVICE_LABEL: &str = "com.zlayer.service";
+
 /// Tunables of a [`NetworkManager`]; [`Default`] is what zlayer uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable: the container runtime records them with each container,
+/// so its monitor attaches it exactly as the creating runtime was set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkOptions {
     /// Bridge interface of the default network.
     pub default_bridge: String,
@@ -78,13 +88,46 @@ pub fn default_dns_binary() -> Option<PathBuf> {
     sibling.exists().then_some(sibling)
 }
 
+/// `$name` parsed as a subnet, else `default` (a bad value is logged).
+fn env_subnet(name: &str, default: Ipv4Net) -> Ipv4Net {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|e| {
+            tracing::warn!("ignoring ${name}={v:?}: {e}; expected a subnet like 10.88.0.0/16");
+            default
+        }),
+        Err(_) => default,
+    }
+}
+
+/// `$name` as a bridge name starting with `zl`, else `default`.
+fn env_bridge(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if v.starts_with("zl") && (3..=15).contains(&v.len()) => v,
+        Ok(v) => {
+            tracing::warn!("ignoring ${name}={v:?}: must start with `zl`, 3-15 characters");
+            default.into()
+        }
+        Err(_) => default.into(),
+    }
+}
+
 impl Default for NetworkOptions {
+    /// zlayer's defaults: bridge `zlayer0` on 10.88.0.0/16, user networks
+    /// `zlb*` from 10.89.0.0/16. `$ZLAYER_NET_BRIDGE`, `$ZLAYER_NET_SUBNET`,
+    /// `$ZLAYER_NET_PREFIX` and `$ZLAYER_NET_POOL` override them (tests use
+    /// them to stay apart), `$ZLAYER_NET_MTU` the MTU.
     fn default() -> Self {
         NetworkOptions {
-            default_bridge: "zlayer0".into(),
-            default_subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 16).unwrap_or_default(),
-            bridge_prefix: "zlb".into(),
-            subnet_pool: Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).unwrap_or_default(),
+            default_bridge: env_bridge("ZLAYER_NET_BRIDGE", "zlayer0"),
+            default_subnet: env_subnet(
+                "ZLAYER_NET_SUBNET",
+                Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 16).unwrap_or_default(),
+            ),
+            bridge_prefix: env_bridge("ZLAYER_NET_PREFIX", "zlb"),
+            subnet_pool: env_subnet(
+                "ZLAYER_NET_POOL",
+                Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16).unwrap_or_default(),
+            ),
             dns_binary: default_dns_binary(),
             dns_upstreams: Vec::new(),
             mtu: std::env::var("ZLAYER_NET_MTU")
@@ -162,7 +205,8 @@ impl NetworkManager {
 
     /// Connects the network namespace `netns_path` of `container` as
     /// `mode` asks, publishing `ports`; `aliases` are extra names the
-    /// container answers to on its network (service name, ...).
+    /// container answers to on its network (service name, ...). The
+    /// network's DNS responder is started if needed.
     ///
     /// Attaching an already attached container first detaches it.
     pub fn attach(
@@ -172,6 +216,24 @@ impl NetworkManager {
         mode: &NetworkMode,
         ports: &[PortMapping],
         aliases: &[String],
+    ) -> Result<Attachment> {
+        self.attach_with(container, netns_path, mode, ports, aliases, true)
+    }
+
+    /// [`NetworkManager::attach`]; `dns` false leaves the DNS responder
+    /// alone (not started for this container) unless the host's resolvers
+    /// are all on loopback (unreachable from the container): the container
+    /// then gets the host's resolvers, and its peers' names through
+    /// `/etc/hosts` only, like docker's default bridge. Saves starting a
+    /// process for containers nobody looks up by name.
+    pub fn attach_with(
+        &self,
+        container: &ContainerId,
+        netns_path: &Path,
+        mode: &NetworkMode,
+        ports: &[PortMapping],
+        aliases: &[String],
+        dns: bool,
     ) -> Result<Attachment> {
         let network = match mode {
             NetworkMode::Host => {
@@ -211,8 +273,13 @@ impl NetworkManager {
         if st.leases.contains_key(&id) {
             self.detach_locked(&lock, &mut st, &id)?;
         }
+        collect_released(&mut st);
         let net = self.network_record(&mut st, network)?;
-        link::ensure_bridge(&net.bridge, &net.subnet, net.gateway, self.opts.mtu)?;
+        let created = link::ensure_bridge(&net.bridge, &net.subnet, net.gateway, self.opts.mtu)?;
+        // The network's table is loaded once per boot and bridge: an nft
+        // transaction costs ~15 ms, most of an attach.
+        let boot = boot_id();
+        let load_table = created || boot.is_none() || net.table_boot != boot;
 
         let entries = ports::resolve(&id, ports, &st)?;
         let used: BTreeSet<Ipv4Addr> = st
@@ -239,18 +306,30 @@ impl NetworkManager {
         // Record first: a crash half-way leaves a lease that detach cleans.
         if let Some(rec) = st.networks.get_mut(network) {
             rec.next = Some(next);
+            // Cleared until the table is known to be loaded.
+            if load_table {
+                rec.table_boot = None;
+            }
         }
         st.leases.insert(id.clone(), lease.clone());
         lock.save(&st)?;
 
         let setup = || -> Result<()> {
             // One nft transaction: the network's table and the ports.
-            let mut script =
-                nft::network_script(&names::network_table(&net.bridge), &net.bridge, &net.subnet);
+            let mut script = String::new();
+            if load_table {
+                script = nft::network_script(
+                    &names::network_table(&net.bridge),
+                    &net.bridge,
+                    &net.subnet,
+                );
+            }
             if let Some(table) = &lease.table {
                 script.push_str(&nft::ports_script(table, ip, &entries));
             }
-            cmd::nft(&script)?;
+            if !script.is_empty() {
+                cmd::nft(&script)?;
+            }
             let prefix = net.subnet.prefix_len();
             link::attach_veth(
                 &veth,
@@ -265,8 +344,17 @@ impl NetworkManager {
             let _ = self.detach_locked(&lock, &mut st, &id);
             return Err(e);
         }
+        if load_table && boot.is_some() {
+            if let Some(rec) = st.networks.get_mut(network) {
+                rec.table_boot = boot;
+                lock.save(&st)?;
+            }
+        }
         // Name service on the bridge; without it the host's resolvers.
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let want_dns = dns || etc_files::host_servers(&host_resolv) == 0;
         let nameserver = match &self.opts.dns_binary {
+            _ if !want_dns => None,
             Some(bin) => match dns::ensure(&self.dir, network, bin, &self.opts.dns_upstreams) {
                 Ok(()) => Some(net.gateway),
                 Err(e) => {
@@ -283,7 +371,6 @@ impl NetworkManager {
             .filter(|(other, l)| **other != id && l.network == network)
             .map(|(_, l)| (l.ip, l.aliases.clone()))
             .collect();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         Ok(Attachment {
             network: Some(network.to_string()),
             ip: Some(IpAddr::V4(ip)),
@@ -332,14 +419,43 @@ impl NetworkManager {
         self.detach_locked(&lock, &mut st, &container.to_string())
     }
 
-    fn detach_locked(&self, lock: &Locked, st: &mut State, id: &str) -> Result<()> {
-        let Some(lease) = st.leases.get(id).cloned() else {
+    /// [`NetworkManager::detach`] for a container whose processes have all
+    /// exited: the port rules and the lease go now, the veth pair is left
+    /// to the kernel, which deletes it with the dying network namespace
+    /// within milliseconds (an `ip link del` costs ~20 ms of RCU grace
+    /// periods). The veth is remembered; one still there after 5 s
+    /// (something else kept its namespace alive) is deleted by the next
+    /// attach or detach on this root.
+    pub fn release(&self, container: &ContainerId) -> Result<()> {
+        let lock = Locked::acquire(&self.dir)?;
+        let mut st = lock.load()?;
+        let id = container.to_string();
+        let Some(lease) = st.leases.remove(&id) else {
             return Ok(());
         };
         if let Some(table) = &lease.table {
             nft::delete_table(table)?;
         }
-        link::delete(&lease.veth)?;
+        if link::exists(&lease.veth) {
+            st.released.insert(lease.veth, now_ms());
+        }
+        lock.save(&st)
+    }
+
+    fn detach_locked(&self, lock: &Locked, st: &mut State, id: &str) -> Result<()> {
+        let Some(lease) = st.leases.get(id).cloned() else {
+            if collect_released(st) {
+                lock.save(st)?;
+            }
+            return Ok(());
+        };
+        if let Some(table) = &lease.table {
+            nft::delete_table(table)?;
+        }
+        // Gone already when the container's namespace died with it.
+        if link::exists(&lease.veth) {
+            link::delete(&lease.veth)?;
+        }
         st.leases.remove(id);
         lock.save(st)
     }
@@ -400,14 +516,16 @@ impl NetworkManager {
             salt += 1;
             bridge = names::bridge_name(&self.opts.bridge_prefix, &format!("{name}/{salt}"));
         }
-        let rec = NetworkRecord {
+        let mut rec = NetworkRecord {
             bridge,
             subnet,
             gateway,
             next: None,
+            table_boot: None,
         };
         link::ensure_bridge(&rec.bridge, &subnet, gateway, self.opts.mtu)?;
         nft::apply_network(&names::network_table(&rec.bridge), &rec.bridge, &subnet)?;
+        rec.table_boot = boot_id();
         st.networks.insert(name.to_string(), rec.clone());
         lock.save(&st)?;
         Ok(info(name, &rec, &st))
@@ -470,14 +588,21 @@ impl NetworkManager {
     /// are recreated on the next attach); state and leases are kept.
     pub fn prune(&self) -> Result<()> {
         let lock = Locked::acquire(&self.dir)?;
-        let st = lock.load()?;
-        for (name, rec) in &st.networks {
-            if !st.leases.values().any(|l| &l.network == name) {
+        let mut st = lock.load()?;
+        let unused: Vec<String> = st
+            .networks
+            .keys()
+            .filter(|name| !st.leases.values().any(|l| &l.network == *name))
+            .cloned()
+            .collect();
+        for name in unused {
+            if let Some(rec) = st.networks.get_mut(&name) {
                 nft::delete_table(&names::network_table(&rec.bridge))?;
                 link::delete(&rec.bridge)?;
+                rec.table_boot = None;
             }
         }
-        Ok(())
+        lock.save(&st)
     }
 
     /// The record of `name`, creating the default network's on first use.
@@ -498,10 +623,51 @@ impl NetworkManager {
             subnet,
             gateway: ipam::gateway(&subnet)?,
             next: None,
+            table_boot: None,
         };
         st.networks.insert(name.into(), rec.clone());
         Ok(rec)
     }
+}
+
+/// How long a released container's veth may outlive it before it is
+/// deleted explicitly (its namespace was kept alive by something else).
+const RELEASED_GRACE_MS: u64 = 5_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Forgets released veths the kernel has deleted and deletes those still
+/// there after [`RELEASED_GRACE_MS`]; true when `st` changed.
+fn collect_released(st: &mut State) -> bool {
+    if st.released.is_empty() {
+        return false;
+    }
+    let now = now_ms();
+    let before = st.released.len();
+    st.released.retain(|veth, at| {
+        if !link::exists(veth) {
+            return false;
+        }
+        if now.saturating_sub(*at) < RELEASED_GRACE_MS {
+            return true;
+        }
+        link::delete(veth).is_err()
+    });
+    st.released.len() != before
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): nftables tables do
+/// not survive a reboot, so a table loaded under another boot id is gone.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn info(name: &str, rec: &NetworkRecord, st: &State) -> NetworkInfo {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use zlayer_agent::network::{NetworkManager, NetworkOptions};
 use zlayer_agent::runtimes::container::{
     teardown, ContainerPaths, ContainerRuntime, ContainerRuntimeConfig, Layout,
 };
@@ -19,8 +20,60 @@ pub const IMAGE: &str = fixtures::BUSYBOX_REF;
 
 /// A runtime on its own data root (removed on drop).
 pub struct TestEnv {
+    /// The test's own bridge network, torn down after the containers and
+    /// before the root (fields drop in declaration order).
+    pub net: Option<NetGuard>,
     pub rt: Arc<ContainerRuntime>,
     pub root: tempfile::TempDir,
+}
+
+/// Network options of a test: its own bridge `zlc<n>` on 10.219.<n>.0/24,
+/// user networks from 10.219.<100+2n>.0/23, the `zlayer-dns` built with the
+/// tests, and a DNS upstream on loopback where nothing answers (no query
+/// leaves the host).
+pub fn test_network(n: u8) -> NetworkOptions {
+    NetworkOptions {
+        default_bridge: format!("zlc{n}"),
+        default_subnet: format!("10.219.{n}.0/24").parse().unwrap(),
+        bridge_prefix: format!("zlc{n}n"),
+        subnet_pool: format!("10.219.{}.0/23", 100 + 2 * u32::from(n))
+            .parse()
+            .unwrap(),
+        dns_binary: Some(env!("CARGO_BIN_EXE_zlayer-dns").into()),
+        dns_upstreams: vec!["127.0.0.1:9".parse().unwrap()],
+        mtu: 65535,
+    }
+}
+
+/// Removes a test's networks, bridges and rules (after its containers).
+pub struct NetGuard {
+    pub mgr: NetworkManager,
+    pub opts: NetworkOptions,
+    /// `<root>/network`.
+    pub dir: PathBuf,
+}
+
+impl Drop for NetGuard {
+    fn drop(&mut self) {
+        if let Ok(nets) = self.mgr.list_networks() {
+            for n in &nets {
+                // The DNS responders would outlive the test's root.
+                if let Some(pid) = zlayer_agent::network::dns::running(&self.dir, &n.name) {
+                    unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    }
+                }
+                if n.name != "bridge" {
+                    let _ = self.mgr.remove_network(&n.name);
+                }
+            }
+        }
+        let _ = self.mgr.prune();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.opts.default_bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// The busybox OCI layout, built once per test binary.
@@ -59,7 +112,39 @@ impl TestEnv {
         TestEnv {
             rt: Arc::new(rt),
             root,
+            net: None,
         }
+    }
+
+    /// [`TestEnv::new`] whose runtime attaches bridge containers with
+    /// `opts` (see [`test_network`]); everything is torn down on drop.
+    pub fn with_network(opts: NetworkOptions) -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("zl-ct")
+            .tempdir()
+            .expect("tempdir");
+        let mut config = ContainerRuntimeConfig::new(root.path(), shim_path());
+        config.network = opts.clone();
+        let rt = ContainerRuntime::new(config).expect("runtime");
+        rt.image_store()
+            .load(fixture_layout(), Some(IMAGE))
+            .expect("load busybox");
+        let mgr = NetworkManager::with_options(root.path(), opts.clone()).expect("network");
+        let root_dir = root.path().to_path_buf();
+        TestEnv {
+            rt: Arc::new(rt),
+            root,
+            net: Some(NetGuard {
+                mgr,
+                opts,
+                dir: root_dir.join("network"),
+            }),
+        }
+    }
+
+    /// The test's network manager (same root and options as the runtime).
+    pub fn net(&self) -> &NetworkManager {
+        &self.net.as_ref().expect("TestEnv::with_network").mgr
     }
 }
 
@@ -136,6 +221,12 @@ pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
         "cgroups left: {:?}",
         cg.existing_dirs()
     );
+    // A monitor that removed its own container (delete_on_exit) exits just
+    // after deleting the state dir: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !monitor_pids(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         monitor_pids(&dir).is_empty(),
         "monitor processes left for {}",

@@ -19,6 +19,11 @@ pub async fn attach_and_wait(engine: &Engine, record: &ContainerRecord) -> anyho
     while let Some(entry) = stream.next().await {
         let entry = entry?;
         match entry.stream {
+            // A terminal's records are raw bytes, prompts included.
+            LogStream::Stdout if record.tty => {
+                out.write_all(entry.message.as_bytes())?;
+                out.flush()?;
+            }
             LogStream::Stdout => writeln!(out, "{}", entry.message)?,
             LogStream::Stderr => {
                 out.flush()?;

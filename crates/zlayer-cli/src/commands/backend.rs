@@ -122,7 +122,11 @@ impl Node {
     /// Starts a container (supervised by the daemon when it runs).
     pub async fn start(&self, record: &ContainerRecord) -> Result<(), EngineError> {
         match self.daemon().await {
-            None => self.engine.start(record).await,
+            None => {
+                self.engine.start(record).await?;
+                super::supervise::spawn_if_needed(self.engine.root(), &self.socket, record);
+                Ok(())
+            }
             Some(c) => c.start(&record.id).await.map_err(|e| match e {
                 DaemonError::Api { message, .. } => EngineError::Runtime(AgentError::StartFailed {
                     id: record.name.clone(),

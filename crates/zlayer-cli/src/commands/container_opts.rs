@@ -3,8 +3,8 @@
 use crate::cli::ContainerOptions;
 use anyhow::{bail, Context};
 use zlayer_spec::{
-    ByteSize, NetworkMode, PortMapping, Protocol, PullPolicy, ServiceSpec, StorageSpec,
-    ISOLATION_LABEL,
+    ByteSize, NetworkMode, PortMapping, Protocol, PullPolicy, RestartPolicy, ServiceSpec,
+    StorageSpec, ISOLATION_LABEL,
 };
 
 /// Builds the spec of a single container from command-line flags.
@@ -25,6 +25,10 @@ pub fn service_spec(opts: &ContainerOptions) -> anyhow::Result<ServiceSpec> {
     spec.command.workdir = opts.workdir.clone();
     spec.user = opts.user.clone();
     spec.stop_signal = opts.stop_signal.clone();
+    if let Some(r) = &opts.restart {
+        spec.restart_policy =
+            RestartPolicy::parse_docker_flag(r).map_err(|e| anyhow::anyhow!("--restart: {e}"))?;
+    }
     for kv in &opts.env {
         let (k, v) = split_kv(kv, "-e")?;
         let v = match v {
@@ -42,9 +46,7 @@ pub fn service_spec(opts: &ContainerOptions) -> anyhow::Result<ServiceSpec> {
         spec.labels.insert(ISOLATION_LABEL.into(), iso.clone());
     }
     if let Some(net) = &opts.network {
-        spec.network_mode = net
-            .parse::<NetworkMode>()
-            .map_err(|e| anyhow::anyhow!("--network {net}: {e}"))?;
+        spec.network_mode = parse_network(net)?;
     }
     if let Some(mem) = &opts.memory {
         spec.resources.memory = Some(parse_memory(mem)?);
@@ -77,6 +79,18 @@ pub fn service_spec(opts: &ContainerOptions) -> anyhow::Result<ServiceSpec> {
         });
     }
     Ok(spec)
+}
+
+/// `none`, `host`, `bridge`, `bridge:NAME` or a network's bare `NAME`.
+fn parse_network(net: &str) -> anyhow::Result<NetworkMode> {
+    net.parse::<NetworkMode>()
+        .or_else(|_| format!("bridge:{net}").parse::<NetworkMode>())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--network {net}: {e}; use none, host, bridge or the name of a network \
+                 (`zlayer network ls`)"
+            )
+        })
 }
 
 /// `always`, `if_not_present` (or docker's `missing`), `never`, `newer`.
@@ -225,6 +239,21 @@ mod tests {
         for bad in ["", "x:80", "80/sctp", "1:2:3:4", "0", "70000"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn network_forms() {
+        assert_eq!(parse_network("none").unwrap(), NetworkMode::None);
+        assert_eq!(parse_network("bridge").unwrap(), NetworkMode::Bridge);
+        assert_eq!(
+            parse_network("backend").unwrap(),
+            NetworkMode::BridgeNamed("backend".into())
+        );
+        assert_eq!(
+            parse_network("bridge:backend").unwrap(),
+            NetworkMode::BridgeNamed("backend".into())
+        );
+        assert!(parse_network("no/such").is_err());
     }
 
     #[test]

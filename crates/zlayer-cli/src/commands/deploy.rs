@@ -94,7 +94,20 @@ pub async fn deploy(g: &GlobalArgs, args: DeployArgs) -> anyhow::Result<ExitCode
                 dependency_timeout: timeout,
                 ..Default::default()
             };
-            apply(&node, &spec, &opts).await?
+            let report = apply(&node, &spec, &opts).await?;
+            // No daemon: restart policies and health checks get a
+            // supervisor process per container that needs one.
+            for name in report
+                .created
+                .iter()
+                .chain(&report.replaced)
+                .chain(&report.started)
+            {
+                if let Ok(record) = node.resolve(name) {
+                    super::supervise::spawn_if_needed(node.root(), &g.socket, &record);
+                }
+            }
+            report
         }
     };
     print_report(g, &report, "deployed")?;

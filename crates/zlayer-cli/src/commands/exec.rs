@@ -11,7 +11,7 @@ use zlayer_agent::ExecOptions;
 pub async fn run(g: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
     if args.tty {
         anyhow::bail!(
-            "-t (terminal) is not supported by this zlayer build yet; run exec without -t"
+            "exec -t is not supported: exec runs on pipes (a container run with -t has a terminal of its own); run exec without -t"
         );
     }
     let engine = open_engine(g)?;

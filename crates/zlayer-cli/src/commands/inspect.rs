@@ -37,6 +37,7 @@ pub async fn run(g: &GlobalArgs, args: NamesArgs) -> anyhow::Result<ExitCode> {
         v["health"] = serde_json::json!(super::ps::health_of(engine.root(), &record));
         v["ports"] = serde_json::to_value(&ports)?;
         v["spec"] = serde_json::to_value(&record.spec)?;
+        v["restart_count"] = serde_json::json!(record.restart_count);
         v["exit_code"] = match &v["state"]["code"] {
             serde_json::Value::Null => serde_json::Value::Null,
             c => c.clone(),

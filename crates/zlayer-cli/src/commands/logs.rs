@@ -48,6 +48,12 @@ pub async fn run(g: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         };
         match entry.stream {
             LogStream::Stderr => writeln!(std::io::stderr(), "{line}")?,
+            // A terminal's records are raw bytes (CR LF line ends included).
+            _ if record.tty => {
+                let mut out = std::io::stdout();
+                out.write_all(line.as_bytes())?;
+                out.flush()?;
+            }
             _ => writeln!(std::io::stdout(), "{line}")?,
         }
     }

@@ -10,14 +10,17 @@ mod images;
 mod inspect;
 mod lifecycle;
 mod logs;
+mod network;
 mod node;
 mod ps;
 mod run;
 mod stats;
+mod supervise;
+mod terminal;
 mod validate;
 mod vm;
 
-use crate::cli::{Cli, Command, ImageCommand, VmCommand};
+use crate::cli::{Cli, Command, ImageCommand, NetworkCommand, VmCommand};
 use std::process::ExitCode;
 
 /// Runs the command the user asked for.
@@ -29,7 +32,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(dispatch_async(cli))
+    let result = rt.block_on(dispatch_async(cli));
+    // Do not wait for blocking reads that cannot end by themselves (the
+    // stdin relay of `run -i` after the container exited).
+    rt.shutdown_background();
+    result
 }
 
 async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +47,7 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::deploy(g, args).await,
         Command::Down(args) => deploy::down(g, args).await,
         Command::Daemon(args) => daemon::run(g, args).await,
+        Command::Supervise(args) => supervise::run(g, args).await,
         Command::Create(args) => run::create(g, args).await,
         Command::Start(args) => run::start(g, args).await,
         Command::Ps(args) => ps::run(g, args).await,
@@ -62,6 +70,9 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vm(VmCommand::BuildKernel(args)) => vm::build_kernel(g, args).await,
         Command::Vm(VmCommand::InstallKernel(args)) => vm::install_kernel(g, args).await,
         Command::Image(ImageCommand::Builtin(args)) => images::builtin(g, args).await,
+        Command::Network(NetworkCommand::Create(args)) => network::create(g, args).await,
+        Command::Network(NetworkCommand::Ls) => network::list(g).await,
+        Command::Network(NetworkCommand::Rm(args)) => network::remove(g, args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::attach::{attach_and_wait, start_error_exit_code};
 use super::container_opts::service_spec;
+use super::terminal::{spawn_resize_relay, RawMode};
 // Changes go to the daemon when one runs (see backend.rs).
 use super::backend::open_node as open_engine;
 use crate::cli::{ContainerOptions, CreateArgs, GlobalArgs, RunArgs, StartArgs};
@@ -14,12 +15,10 @@ use zlayer_engine::{ContainerRecord, CreateRequest, Engine};
 use zlayer_image::{ConsoleProgress, PullOptions};
 
 fn create_request(opts: &ContainerOptions, auto_remove: bool) -> anyhow::Result<CreateRequest> {
-    if opts.tty {
-        anyhow::bail!(
-            "-t (terminal) is not supported by this zlayer build yet; run without -t (output is still streamed)"
-        );
-    }
     let spec = service_spec(opts)?;
+    if auto_remove && !spec.restart_policy.is_default() {
+        anyhow::bail!("conflicting options: --restart and --rm cannot be used together");
+    }
     let mut req = CreateRequest::new(spec);
     req.name = opts.name.clone();
     req.auto_remove = auto_remove;
@@ -60,10 +59,22 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         print_record_id(g, &record)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // With -t: our terminal's size follows the container's, and with -it
+    // our keys go to its terminal raw (restored before we print anything).
+    let resize = args
+        .opts
+        .tty
+        .then(|| spawn_resize_relay(engine.runtime().clone(), record.container.clone()));
+    let raw = (args.opts.tty && args.opts.interactive).then(RawMode::enter);
     if args.opts.interactive {
         spawn_stdin_relay(&engine, &record);
     }
-    let code = attach_and_wait(&engine, &record).await?;
+    let code = attach_and_wait(&engine, &record).await;
+    drop(raw);
+    if let Some(task) = resize {
+        task.abort();
+    }
+    let code = code?;
     if args.rm {
         if let Err(e) = engine.remove(&record, true).await {
             tracing::debug!("removing {} after exit: {e}", record.name);

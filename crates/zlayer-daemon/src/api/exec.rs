@@ -103,9 +103,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let b: CreateBody = json_body(&body)?;
     let record = resolve(&s, &id)?;
-    if b.tty && !super::containers::create::TTY_SUPPORTED {
+    if b.tty {
         return Err(ApiError::not_implemented(
-            "a terminal (-t) is not supported yet: zlayer's runtimes have no pty mode; run exec without -t",
+            "exec with a terminal (-t) is not supported: exec runs on pipes (a container started with -t has a terminal); run exec without -t, e.g. `docker exec -i`",
         ));
     }
     let cmd = b.cmd.unwrap_or_default();

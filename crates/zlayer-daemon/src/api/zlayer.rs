@@ -107,6 +107,17 @@ pub fn routes() -> Router<AppState> {
         .route("/zlayer/v1/containers", post(create))
         .route("/zlayer/v1/deploy", post(deploy))
         .route("/zlayer/v1/deployments/{name}/down", post(down))
+        .route("/zlayer/v1/containers/{id}/adopt", post(adopt))
+}
+
+/// `POST /zlayer/v1/containers/{id}/adopt`: the daemon supervises container
+/// `id` from now on (sent by a per-container supervisor handing over, after
+/// it released its claim). An exit that happened meanwhile is handled by
+/// the restart policy as usual.
+async fn adopt(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let record = super::containers::resolve(&s, &id)?;
+    s.supervisor.watch(&record);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn info(State(s): State<AppState>) -> Json<DaemonInfo> {

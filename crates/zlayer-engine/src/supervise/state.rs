@@ -51,6 +51,14 @@ impl SupervisionStore {
         self.dir.join(format!("{id}.json"))
     }
 
+    /// Claims the supervision of container `id` for this process: at most
+    /// one supervisor (the daemon, or the per-container supervisor a CLI
+    /// starts when no daemon runs) applies its restart policy. `None` while
+    /// another process holds it; the claim ends when the lock is dropped.
+    pub fn claim(&self, id: &str) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.dir.join(format!("{id}.lock")))
+    }
+
     /// The state of container `id` (default when none was written).
     pub fn load(&self, id: &str) -> Result<SupervisionState> {
         let path = self.path_of(id);
@@ -82,6 +90,9 @@ impl SupervisionStore {
 
     /// Forgets container `id`; unknown ids are fine.
     pub fn remove(&self, id: &str) -> Result<()> {
+        // The claim file goes too (a supervisor still holding it keeps its
+        // open file; it ends once it sees the container gone).
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.lock")));
         match std::fs::remove_file(self.path_of(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

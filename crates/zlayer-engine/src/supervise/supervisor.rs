@@ -1,4 +1,8 @@
-//! The daemon's supervisor: a watcher task per running container.
+//! The supervisor: a watcher task per running container. The daemon runs
+//! one for every container; without a daemon, `zlayer` starts a small
+//! per-container supervisor process (`zlayer supervise ID`) for containers
+//! with a restart policy or a health check. A claim (a lock file per
+//! container) keeps two of them from acting on the same container.
 
 use super::events::{EventHub, EventKind};
 use super::policy::{decide, restart_on_daemon_start, Decision, ExitFacts, RESET_BACKOFF_AFTER};
@@ -75,9 +79,25 @@ impl Supervisor {
         if watched.get(&record.id).is_some_and(|h| !h.is_finished()) {
             return;
         }
+        // Another process (a per-container supervisor, another daemon)
+        // supervises it: leave it; `reconcile` asks again later.
+        let claim = match self.store.claim(&record.id) {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                tracing::debug!("{} is supervised by another process", record.name);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("claiming the supervision of {}: {e}", record.name);
+                return;
+            }
+        };
         let me = self.clone();
         let id = record.id.clone();
-        let handle = tokio::spawn(async move { me.watch_loop(id).await });
+        let handle = tokio::spawn(async move {
+            let _claim = claim;
+            me.watch_loop(id).await
+        });
         watched.insert(record.id.clone(), handle);
     }
 
@@ -97,6 +117,19 @@ impl Supervisor {
         self.events.publish(&record.id, EventKind::Started);
         self.watch(record);
         Ok(())
+    }
+
+    /// Stops every watcher and waits until they are gone, so their claims
+    /// are released when this returns (the containers keep running).
+    pub async fn release(&self) {
+        let handles: Vec<JoinHandle<()>> = match self.watched.lock() {
+            Ok(mut w) => w.drain().map(|(_, h)| h).collect(),
+            Err(_) => return,
+        };
+        for h in handles {
+            h.abort();
+            let _ = h.await;
+        }
     }
 
     /// Stops every watcher (the containers keep running).

@@ -16,7 +16,7 @@ pub use depends::{DependsCondition, DependsSpec, OnTimeout};
 pub use deployment::DeploymentSpec;
 pub use health::{HealthCheck, HealthSpec};
 pub use image::{CommandSpec, ImageSpec, PullPolicy};
-pub use isolation::{Isolation, ISOLATION_LABEL, RUNTIME_ANNOTATION};
+pub use isolation::{Isolation, ISOLATION_LABEL, RUNTIME_ANNOTATION, TTY_LABEL};
 pub use network::{EndpointSpec, Expose, NetworkMode, PortMapping, PortProtocol, Protocol};
 pub use resources::{GpuSpec, ResourcesSpec};
 pub use restart::{RestartKind, RestartPolicy};

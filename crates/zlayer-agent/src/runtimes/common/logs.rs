@@ -6,6 +6,7 @@
 //! [`logs_stream`] (snapshot, then follow by offset, so nothing is lost or
 //! repeated at the boundary).
 
+use super::dir_watch::DirWatch;
 use crate::error::{AgentError, Result};
 use crate::runtime::LogsStream;
 use crate::types::{LogEntry, LogStream, LogsStreamOptions};
@@ -20,8 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A partial line longer than this is written as its own record.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// How often a following reader looks for new records.
-pub const FOLLOW_POLL: Duration = Duration::from_millis(50);
+/// How often a following reader looks for new records when nothing woke it
+/// (it waits on inotify events of the log's directory; see
+/// [`super::dir_watch`]), and always when inotify is unavailable.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// One line of the log file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +117,28 @@ impl LogWriter {
         self.file.write_all(&out)
     }
 
+    /// Adds terminal output of `stream` as one record holding the bytes as
+    /// they are (carriage returns and newlines included), so a prompt
+    /// without a newline shows at once and a reader can replay the terminal
+    /// byte for byte. An incomplete UTF-8 sequence at the end waits for the
+    /// next chunk.
+    pub fn write_raw(&mut self, stream: LogStream, data: &[u8]) -> std::io::Result<()> {
+        let i = slot(stream);
+        self.partial[i].extend_from_slice(data);
+        let buf = std::mem::take(&mut self.partial[i]);
+        let cut = match std::str::from_utf8(&buf) {
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            _ => buf.len(),
+        };
+        self.partial[i] = buf[cut..].to_vec();
+        if cut == 0 {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        encode_record(&mut out, stream, &buf[..cut]);
+        self.file.write_all(&out)
+    }
+
     /// Writes one complete message (an engine note, usually `System`).
     pub fn write_message(&mut self, stream: LogStream, msg: &str) -> std::io::Result<()> {
         let mut out = Vec::new();
@@ -132,7 +157,11 @@ impl LogWriter {
 }
 
 fn encode(out: &mut Vec<u8>, stream: LogStream, line: &[u8]) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    encode_record(out, stream, line.strip_suffix(b"\r").unwrap_or(line));
+}
+
+/// Appends one record holding `bytes` unchanged (invalid UTF-8 replaced).
+fn encode_record(out: &mut Vec<u8>, stream: LogStream, line: &[u8]) {
     let rec = LogRecord {
         ts_ns: now_ns(),
         stream,
@@ -197,8 +226,10 @@ pub fn logs_stream(
     if !opts.follow {
         return Ok(head.boxed());
     }
+    let watch = path.parent().and_then(DirWatch::new);
     let state = Follow {
         path,
+        watch,
         file,
         offset,
         opts,
@@ -247,7 +278,10 @@ pub fn logs_stream(
             if was_finished {
                 return None;
             }
-            tokio::time::sleep(FOLLOW_POLL).await;
+            match &st.watch {
+                Some(w) => w.changed(FOLLOW_POLL).await,
+                None => tokio::time::sleep(FOLLOW_POLL).await,
+            }
         }
     })
     .flat_map(futures_util::stream::iter);
@@ -256,6 +290,7 @@ pub fn logs_stream(
 
 struct Follow {
     path: PathBuf,
+    watch: Option<DirWatch>,
     file: Option<File>,
     offset: u64,
     opts: LogsStreamOptions,
@@ -310,6 +345,21 @@ mod tests {
                 .len(),
             0
         );
+    }
+
+    #[test]
+    fn terminal_output_is_kept_raw_and_utf8_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut w = LogWriter::open(&p).unwrap();
+        w.write_raw(LogStream::Stdout, b"hi\r\n$ ").unwrap();
+        // "é" split across two reads.
+        w.write_raw(LogStream::Stdout, b"caf\xc3").unwrap();
+        w.write_raw(LogStream::Stdout, b"\xa9").unwrap();
+        w.finish().unwrap();
+        let (e, _) = read_log_from(&p, 0).unwrap();
+        let msgs: Vec<_> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs, ["hi\r\n$ ", "caf", "\u{e9}"]);
     }
 
     #[test]

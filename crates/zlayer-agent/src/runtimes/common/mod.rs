@@ -3,6 +3,7 @@
 //! records, JSON-lines logs and `/proc` process-tree accounting.
 
 pub mod atomic;
+pub mod dir_watch;
 pub mod exit;
 pub mod logs;
 pub mod procfs;

@@ -1,6 +1,7 @@
 //! [`ContainerRuntimeConfig`]: where the container runtime keeps its state
 //! and where it finds its monitor binary.
 
+use crate::network::NetworkOptions;
 use std::path::PathBuf;
 
 /// File name of the monitor binary, looked up next to the current executable
@@ -19,14 +20,26 @@ pub struct ContainerRuntimeConfig {
     /// `env!("CARGO_BIN_EXE_zlayer-shim")`; the CLI passes the path next to
     /// its own executable.
     pub shim_path: PathBuf,
+    /// Bridge networking: bridge names, subnets, the `zlayer-dns` binary
+    /// (by default next to the current executable, else next to the shim).
+    pub network: NetworkOptions,
 }
 
 impl ContainerRuntimeConfig {
     /// A configuration with an explicit data root and shim binary.
     pub fn new(root: impl Into<PathBuf>, shim_path: impl Into<PathBuf>) -> Self {
+        let shim_path = shim_path.into();
+        let mut network = NetworkOptions::default();
+        if network.dns_binary.is_none() {
+            network.dns_binary = shim_path
+                .parent()
+                .map(|d| d.join("zlayer-dns"))
+                .filter(|p| p.is_file());
+        }
         ContainerRuntimeConfig {
             root: root.into(),
-            shim_path: shim_path.into(),
+            shim_path,
+            network,
         }
     }
 
@@ -42,9 +55,9 @@ impl ContainerRuntimeConfig {
 
 impl Default for ContainerRuntimeConfig {
     fn default() -> Self {
-        ContainerRuntimeConfig {
-            root: zlayer_image::default_root(),
-            shim_path: Self::shim_next_to_current_exe(),
-        }
+        Self::new(
+            zlayer_image::default_root(),
+            Self::shim_next_to_current_exe(),
+        )
     }
 }

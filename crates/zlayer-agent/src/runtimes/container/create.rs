@@ -2,6 +2,7 @@
 //! blocking thread; on any error everything it made is removed again.
 
 use super::cgroups::HostCgroups;
+use super::network::{self, NetworkPlan};
 use super::oci_spec_builder::{self, hostname_for, SpecInput};
 use super::paths::{ContainerPaths, Layout};
 use super::rootfs_fs::mkdir_all_in_root;
@@ -11,6 +12,7 @@ use super::storage::storage_mounts;
 use super::teardown::{self, Deletion};
 use super::user::resolve_user;
 use crate::error::{AgentError, Result};
+use crate::network::NetworkOptions;
 use crate::types::ContainerId;
 use std::path::{Path, PathBuf};
 use zlayer_image::{ImageConfig, ImageRecord, ImageStore};
@@ -32,6 +34,8 @@ pub struct CreateRequest<'a> {
     pub layout: &'a Layout,
     /// The container's paths.
     pub paths: &'a ContainerPaths,
+    /// Options of the network manager (bridge names, subnets, DNS).
+    pub network: &'a NetworkOptions,
 }
 
 /// Creates the container; on failure removes whatever was made.
@@ -56,6 +60,11 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> AgentError {
 fn build(req: &CreateRequest<'_>) -> Result<()> {
     let paths = req.paths;
     let spec = req.spec;
+    // Port conflicts and unknown networks fail here, before anything exists.
+    let net_plan = NetworkPlan::new(req.id, spec, req.network);
+    if let Some(root) = paths.data_root() {
+        network::check(root, req.id, &net_plan).map_err(network::check_error)?;
+    }
     std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating", &paths.dir, e))?;
     let stop_signal = match spec
         .stop_signal
@@ -132,6 +141,7 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         additional_gids: user.additional_gids,
         created_at_ms: state_dir::now_ms(),
         spec: serde_json::to_value(spec).unwrap_or(serde_json::Value::Null),
+        network: Some(net_plan),
     };
     // Written last: a state dir without container.json is an unfinished
     // create, cleaned up by the next create or remove of the same id.

@@ -11,10 +11,11 @@
 //! - Everything else reads the state dir, signals the init, talks to the
 //!   monitor's socket, or reads cgroup files.
 //!
-//! Networking: `host` shares the host's network namespace; `none` and
-//! `bridge` get a private namespace with only `lo` up. Addresses and port
-//! mappings come with issue 6, so [`Runtime::get_container_ip`] is `None`
-//! and [`Runtime::port_mappings_container`] is empty for now.
+//! Networking (see [`network`] and `docs/networking.md`): `host` shares
+//! the host's network namespace, `none` gets a private one with only `lo`
+//! up, `bridge` / `bridge:NAME` an `eth0` on a zlayer bridge with an
+//! address, published ports and names; the monitor attaches it before the
+//! workload starts and detaches it when the workload ends.
 
 pub mod cgroup_stats;
 pub mod cgroups;
@@ -23,6 +24,7 @@ pub mod create;
 pub mod exec;
 pub mod freezer;
 pub mod netns;
+pub mod network;
 pub mod oci_spec_builder;
 pub mod paths;
 pub mod rootfs_fs;
@@ -196,6 +198,28 @@ impl ContainerRuntime {
         };
     }
 
+    /// The address and published ports of an attached container (`None`
+    /// while it does not run, or for `host` / `none`).
+    async fn network_lookup(
+        &self,
+        id: &ContainerId,
+    ) -> Result<Option<(IpAddr, Vec<PortMappingEntry>)>> {
+        if self.failed_reason(id).is_some() {
+            return Ok(None);
+        }
+        self.existing(id).await?;
+        let dir = self.config.root.join("network");
+        if !dir.join("networks.json").exists() {
+            return Ok(None);
+        }
+        // Read without the lock: writers replace the file whole.
+        let st = crate::network::state::read_unlocked(&dir)?;
+        Ok(st
+            .leases
+            .get(&id.to_string())
+            .map(|l| (IpAddr::V4(l.ip), l.ports.clone())))
+    }
+
     /// Reads the container's records. They are a few small files (plus
     /// two `/proc/<pid>/stat`), read inline: a blocking-pool round trip
     /// would cost more than the reads.
@@ -345,6 +369,7 @@ impl Runtime for ContainerRuntime {
             .await?;
         let store = self.store.clone();
         let layout = self.layout.clone();
+        let net_opts = self.config.network.clone();
         let (id2, spec2) = (id.clone(), spec.clone());
         tokio::task::spawn_blocking(move || {
             let image_config =
@@ -362,6 +387,7 @@ impl Runtime for ContainerRuntime {
                 store: &store,
                 layout: &layout,
                 paths: &paths,
+                network: &net_opts,
             })
         })
         .await
@@ -582,19 +608,15 @@ impl Runtime for ContainerRuntime {
     }
 
     async fn get_container_ip(&self, id: &ContainerId) -> Result<Option<IpAddr>> {
-        // Containers get addresses with bridge networking (issue 6).
-        if self.failed_reason(id).is_none() {
-            self.existing(id).await?;
-        }
-        Ok(None)
+        Ok(self.network_lookup(id).await?.map(|(ip, _)| ip))
     }
 
     async fn port_mappings_container(&self, id: &ContainerId) -> Result<Vec<PortMappingEntry>> {
-        // Port publishing comes with bridge networking (issue 6).
-        if self.failed_reason(id).is_none() {
-            self.existing(id).await?;
-        }
-        Ok(Vec::new())
+        Ok(self
+            .network_lookup(id)
+            .await?
+            .map(|(_, ports)| ports)
+            .unwrap_or_default())
     }
 
     async fn write_stdin(&self, id: &ContainerId, data: &[u8]) -> Result<()> {
@@ -605,6 +627,11 @@ impl Runtime for ContainerRuntime {
     async fn close_stdin(&self, id: &ContainerId) -> Result<()> {
         let (paths, _, _) = self.running(id, "its stdin is gone").await?;
         shim::client::close_stdin(&paths.socket()).await
+    }
+
+    async fn resize_terminal(&self, id: &ContainerId, rows: u16, cols: u16) -> Result<()> {
+        let (paths, _, _) = self.running(id, "its terminal is gone").await?;
+        shim::client::resize(&paths.socket(), rows, cols).await
     }
 
     async fn pause_container(&self, id: &ContainerId) -> Result<()> {

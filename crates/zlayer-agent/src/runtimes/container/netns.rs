@@ -1,8 +1,5 @@
-//! Network namespace setup done by the monitor before the workload starts.
-//!
-//! Issue 4 gives `none` and `bridge` containers a private namespace with
-//! only `lo` up; bridge networking (veth, addresses, port mappings) comes
-//! with issue 6.
+//! Network namespace setup done by the monitor before the workload starts:
+//! `lo` up for `--network none` (bridge modes: see [`super::network`]).
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -60,8 +60,7 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Service label asking for a pseudo-terminal (`docker run -t`): value `true`.
-pub const TTY_LABEL: &str = "com.zlayer.tty";
+pub use zlayer_spec::TTY_LABEL;
 
 /// Whether the service asks for a terminal ([`TTY_LABEL`] = `true`).
 pub fn wants_tty(service: &ServiceSpec) -> bool {

@@ -66,6 +66,10 @@ pub struct ContainerRecord {
     pub created_at_ms: u64,
     /// The service spec as given (for inspection; not read back by the runtime).
     pub spec: serde_json::Value,
+    /// How the monitor connects the container to its network (`None` in
+    /// records of older versions: loopback only).
+    #[serde(default)]
+    pub network: Option<super::network::NetworkPlan>,
 }
 
 /// What the monitor recorded once the container's init started.
@@ -243,6 +247,7 @@ mod tests {
             additional_gids: vec![],
             created_at_ms: 1,
             spec: serde_json::Value::Null,
+            network: None,
         }
     }
 

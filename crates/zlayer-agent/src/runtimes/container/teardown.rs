@@ -1,4 +1,4 @@
-//! Removing everything a container owns: its processes, cgroups,
+//! Removing everything a container owns: its processes, network, cgroups,
 //! libcontainer state, rootfs mount and state dir. Shared by the agent's
 //! `remove_container`, failed starts, and the monitor's `delete_on_exit`.
 
@@ -109,10 +109,14 @@ pub fn remove_container(
         }
     };
 
-    // 2. libcontainer's state (its cgroups are ours to remove below).
+    // 2. The network: veth, port rules, address lease (the monitor did it
+    //    already when it saw the exit; this covers a killed monitor).
+    note(super::network::detach(paths, record));
+
+    // 3. libcontainer's state (its cgroups are ours to remove below).
     note(delete_tree(paths, &paths.lc_dir(), "lc", &deletion));
 
-    // 3. cgroups.
+    // 4. cgroups.
     if let Some(cg) = &cgroup {
         let left = cg.remove();
         if !left.is_empty() {
@@ -124,7 +128,7 @@ pub fn remove_container(
         }
     }
 
-    // 4. The rootfs and the state dir: unmount, drop the image lease, then
+    // 5. The rootfs and the state dir: unmount, drop the image lease, then
     //    delete the tree (only once nothing is mounted in it).
     if paths.dir.exists() {
         match unmount_all_under(&paths.dir) {

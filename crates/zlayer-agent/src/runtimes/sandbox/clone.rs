@@ -164,13 +164,20 @@ fn copy_entry(
         lchown(to, meta.uid(), meta.gid());
         stats.symlinks += 1;
     } else if ft.is_file() {
-        if *reflink_ok && reflink(from, to)? {
+        let mut src = fs::File::open(from)?;
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)?;
+        if *reflink_ok && reflink(&src, &dst) {
             stats.reflinked += 1;
         } else {
+            // Into the same file: no second inode after a refused reflink.
             *reflink_ok = false;
-            fs::copy(from, to)?;
+            io::copy(&mut src, &mut dst)?;
             stats.copied += 1;
         }
+        drop(dst);
         set_meta(to, meta)?;
     } else {
         stats.skipped += 1;
@@ -178,21 +185,11 @@ fn copy_entry(
     Ok(())
 }
 
-/// Tries `FICLONE`; `Ok(false)` when the filesystem cannot reflink.
-fn reflink(from: &Path, to: &Path) -> io::Result<bool> {
-    let src = fs::File::open(from)?;
-    let dst = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)?;
+/// Tries `FICLONE` of `src` into the empty `dst`; false when the
+/// filesystem cannot reflink.
+fn reflink(src: &fs::File, dst: &fs::File) -> bool {
     // SAFETY: both fds are open for the duration of the call.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) };
-    if r == 0 {
-        return Ok(true);
-    }
-    drop(dst);
-    fs::remove_file(to)?;
-    Ok(false)
+    unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) == 0 }
 }
 
 fn set_meta(path: &Path, meta: &fs::Metadata) -> io::Result<()> {

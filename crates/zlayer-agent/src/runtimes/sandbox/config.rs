@@ -24,8 +24,9 @@ pub const READ_PATHS_LABEL: &str = "com.zlayer.sandbox.read-paths";
 
 /// Label (`true`) giving the workload a terminal: a pty on stdin, stdout
 /// and stderr; `write_stdin` types into it, `close_stdin` sends EOF (^D),
-/// and output is logged as it comes (a prompt without a newline included).
-pub const TTY_LABEL: &str = "com.zlayer.tty";
+/// and output is logged raw as it comes (a prompt without a newline
+/// included).
+pub use zlayer_spec::TTY_LABEL;
 
 /// Where the sandbox runtime keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! `create_container`: clone the rootfs, resolve the command, assign ports,
-//! build the policy, write `config.json` and `sandbox.policy`.
+//! `create_container`: mount (or clone) the rootfs, resolve the command,
+//! assign ports, build the policy, write `config.json` and `sandbox.policy`.
 
 use crate::error::{AgentError, Result};
 use crate::runtimes::common::atomic::{write_atomic, write_json_atomic};
@@ -14,9 +14,11 @@ use super::config::SandboxConfig;
 use super::images::{ImageDefaults, ImageResolver, ImageRootfs, LocalImages, ResolvedImage};
 use super::layout::ContainerPaths;
 use super::options::{resolve_user, SandboxOptions};
+use super::overlay;
 use super::policy::{Policy, PolicyInput, VolumeGrant};
 use super::ports::{env_suffix, AllocatedPort, PortAllocator};
 use super::record::{ContainerRecord, RECORD_VERSION};
+use super::trash::Trash;
 
 /// The default search path inside an image.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -31,6 +33,8 @@ pub struct CreateCtx<'a> {
     pub resolver: Option<&'a dyn ImageResolver>,
     /// Port allocator.
     pub ports: &'a PortAllocator,
+    /// Emptied container directories to reuse, if any.
+    pub recycle: Option<&'a Trash>,
 }
 
 fn failed(id: &ContainerId, reason: impl Into<String>) -> AgentError {
@@ -85,7 +89,7 @@ pub fn create(
         Some(s) => crate::signal::validate_signal(s)?,
         None => libc::SIGTERM,
     };
-    remove_dir(&paths.dir)?;
+    remove_container_dir(&paths.dir)?;
     let _ = std::fs::remove_file(&paths.log);
     let mut ports: Vec<AllocatedPort> = Vec::new();
     let result = build(
@@ -106,10 +110,64 @@ pub fn create(
         Ok(rec)
     });
     if result.is_err() {
-        let _ = std::fs::remove_dir_all(&paths.dir);
+        let _ = remove_container_dir(&paths.dir);
         ctx.ports.release(ports.iter().map(|p| p.host_port));
     }
     result
+}
+
+/// The rootfs as an overlay of the image directory `src` (see
+/// [`overlay`]); false when that is not possible here (a filesystem
+/// overlayfs refuses), and then nothing is left behind.
+fn overlay_rootfs(src: &Path, dir: &Path) -> bool {
+    match overlay::mount(src, dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, image = %src.display(), "overlay rootfs unavailable; copying the image");
+            let _ = std::fs::remove_dir_all(overlay::upper_dir(dir));
+            let _ = std::fs::remove_dir_all(overlay::work_dir(dir));
+            let _ = std::fs::remove_dir(dir.join("rootfs"));
+            false
+        }
+    }
+}
+
+/// Applies create's changes of the rootfs again (volume links, the working
+/// directory) on a fresh overlay upper layer (after a reboot).
+pub fn reapply_rootfs_edits(rec: &ContainerRecord) -> std::io::Result<()> {
+    let rootfs = &rec.policy.rootfs;
+    for v in &rec.policy.volumes {
+        let at = inside(rootfs, &v.target);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&at)?,
+            Ok(_) => std::fs::remove_file(&at)?,
+            Err(_) => {}
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(&v.host, &at)?;
+    }
+    std::fs::create_dir_all(&rec.cwd)
+}
+
+/// Unmounts the overlay rootfs and the runtime tmpfs of the container in
+/// `dir`, whichever is mounted.
+pub fn unmount_rootfs(dir: &Path) -> Result<()> {
+    overlay::unmount(dir).map_err(|e| {
+        AgentError::Internal(format!(
+            "unmounting the rootfs of {} failed: {e}; unmount it by hand (umount -l {d}/rootfs {d}/run)",
+            dir.display(),
+            d = dir.display()
+        ))
+    })
+}
+
+/// Removes a container directory: unmounts what is mounted in it, then
+/// deletes the tree.
+pub fn remove_container_dir(dir: &Path) -> Result<()> {
+    unmount_rootfs(dir)?;
+    remove_dir(dir)
 }
 
 /// Removes a directory tree, making read-only directories writable first.
@@ -159,12 +217,23 @@ fn build(
     ports: &mut Vec<AllocatedPort>,
 ) -> Result<ContainerRecord> {
     let io = |what: &str, e: std::io::Error| failed(id, format!("{what}: {e}"));
-    std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating the container directory", e))?;
+    if !ctx.recycle.is_some_and(|t| t.reuse(&paths.dir)) {
+        std::fs::create_dir_all(&paths.dir)
+            .map_err(|e| io("creating the container directory", e))?;
+    }
     let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o755));
+    let tmpfs = overlay::make_run_dir(&paths.dir).map_err(|e| io("creating run/", e))?;
     let rootfs = paths.rootfs();
-    match &image.rootfs {
+    let rootfs_lower = match &image.rootfs {
         ImageRootfs::Dir(src) => {
-            clone::clone_tree(src, &rootfs).map_err(|e| io("cloning the rootfs", e))?;
+            if tmpfs && overlay_rootfs(src, &paths.dir) {
+                Some(src.clone())
+            } else {
+                // A reused directory has an empty rootfs/ already.
+                let _ = std::fs::remove_dir(&rootfs);
+                clone::clone_tree(src, &rootfs).map_err(|e| io("cloning the rootfs", e))?;
+                None
+            }
         }
         ImageRootfs::Layers(layers) => {
             let mut stats = clone::CloneStats::default();
@@ -172,8 +241,9 @@ fn build(
                 clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
                     .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
             }
+            None
         }
-    }
+    };
     let tmp = paths.tmp();
     std::fs::create_dir_all(&tmp).map_err(|e| io("creating tmp", e))?;
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));
@@ -322,6 +392,7 @@ fn build(
             .labels
             .get(super::config::TTY_LABEL)
             .is_some_and(|v| v.trim() == "true"),
+        rootfs_lower,
     };
     let text = record
         .policy

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::clone;
+use super::overlay;
 
 /// An image's defaults from its OCI config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +71,16 @@ struct LocalImageMeta {
     source: PathBuf,
     registered_at_ms: u64,
     size_bytes: u64,
+    /// The directory holding the current rootfs, when not `rootfs` (a
+    /// replacement while overlay rootfs of containers still use the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rootfs_dir: Option<String>,
+}
+
+impl LocalImageMeta {
+    fn rootfs(&self, image_dir: &Path) -> PathBuf {
+        image_dir.join(self.rootfs_dir.as_deref().unwrap_or("rootfs"))
+    }
 }
 
 /// The registered host directories under `images/`.
@@ -140,9 +151,14 @@ impl LocalImages {
         }
         let target = self.dir.join(safe_name(name));
         let meta_path = target.join("image.json");
-        if let Some(meta) = read_json::<LocalImageMeta>(&meta_path)? {
-            if meta.source == source && meta.name == name && target.join("rootfs").is_dir() {
-                return Ok(target.join("rootfs"));
+        let old_meta = read_json::<LocalImageMeta>(&meta_path)?;
+        if let Some(meta) = &old_meta {
+            if meta.source == source && meta.name == name && meta.rootfs(&target).is_dir() {
+                if meta.rootfs_dir.is_some() {
+                    // Earlier trees may have lost their last user.
+                    remove_unused_versions(&target, &meta.rootfs(&target));
+                }
+                return Ok(meta.rootfs(&target));
             }
         }
         let staging = self.dir.join(format!(
@@ -156,12 +172,25 @@ impl LocalImages {
             clone::clone_tree(&source, &staging.join("rootfs")).map_err(|e| {
                 AgentError::Internal(format!("copying rootfs {} failed: {e}", source.display()))
             })?;
-            let meta = LocalImageMeta {
+            let mut meta = LocalImageMeta {
                 name: name.to_string(),
                 source: source.clone(),
                 registered_at_ms: now_ms(),
                 size_bytes: dir_size(&staging.join("rootfs")),
+                rootfs_dir: None,
             };
+            let in_use = old_meta.is_some() && versions(&target).any(|v| overlay::lower_in_use(&v));
+            if in_use {
+                // Containers run on the old tree (their overlay's lower
+                // layer): it stays where it is, the new one goes beside it.
+                let dir_name = format!("rootfs-{}", now_ms());
+                std::fs::rename(staging.join("rootfs"), target.join(&dir_name))
+                    .map_err(|e| io_err(&target, e))?;
+                meta.rootfs_dir = Some(dir_name);
+                write_json_atomic(&meta_path, &meta)?;
+                remove_unused_versions(&target, &meta.rootfs(&target));
+                return Ok(());
+            }
             write_json_atomic(&staging.join("image.json"), &meta)?;
             if target.exists() {
                 let old = self
@@ -178,16 +207,27 @@ impl LocalImages {
             }
         })();
         let _ = std::fs::remove_dir_all(&staging);
-        result.map(|()| target.join("rootfs"))
+        result?;
+        self.rootfs_of(&target).ok_or_else(|| {
+            AgentError::Internal(format!(
+                "image {name} was registered but {} has no rootfs; register it again",
+                target.display()
+            ))
+        })
     }
 
     /// The rootfs of image `name`, if registered.
     pub fn rootfs(&self, name: &str) -> Option<PathBuf> {
         aliases(name)
             .into_iter()
-            .map(|n| self.dir.join(safe_name(&n)))
-            .find(|d| d.join("image.json").exists() && d.join("rootfs").is_dir())
-            .map(|d| d.join("rootfs"))
+            .find_map(|n| self.rootfs_of(&self.dir.join(safe_name(&n))))
+    }
+
+    fn rootfs_of(&self, image_dir: &Path) -> Option<PathBuf> {
+        let meta = read_json::<LocalImageMeta>(&image_dir.join("image.json"))
+            .ok()
+            .flatten()?;
+        Some(meta.rootfs(image_dir)).filter(|r| r.is_dir())
     }
 
     /// Every registered image.
@@ -212,6 +252,27 @@ impl LocalImages {
         out.sort_by(|a, b| a.reference.cmp(&b.reference));
         out
     }
+}
+
+/// Deletes the rootfs versions in `image_dir` other than `current` that no
+/// overlay uses any more.
+fn remove_unused_versions(image_dir: &Path, current: &Path) {
+    for path in versions(image_dir) {
+        if path != current && !overlay::lower_in_use(&path) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// The rootfs directories (`rootfs`, `rootfs-<ms>`) in `image_dir`.
+fn versions(image_dir: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(image_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rootfs"))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> AgentError {

@@ -82,20 +82,44 @@ impl ContainerPaths {
     pub fn exit(&self) -> PathBuf {
         self.dir.join("exit.json")
     }
+    /// The runtime directory (`run/`, see [`run_dir`]).
+    pub fn run(&self) -> PathBuf {
+        run_dir(&self.dir)
+    }
     /// The monitor's control socket.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("control.sock")
+        socket_path(&self.dir)
     }
     /// The workload's standard input (a FIFO).
     pub fn stdin(&self) -> PathBuf {
-        self.dir.join("stdin")
+        stdin_path(&self.dir)
     }
     /// Present while the container is paused.
     pub fn paused(&self) -> PathBuf {
         self.dir.join("paused")
     }
-    /// The monitor's own diagnostics (its stderr).
+    /// The monitor's own diagnostics (created when it has any).
     pub fn monitor_log(&self) -> PathBuf {
         self.dir.join("monitor.log")
     }
+}
+
+/// The runtime directory of the container in `dir`: a private tmpfs mounted
+/// at create when the agent is root (else a plain directory), holding what
+/// only matters while the host runs: the rootfs overlay's upper and work
+/// directories, the control socket and the stdin FIFO. Files there cost no
+/// disk inode allocations (milliseconds each on a busy ext4 without a
+/// journal, see `docs/sandbox.md`).
+pub fn run_dir(dir: &Path) -> PathBuf {
+    dir.join("run")
+}
+
+/// The monitor's control socket of the container in `dir`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    run_dir(dir).join("control.sock")
+}
+
+/// The stdin FIFO of the container in `dir`.
+pub fn stdin_path(dir: &Path) -> PathBuf {
+    run_dir(dir).join("stdin")
 }

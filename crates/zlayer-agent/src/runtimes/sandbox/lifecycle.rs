@@ -5,7 +5,6 @@ use crate::runtimes::common::procfs;
 use crate::types::ContainerId;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -61,41 +60,33 @@ pub async fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId
     };
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| fail(format!("creating the ready pipe: {e}")))?;
-    let stderr = std::fs::File::create(paths.monitor_log())
-        .map_err(|e| fail(format!("creating {}: {e}", paths.monitor_log().display())))?;
-    let w_fd = w.as_raw_fd();
+    // The monitor writes its own diagnostics (and panics) to monitor.log,
+    // creating it only when it has something to say.
+    let _ = std::fs::remove_file(paths.monitor_log());
+    // The ready pipe is the monitor's stdout (it moves it off fd 1 at once):
+    // no pre_exec hook, so the spawn is a posix_spawn (vfork, no copy of
+    // this process's page tables) rather than a fork.
     let mut cmd = tokio::process::Command::new(shim);
     cmd.arg(&paths.dir)
         .arg("--ready-fd")
-        .arg(w_fd.to_string())
+        .arg("1")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(stderr))
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::null())
         .kill_on_drop(false);
     // Its own process group keeps the monitor out of the agent's job
     // control (Ctrl-C, `kill -- -PGID`). Not setsid: a new session also
     // means a new scheduler autogroup, which measurably delays the start on
     // a loaded host (the workload itself still gets its own session).
-    // SAFETY: setpgid and fcntl are async-signal-safe syscalls.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setpgid(0, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::fcntl(w_fd, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    cmd.process_group(0);
     let child = cmd.spawn().map_err(|e| {
         fail(format!(
             "running the sandbox monitor {}: {e}",
             shim.display()
         ))
     })?;
+    // Dropping the command closes this process's end of the pipe.
     drop(cmd);
-    drop(w);
     drop(child);
     let line = tokio::time::timeout(START_TIMEOUT, read_report(r))
         .await

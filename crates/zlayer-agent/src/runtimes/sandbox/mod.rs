@@ -5,11 +5,12 @@
 //! (`zlayer-sandbox-shim`) that survives the agent.
 //!
 //! Layout: `config` (settings, labels), `layout` (files of a container),
-//! `images` (registered rootfs directories, store images), `clone` (reflink
-//! copies, layer merge), `options`/`policy` (what a container may do),
+//! `images` (registered rootfs directories, store images), `overlay` (the
+//! copy-on-write rootfs mount), `clone` (reflink copies, layer merge), `options`/`policy` (what a container may do),
 //! `landlock_rules`/`seccomp`/`launch` (enforcement), `shim` (the monitor),
 //! `control` (its socket protocol), `state` (phase from files), `create`,
-//! `lifecycle`, `exec`, `ports`, `store` (image store adapter), `runtime` (the [`Runtime`](crate::Runtime) impl).
+//! `lifecycle`, `exec`, `ports`, `store` (image store adapter), `trash` (deferred
+//! deletion), `runtime` (the [`Runtime`](crate::Runtime) impl).
 //! See `docs/sandbox.md`.
 
 pub mod clone;
@@ -23,6 +24,7 @@ pub mod launch;
 pub mod layout;
 pub mod lifecycle;
 pub mod options;
+pub mod overlay;
 pub mod policy;
 pub mod ports;
 pub mod record;
@@ -31,6 +33,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod state;
 pub mod store;
+pub mod trash;
 
 pub use config::{
     SandboxConfig, ALLOW_SYSCALLS_LABEL, CONNECT_PORTS_LABEL, DEGRADED_LABEL, NETWORK_LABEL,

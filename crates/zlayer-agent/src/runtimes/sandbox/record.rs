@@ -46,6 +46,10 @@ pub struct ContainerRecord {
     /// Whether the workload gets a terminal (label `com.zlayer.tty`).
     #[serde(default)]
     pub tty: bool,
+    /// The image directory under the overlay rootfs (`None`: the rootfs is
+    /// a clone); start remounts it when it is not mounted (after a reboot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_lower: Option<PathBuf>,
 }
 
 /// `monitor.json`: who supervises the running container.

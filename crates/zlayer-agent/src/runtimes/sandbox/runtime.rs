@@ -22,9 +22,11 @@ use super::create::{self, CreateCtx};
 use super::images::{ImageResolver, LocalImages};
 use super::layout::ContainerPaths;
 use super::lifecycle;
+use super::overlay;
 use super::ports::PortAllocator;
 use super::record::ContainerRecord;
 use super::state::{self, Phase};
+use super::trash::Trash;
 
 const NAME: &str = "sandbox";
 
@@ -41,6 +43,7 @@ pub struct SandboxRuntime {
     resolver: Option<Arc<dyn ImageResolver>>,
     ports: Arc<PortAllocator>,
     shim: Option<PathBuf>,
+    trash: Trash,
 }
 
 impl std::fmt::Debug for SandboxRuntime {
@@ -77,8 +80,11 @@ impl SandboxRuntime {
         ] {
             std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
         }
+        let trash = Trash::new(&config.containers_dir());
+        trash.sweep();
         let rt = SandboxRuntime {
             images: LocalImages::new(config.images_dir()),
+            trash,
             config,
             resolver: None,
             ports: Arc::new(PortAllocator::default()),
@@ -92,6 +98,12 @@ impl SandboxRuntime {
             }
         }
         Ok(rt)
+    }
+
+    /// Waits until the directories of removed containers are deleted (they
+    /// are deleted in the background; see `docs/sandbox.md`).
+    pub fn wait_for_deletions(&self) {
+        self.trash.wait();
     }
 
     /// Uses `path` as the monitor binary instead of searching for it.
@@ -146,6 +158,38 @@ impl SandboxRuntime {
             Some(p) => Ok(p.clone()),
             None => lifecycle::find_shim(),
         }
+    }
+
+    /// Remounts the runtime tmpfs and an overlay rootfs that are not
+    /// mounted (after a reboot) and applies create's edits to the fresh
+    /// upper layer.
+    fn ensure_rootfs(&self, id: &ContainerId, paths: &ContainerPaths) -> Result<()> {
+        if overlay::is_mounted(&paths.rootfs()) {
+            return Ok(());
+        }
+        let rec = state::record(paths, id)?;
+        let Some(lower) = &rec.rootfs_lower else {
+            // A cloned rootfs: only the runtime tmpfs may be missing.
+            return overlay::make_run_dir(&paths.dir).map(|_| ()).map_err(|e| {
+                AgentError::StartFailed {
+                    id: id.to_string(),
+                    reason: format!("creating {}: {e}", paths.run().display()),
+                }
+            });
+        };
+        let fail = |e: std::io::Error| AgentError::StartFailed {
+            id: id.to_string(),
+            reason: format!(
+                "mounting the rootfs overlay of {} on {} failed: {e}; \
+                 remove the container and create it again",
+                lower.display(),
+                paths.rootfs().display()
+            ),
+        };
+        if overlay::ensure_mounted(&paths.dir, lower).map_err(fail)? {
+            create::reapply_rootfs_edits(&rec).map_err(fail)?;
+        }
+        Ok(())
     }
 
     fn scan_containers(&self) -> Vec<ContainerId> {
@@ -278,7 +322,7 @@ impl Runtime for SandboxRuntime {
             if paths.config().exists() {
                 self.remove_container(id).await?;
             } else {
-                create::remove_dir(&paths.dir)?;
+                create::remove_container_dir(&paths.dir)?;
             }
         }
         let ctx = CreateCtx {
@@ -286,6 +330,7 @@ impl Runtime for SandboxRuntime {
             images: &self.images,
             resolver: self.resolver.as_deref(),
             ports: &self.ports,
+            recycle: Some(&self.trash),
         };
         blocking(|| create::create(&ctx, id, spec)).map(|_| ())
     }
@@ -302,6 +347,7 @@ impl Runtime for SandboxRuntime {
         for f in [paths.exit(), paths.monitor(), paths.pid(), paths.paused()] {
             let _ = std::fs::remove_file(f);
         }
+        self.ensure_rootfs(id, &paths)?;
         let shim = self.shim_path()?;
         lifecycle::spawn_monitor(&shim, &paths, id).await?;
         Ok(())
@@ -356,7 +402,12 @@ impl Runtime for SandboxRuntime {
                 self.ports.release(rec.ports.iter().map(|p| p.host_port));
             }
         }
-        blocking(|| create::remove_dir(&paths.dir))?;
+        // Unmounted here (no mount outlives the call, even if this process
+        // exits next); moved away and deleted in the background.
+        blocking(|| {
+            create::unmount_rootfs(&paths.dir)?;
+            self.trash.discard(&paths.dir)
+        })?;
         if let Some(resolver) = &self.resolver {
             resolver.release(&paths.dir)?;
         }

@@ -36,6 +36,7 @@ use crate::types::LogStream;
 
 use super::control::{self, Reply, Request};
 use super::launch::Prepared;
+use super::layout;
 use super::policy::Policy;
 use super::record::{ContainerRecord, MonitorInfo};
 
@@ -55,11 +56,18 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
         if a == "--ready-fd" {
             let fd = it.next().and_then(|v| v.to_str()?.parse::<i32>().ok());
             match fd {
+                Some(1) => match take_stdout() {
+                    Ok(fd) => ready = Some(fd),
+                    Err(e) => {
+                        eprintln!("zlayer-sandbox-shim: moving the ready pipe off stdout: {e}");
+                        return 2;
+                    }
+                },
                 // SAFETY: the agent passed this fd to us for our exclusive use.
                 Some(fd) if fd > 2 => ready = Some(unsafe { OwnedFd::from_raw_fd(fd) }),
                 _ => {
                     eprintln!(
-                        "zlayer-sandbox-shim: --ready-fd needs a file descriptor number above 2"
+                        "zlayer-sandbox-shim: --ready-fd needs 1 (stdout) or a file descriptor number above 2"
                     );
                     return 2;
                 }
@@ -75,6 +83,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
         eprintln!("usage: zlayer-sandbox-shim <container-dir> [--ready-fd N]");
         return 2;
     };
+    let _ = DIAG_LOG.set(dir.join("monitor.log"));
+    std::panic::set_hook(Box::new(|info| diag(&format!("panic: {info}"))));
     if let Some(fd) = &ready {
         // The workload must not inherit the ready pipe.
         let _ = nix::fcntl::fcntl(
@@ -96,6 +106,50 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
+/// `monitor.log` in the container directory, once known.
+static DIAG_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Records a diagnostic of the monitor itself in `monitor.log`, created on
+/// first use (a start without trouble writes no file), or on stderr.
+fn diag(msg: &str) {
+    let line = format!("zlayer-sandbox-shim: {msg}\n");
+    let written = DIAG_LOG.get().is_some_and(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .is_ok()
+    });
+    if !written {
+        eprint!("{line}");
+    }
+}
+
+/// Takes the ready pipe the agent passed as stdout: a close-on-exec
+/// duplicate of fd 1, with `/dev/null` on fd 1 from then on.
+fn take_stdout() -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl, open and dup2 on descriptors of this process; the
+    // duplicate is owned by the returned OwnedFd alone.
+    unsafe {
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let r = libc::dup2(null, 1);
+        libc::close(null);
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+}
+
 /// The pipe on which the monitor reports its start to the agent.
 struct Ready(Option<OwnedFd>);
 
@@ -110,7 +164,7 @@ impl Ready {
         self.send(&format!("ok {pid}\n"));
     }
     fn err(&mut self, msg: &str) {
-        eprintln!("zlayer-sandbox-shim: {msg}");
+        diag(msg);
         self.send(&format!("err {}\n", msg.replace('\n', " ")));
     }
 }
@@ -208,7 +262,8 @@ impl Monitor {
 
         // stdin: a FIFO the monitor holds open for writing, so the workload
         // sees EOF only after close_stdin.
-        let fifo = dir.join("stdin");
+        let fifo = layout::stdin_path(dir);
+        let _ = std::fs::create_dir(layout::run_dir(dir));
         let _ = std::fs::remove_file(&fifo);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(|e| fail(&mut log, format!("creating the stdin FIFO: {e}")))?;
@@ -275,7 +330,7 @@ impl Monitor {
                 ],
             )
         };
-        let listener = control::bind(&dir.join("control.sock"))
+        let listener = control::bind(&layout::socket_path(dir))
             .map_err(|e| fail(&mut log, format!("binding the control socket: {e}")))?;
         listener
             .set_nonblocking(true)
@@ -292,7 +347,7 @@ impl Monitor {
             .stdout(Stdio::from(child_out))
             .stderr(Stdio::from(child_err));
         let child = cmd.spawn().map_err(|e| {
-            let _ = std::fs::remove_file(dir.join("control.sock"));
+            let _ = std::fs::remove_file(layout::socket_path(dir));
             let _ = std::fs::remove_file(&fifo);
             fail(
                 &mut log,
@@ -499,10 +554,12 @@ impl Monitor {
                 }
                 Ok(n) => {
                     let stream = self.outputs[i].stream;
-                    let _ = self.log.write_chunk(stream, &buf[..n]);
                     if self.pty_master.is_some() {
-                        // A terminal shows partial lines (prompts) at once.
-                        let _ = self.log.flush_stream(stream);
+                        // A terminal: raw records, so partial lines
+                        // (prompts) show at once and replay byte for byte.
+                        let _ = self.log.write_raw(stream, &buf[..n]);
+                    } else {
+                        let _ = self.log.write_chunk(stream, &buf[..n]);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -681,14 +738,14 @@ impl Monitor {
             finished_at_ms: now_ms(),
         };
         if let Err(e) = write_json_atomic(&self.dir.join("exit.json"), &rec) {
-            eprintln!("zlayer-sandbox-shim: {e}");
+            diag(&e.to_string());
         }
         for (_, conn) in self.execs.drain() {
             let _ = control::send_reply(&conn, &Reply::Exited { code: 137 });
         }
         self.listener = None;
-        let _ = std::fs::remove_file(self.dir.join("control.sock"));
-        let _ = std::fs::remove_file(self.dir.join("stdin"));
+        let _ = std::fs::remove_file(layout::socket_path(&self.dir));
+        let _ = std::fs::remove_file(layout::stdin_path(&self.dir));
     }
 }
 

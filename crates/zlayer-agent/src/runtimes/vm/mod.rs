@@ -19,6 +19,7 @@ pub mod cpio;
 pub mod forward;
 pub mod kernel;
 pub mod logsync;
+mod machines;
 pub mod modules;
 pub mod qemu;
 pub mod record;

@@ -11,16 +11,8 @@ use zlayer_spec::{
     PullPolicy, RestartKind, RestartPolicy, ServiceSpec, StorageSpec, ISOLATION_LABEL,
 };
 
-/// The label that asks a runtime for a terminal (`docker run -t`).
-pub const TTY_LABEL: &str = "com.zlayer.tty";
 /// The label that keeps the workload's stdin open (`docker run -i`).
 pub const STDIN_LABEL: &str = "com.zlayer.stdin";
-
-/// Whether the runtimes can give a workload a terminal. None can yet (the
-/// `Runtime` interface has no pty mode), so `Tty: true` is refused instead
-/// of silently running without a terminal; flip this once they can (they
-/// will see [`TTY_LABEL`]).
-pub const TTY_SUPPORTED: bool = false;
 
 /// Docker's `StrSlice`: a string or a list of strings (or null).
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -142,33 +134,11 @@ fn bad(msg: String) -> ApiError {
 }
 
 fn parse_restart(p: &RestartPolicyBody) -> Result<RestartPolicy, ApiError> {
-    let kind = match p.name.as_deref().unwrap_or("") {
-        "" | "no" => RestartKind::No,
-        "always" => RestartKind::Always,
-        "on-failure" | "on_failure" => RestartKind::OnFailure,
-        "unless-stopped" | "unless_stopped" => RestartKind::UnlessStopped,
-        other => {
-            return Err(bad(format!(
-                "invalid restart policy {other:?}; use no, always, on-failure or unless-stopped"
-            )))
-        }
-    };
-    let max = p.maximum_retry_count.unwrap_or(0);
-    if max < 0 {
-        return Err(bad(format!(
-            "invalid MaximumRetryCount {max}: must be 0 or more"
-        )));
-    }
-    if max > 0 && kind != RestartKind::OnFailure {
-        return Err(bad(
-            "maximum retry count cannot be used with restart policy other than on-failure".into(),
-        ));
-    }
-    Ok(RestartPolicy {
-        kind,
-        max_attempts: (max > 0).then(|| u32::try_from(max).unwrap_or(u32::MAX)),
-        delay: None,
-    })
+    RestartPolicy::from_docker(
+        p.name.as_deref().unwrap_or(""),
+        p.maximum_retry_count.unwrap_or(0),
+    )
+    .map_err(bad)
 }
 
 fn parse_ports(
@@ -292,11 +262,6 @@ pub fn to_request(
     name: Option<String>,
     image: &str,
 ) -> Result<CreateRequest, ApiError> {
-    if body.tty && !TTY_SUPPORTED {
-        return Err(ApiError::not_implemented(
-            "a terminal (-t) is not supported yet: zlayer's runtimes have no pty mode; run without -t (docker run -i works, without a prompt)",
-        ));
-    }
     let mut spec = ServiceSpec::minimal(name.clone().unwrap_or_default(), image);
     // The daemon never pulls on create (docker answers 404 and the client pulls).
     spec.image.pull_policy = PullPolicy::Never;
@@ -329,9 +294,8 @@ pub fn to_request(
     if let Some(h) = &body.healthcheck {
         spec.health = parse_health(h)?;
     }
-    if body.tty {
-        spec.labels.insert(TTY_LABEL.into(), "true".into());
-    }
+    // The engine adds the terminal label for `req.tty` (and refuses the
+    // isolations without terminals).
     if body.open_stdin {
         spec.labels.insert(STDIN_LABEL.into(), "true".into());
     }
@@ -470,21 +434,14 @@ mod tests {
     #[test]
     fn isolation_tty_and_string_cmd() {
         let b = body(serde_json::json!({
-            "Image": "busybox", "Cmd": "echo hi", "Tty": TTY_SUPPORTED,
+            "Image": "busybox", "Cmd": "echo hi", "Tty": true,
             "HostConfig": {"Isolation": "vm", "NetworkMode": "host"}
         }));
         let req = to_request(&b, None, "busybox").unwrap();
         assert_eq!(req.spec.command.args, Some(vec!["echo hi".to_string()]));
         assert_eq!(req.spec.labels[ISOLATION_LABEL], "vm");
         assert_eq!(req.spec.network_mode, NetworkMode::Host);
-        assert_eq!(req.tty, TTY_SUPPORTED);
-        assert_eq!(req.spec.labels.contains_key(TTY_LABEL), TTY_SUPPORTED);
-        if !TTY_SUPPORTED {
-            let b = body(serde_json::json!({"Image": "busybox", "Tty": true}));
-            let e = to_request(&b, None, "busybox").unwrap_err();
-            assert_eq!(e.status.as_u16(), 501);
-            assert!(e.message.contains("terminal"), "{}", e.message);
-        }
+        assert!(req.tty);
     }
 
     #[test]

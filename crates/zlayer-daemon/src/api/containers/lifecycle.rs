@@ -144,10 +144,32 @@ pub async fn remove(
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-/// `POST /containers/{id}/resize`: accepted; terminal size changes are not
-/// passed to the workload (the runtime interface has no resize).
-pub async fn resize(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    resolve(&s, &id)?;
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`: sets the size of the
+/// container's terminal (its foreground process gets SIGWINCH). A container
+/// without a terminal, or one that already ended (the client resizes right
+/// after start, racing short commands), is left as it is.
+pub async fn resize(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let record = resolve(&s, &id)?;
+    let dim = |key: &str| -> ApiResult<u16> {
+        q.get(key)
+            .unwrap_or("0")
+            .parse::<u16>()
+            .map_err(|_| ApiError::bad_request(format!("{key} must be a number of 0 to 65535")))
+    };
+    let (rows, cols) = (dim("h")?, dim("w")?);
+    if !record.tty || rows == 0 || cols == 0 || !s.engine.state(&record).await?.is_alive() {
+        return Ok(status(StatusCode::OK));
+    }
+    use zlayer_agent::Runtime;
+    s.engine
+        .runtime()
+        .resize_terminal(&record.container, rows, cols)
+        .await
+        .map_err(zlayer_engine::EngineError::from)?;
     Ok(status(StatusCode::OK))
 }
 

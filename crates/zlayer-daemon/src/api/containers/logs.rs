@@ -22,7 +22,8 @@ use zlayer_engine::supervise::{Event, EventKind};
 use zlayer_engine::ContainerRecord;
 use zlayer_engine::Engine;
 
-/// One log record as the client wants it (framed unless TTY).
+/// One log record as the client wants it: framed, one line per record; for
+/// a container with a terminal, the raw bytes as they were read.
 pub fn encode_entry(tty: bool, timestamps: bool, e: &LogEntry) -> Option<Bytes> {
     let kind = match e.stream {
         LogStream::Stdout => StreamKind::Stdout,
@@ -35,7 +36,10 @@ pub fn encode_entry(tty: bool, timestamps: bool, e: &LogEntry) -> Option<Bytes> 
         line.extend_from_slice(b" ");
     }
     line.extend_from_slice(e.message.as_bytes());
-    line.extend_from_slice(b"\n");
+    // A terminal's records are raw bytes (line ends included).
+    if !tty {
+        line.extend_from_slice(b"\n");
+    }
     Some(encode(tty, kind, &line))
 }
 
@@ -298,8 +302,9 @@ mod tests {
         };
         let b = encode_entry(false, false, &e).unwrap();
         assert_eq!(&b[..], b"\x02\x00\x00\x00\x00\x00\x00\x05oops\n");
+        // A terminal's records are raw: no frame, no added newline.
         let b = encode_entry(true, true, &e).unwrap();
-        assert_eq!(&b[..], b"1970-01-01T00:00:01.000000000Z oops\n");
+        assert_eq!(&b[..], b"1970-01-01T00:00:01.000000000Z oops");
         let sys = LogEntry {
             stream: LogStream::System,
             ..e

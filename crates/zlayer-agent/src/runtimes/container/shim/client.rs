@@ -1,6 +1,6 @@
 //! Agent side of the monitor's control socket.
 
-use super::protocol::{AckReply, ExitReply, REQ_CLOSE_STDIN, REQ_STDIN, REQ_WAIT};
+use super::protocol::{AckReply, ExitReply, REQ_CLOSE_STDIN, REQ_RESIZE, REQ_STDIN, REQ_WAIT};
 use crate::error::{AgentError, Result};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -72,4 +72,9 @@ pub async fn write_stdin(socket: &Path, data: &[u8]) -> Result<()> {
 /// Closes the container's stdin.
 pub async fn close_stdin(socket: &Path) -> Result<()> {
     request(socket, REQ_CLOSE_STDIN, &[]).await
+}
+
+/// Sets the size of the container's terminal.
+pub async fn resize(socket: &Path, rows: u16, cols: u16) -> Result<()> {
+    request(socket, &format!("{REQ_RESIZE} {rows} {cols}"), &[]).await
 }

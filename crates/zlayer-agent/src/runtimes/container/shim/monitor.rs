@@ -8,9 +8,12 @@
 //! `exit.json` (temp + rename), answers waiters, and removes the container
 //! when the spec asks for `delete_on_exit`.
 
-use super::protocol::{AckReply, ExitReply, Ready, REQ_CLOSE_STDIN, REQ_STDIN, REQ_WAIT};
+use super::protocol::{
+    parse_resize, AckReply, ExitReply, Ready, REQ_CLOSE_STDIN, REQ_STDIN, REQ_WAIT,
+};
 use crate::runtimes::common::logs::LogWriter;
 use crate::runtimes::container::cgroups::{keyed_value, ContainerCgroup};
+use crate::runtimes::container::network;
 use crate::runtimes::container::paths::ContainerPaths;
 use crate::runtimes::container::state_dir::{self, ContainerRecord, ExitRecord};
 use crate::runtimes::container::teardown::{self, Deletion};
@@ -394,14 +397,10 @@ impl Monitor {
                 let _ = self.log.flush_stream(stream);
             }
             Ok(n) if self.record.tty => {
-                // A terminal: every read is one record, so prompts without
-                // a newline show up at once.
-                let text = String::from_utf8_lossy(&buf[..n]);
-                let text = text
-                    .strip_suffix("\r\n")
-                    .or_else(|| text.strip_suffix('\n'))
-                    .unwrap_or(&text);
-                let _ = self.log.write_message(stream, text);
+                // A terminal: every read is one raw record, so prompts
+                // without a newline show up at once and readers replay
+                // the bytes as they are.
+                let _ = self.log.write_raw(stream, &buf[..n]);
             }
             Ok(n) => {
                 let _ = self.log.write_chunk(stream, &buf[..n]);
@@ -469,10 +468,37 @@ impl Monitor {
                             c.kind = ClientKind::CloseStdin;
                             close_stdin = true;
                         }
-                        other => c.reply(&AckReply {
-                            ok: false,
-                            error: Some(format!("unknown request {other:?}")),
-                        }),
+                        other => match parse_resize(other) {
+                            Some((rows, cols)) => {
+                                let terminal = self
+                                    .record
+                                    .tty
+                                    .then_some(())
+                                    .and(self.stdout.as_ref().or(self.stdin.as_ref()));
+                                c.reply(&match terminal {
+                                    Some(t) => {
+                                        super::tty::set_window_size(t, rows, cols);
+                                        AckReply {
+                                            ok: true,
+                                            error: None,
+                                        }
+                                    }
+                                    None => AckReply {
+                                        ok: false,
+                                        error: Some(if self.record.tty {
+                                            "the container's terminal is closed".into()
+                                        } else {
+                                            "the container has no terminal; create it with -t"
+                                                .into()
+                                        }),
+                                    },
+                                });
+                            }
+                            None => c.reply(&AckReply {
+                                ok: false,
+                                error: Some(format!("unknown request {other:?}")),
+                            }),
+                        },
                     }
                 }
                 ClientKind::Wait => {
@@ -559,6 +585,14 @@ impl Monitor {
 
     /// Records the exit, answers everyone, cleans up if asked to.
     fn finish(mut self) -> i32 {
+        // Free the address and the published ports before anyone learns of
+        // the exit, so a restart or a new container may take them at once.
+        if let Err(e) = network::detach_exited(&self.paths, &self.record) {
+            let _ = self.log.write_message(
+                LogStream::System,
+                &format!("releasing the container's network failed: {e}"),
+            );
+        }
         for s in [LogStream::Stdout, LogStream::Stderr, LogStream::System] {
             let _ = self.log.flush_stream(s);
         }

@@ -10,6 +10,9 @@
 //!     [`AckReply`] once all of it was written.
 //!   - `close-stdin`: the monitor closes the container's stdin (after
 //!     pending data) and answers an [`AckReply`].
+//!   - `resize ROWS COLS`: the monitor sets the size of the container's
+//!     terminal (the kernel sends SIGWINCH to its foreground process group)
+//!     and answers an [`AckReply`]; an error for a container without one.
 //! - Exec status (fd 3 of `zlayer-shim exec`, JSON lines): [`ExecStatus`].
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,19 @@ pub const REQ_WAIT: &str = "wait";
 pub const REQ_STDIN: &str = "stdin";
 /// Request line: close stdin.
 pub const REQ_CLOSE_STDIN: &str = "close-stdin";
+/// Request line prefix: `resize ROWS COLS`.
+pub const REQ_RESIZE: &str = "resize";
+
+/// Parses the arguments of a `resize ROWS COLS` request line.
+pub fn parse_resize(header: &str) -> Option<(u16, u16)> {
+    let mut words = header.split_ascii_whitespace();
+    if words.next() != Some(REQ_RESIZE) {
+        return None;
+    }
+    let rows = words.next()?.parse().ok()?;
+    let cols = words.next()?.parse().ok()?;
+    words.next().is_none().then_some((rows, cols))
+}
 
 /// The monitor's first and only message on the readiness pipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,4 +90,18 @@ pub enum ExecStatus {
         /// Why.
         error: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_lines() {
+        assert_eq!(parse_resize("resize 40 120"), Some((40, 120)));
+        assert_eq!(parse_resize("resize 40"), None);
+        assert_eq!(parse_resize("resize 40 120 1"), None);
+        assert_eq!(parse_resize("resize -1 5"), None);
+        assert_eq!(parse_resize("wait"), None);
+    }
 }

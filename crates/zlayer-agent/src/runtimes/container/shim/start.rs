@@ -12,7 +12,7 @@ use super::monitor::{self, MonitorIo};
 use super::protocol::Ready;
 use super::tty;
 use crate::runtimes::common::procfs;
-use crate::runtimes::container::netns;
+use crate::runtimes::container::network;
 use crate::runtimes::container::paths::ContainerPaths;
 use crate::runtimes::container::state_dir::{self, ContainerRecord, ShimRecord};
 use libcontainer::container::builder::ContainerBuilder;
@@ -132,18 +132,22 @@ fn create_and_start(paths: &ContainerPaths) -> Result<Handoff, String> {
         .map(|p| p.as_raw())
         .ok_or_else(|| "libcontainer did not report the init pid".to_string())?;
 
+    // Set once the container is on a bridge: a later failure detaches it.
+    let attached = std::cell::Cell::new(false);
     let abort = |msg: String| -> String {
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe {
             libc::kill(init_pid, libc::SIGKILL);
         }
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(init_pid), None);
+        if attached.get() {
+            let _ = network::detach(paths, Some(&record));
+        }
         msg
     };
-    if !record.host_network {
-        netns::bring_up_loopback(init_pid)
-            .map_err(|e| abort(format!("bringing up lo in the container failed: {e}")))?;
-    }
+    // The network, before the workload runs (`none`: lo up in-process;
+    // bridge modes: veth, address, ports, /etc/hosts, /etc/resolv.conf).
+    attached.set(network::attach(paths, &record, init_pid).map_err(abort)?);
     let me = procfs::stat(std::process::id() as i32);
     let init = procfs::stat(init_pid);
     let shim = ShimRecord {

@@ -4,7 +4,7 @@
 //! output (logged chunk by chunk, prompts included) and for stdin.
 
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -65,7 +65,7 @@ pub fn receive_master(listener: &UnixListener) -> std::io::Result<OwnedFd> {
 }
 
 /// Sets the window size of the terminal `fd`.
-pub fn set_window_size(fd: &OwnedFd, rows: u16, cols: u16) {
+pub fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) {
     let ws = libc::winsize {
         ws_row: rows,
         ws_col: cols,
@@ -74,6 +74,6 @@ pub fn set_window_size(fd: &OwnedFd, rows: u16, cols: u16) {
     };
     // SAFETY: TIOCSWINSZ reads the winsize we pass.
     unsafe {
-        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws);
     }
 }
