@@ -18,6 +18,8 @@
 #   IDLE=N          containers for the memory figure (default 50)
 #   SKIP_BUILD=1    use already built binaries from $CARGO_TARGET_DIR (or ./target)
 #   APPEND_DOCS=1   append the figures to docs/benchmarks.md
+#   BENCH_TMP=DIR   where the state, bundle and rootfs go (default /tmp), e.g.
+#                   /dev/shm to take the disk's inode allocation out of it
 # Needs: root, bash 5, cargo, runc, busybox-static.
 set -euo pipefail
 
@@ -36,7 +38,7 @@ BENCH=$TARGET/release/examples/lifecycle_bench
 SHIM=$TARGET/release/zlayer-shim
 [ -x "$BENCH" ] && [ -x "$SHIM" ] || { echo "lifecycle.sh: build $BENCH and $SHIM first" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/zl-bench-ctr.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/zl-bench-ctr.XXXXXX")
 cleanup() {
     runc delete -f zlbench >/dev/null 2>&1 || true
     # A failed run may leave a container: unmount before deleting.

@@ -46,6 +46,9 @@ for b in zlayer zlayer-shim examples/busybox_archive; do
 done
 
 WORK=$(mktemp -d /tmp/zl-bench-cli.XXXXXX)
+# podman's default network is 10.88.0.0/16 too: zlayer's bridge gets a
+# subnet and name of its own here so the two never share a route.
+export ZLAYER_NET_BRIDGE=zlbench0 ZLAYER_NET_SUBNET=10.77.0.0/16
 DAEMON_PID=
 cleanup() {
     [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
@@ -54,6 +57,8 @@ cleanup() {
     done
     podman --root "$WORK/podman" --runroot "$WORK/podman-run" rm -af >/dev/null 2>&1 || true
     podman --root "$WORK/podman" --runroot "$WORK/podman-run" system reset -f >/dev/null 2>&1 || true
+    ip link del zlbench0 >/dev/null 2>&1 || true
+    nft delete table ip zln_zlbench0 >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

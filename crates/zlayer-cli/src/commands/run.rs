@@ -45,9 +45,12 @@ pub async fn create(g: &GlobalArgs, args: CreateArgs) -> anyhow::Result<ExitCode
 pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     // In the foreground this process removes the container after reading its
     // exit code; detached, the container's monitor removes it when it exits.
+    let t0 = std::time::Instant::now();
     let req = create_request(&args.opts, args.rm && args.detach)?;
     let engine = open_engine(g)?;
+    tracing::debug!(elapsed = ?t0.elapsed(), "engine opened");
     let record = engine.create(req).await?;
+    tracing::debug!(elapsed = ?t0.elapsed(), "created {}", record.name);
     if let Err(e) = engine.start(&record).await {
         eprintln!("zlayer: {e}");
         if args.rm {
@@ -69,7 +72,9 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.opts.interactive {
         spawn_stdin_relay(&engine, &record);
     }
+    tracing::debug!(elapsed = ?t0.elapsed(), "started");
     let code = attach_and_wait(&engine, &record).await;
+    tracing::debug!(elapsed = ?t0.elapsed(), "exited");
     drop(raw);
     if let Some(task) = resize {
         task.abort();
@@ -79,6 +84,7 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = engine.remove(&record, true).await {
             tracing::debug!("removing {} after exit: {e}", record.name);
         }
+        tracing::debug!(elapsed = ?t0.elapsed(), "removed");
     }
     Ok(code.into())
 }

@@ -32,13 +32,26 @@ impl DirWatch {
     /// Watches `dir` for writes, renames into it and new files. `None` when
     /// inotify is unavailable (the caller falls back to polling).
     pub fn new(dir: &Path) -> Option<DirWatch> {
+        DirWatch::new_many(&[dir])
+    }
+
+    /// [`DirWatch::new`] over several directories (e.g. a log directory and
+    /// the state directory where the exit is recorded); a directory that
+    /// cannot be watched is skipped, `None` when none can.
+    pub fn new_many(dirs: &[&Path]) -> Option<DirWatch> {
         let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         let mask = AddWatchFlags::IN_MODIFY
             | AddWatchFlags::IN_MOVED_TO
             | AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_CLOSE_WRITE
             | AddWatchFlags::IN_DELETE_SELF;
-        ino.add_watch(dir, mask).ok()?;
+        let watched = dirs
+            .iter()
+            .filter(|d| ino.add_watch(**d, mask).is_ok())
+            .count();
+        if watched == 0 {
+            return None;
+        }
         // Registering needs a reactor; without one the caller polls.
         tokio::runtime::Handle::try_current().ok()?;
         // SAFETY: the `Inotify` owns its fd, which stays open and the same

@@ -216,6 +216,18 @@ pub fn logs_stream(
     opts: LogsStreamOptions,
     finished: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<LogsStream> {
+    logs_stream_watching(path, None, opts, finished)
+}
+
+/// [`logs_stream`] for a runtime that records the end somewhere else than
+/// the log's directory: `state_dir` is watched too, so the follower sees
+/// the exit at once.
+pub fn logs_stream_watching(
+    path: PathBuf,
+    state_dir: Option<PathBuf>,
+    opts: LogsStreamOptions,
+    finished: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> Result<LogsStream> {
     let mut file = open_if_exists(&path)?;
     let (entries, offset) = match file.as_mut() {
         Some(f) => read_file_from(f, 0).map_err(|e| io_err(&path, e))?,
@@ -226,7 +238,12 @@ pub fn logs_stream(
     if !opts.follow {
         return Ok(head.boxed());
     }
-    let watch = path.parent().and_then(DirWatch::new);
+    let dirs: Vec<&Path> = path
+        .parent()
+        .into_iter()
+        .chain(state_dir.as_deref())
+        .collect();
+    let watch = DirWatch::new_many(&dirs);
     let state = Follow {
         path,
         watch,

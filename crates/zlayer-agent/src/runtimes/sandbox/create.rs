@@ -116,6 +116,41 @@ pub fn create(
     result
 }
 
+/// The merged tree of the store image made of `layers` (lowest first),
+/// built once under `images_dir/.store/<key>` (in a temp directory, then
+/// renamed) and shared read-only by the overlays of its containers.
+fn flattened_layers(images_dir: &Path, layers: &[PathBuf]) -> std::io::Result<PathBuf> {
+    let mut chain = Vec::new();
+    for l in layers {
+        chain.extend_from_slice(l.as_os_str().as_encoded_bytes());
+        chain.push(0);
+    }
+    let digest = zlayer_image::Digest::of(&chain);
+    let key = &digest.hex()[..24];
+    let store = images_dir.join(".store");
+    let dest = store.join(key);
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&store)?;
+    let tmp = store.join(format!(".{key}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let mut stats = clone::CloneStats::default();
+    let built = layers
+        .iter()
+        .try_for_each(|l| clone::merge_layer(l, &tmp, &tmp, &mut stats));
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if std::fs::rename(&tmp, &dest).is_err() {
+        // Another create built it meanwhile.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(dest)
+}
+
 /// The rootfs as an overlay of the image directory `src` (see
 /// [`overlay`]); false when that is not possible here (a filesystem
 /// overlayfs refuses), and then nothing is left behind.
@@ -236,12 +271,28 @@ fn build(
             }
         }
         ImageRootfs::Layers(layers) => {
-            let mut stats = clone::CloneStats::default();
-            for layer in layers {
-                clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
-                    .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
+            // Flattened once per image (symlinks made relative), then an
+            // overlay lower like a registered directory; else merged into
+            // this container's own copy.
+            let flat = if tmpfs {
+                flattened_layers(&ctx.config.images_dir(), layers)
+                    .map_err(|e| tracing::debug!(error = %e, "flattening the image's layers"))
+                    .ok()
+            } else {
+                None
+            };
+            match flat {
+                Some(src) if overlay_rootfs(&src, &paths.dir) => Some(src),
+                _ => {
+                    let _ = std::fs::create_dir_all(&rootfs);
+                    let mut stats = clone::CloneStats::default();
+                    for layer in layers {
+                        clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
+                            .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
+                    }
+                    None
+                }
             }
-            None
         }
     };
     let tmp = paths.tmp();

@@ -443,7 +443,13 @@ impl Runtime for SandboxRuntime {
         let paths = self.paths(id)?;
         let rec = state::record(&paths, id)?;
         let p2 = paths.clone();
-        logs::logs_stream(rec.log_path, opts, Arc::new(move || state::finished(&p2)))
+        // The exit is recorded in the container's directory, not the log's.
+        logs::logs_stream_watching(
+            rec.log_path,
+            Some(paths.dir.clone()),
+            opts,
+            Arc::new(move || state::finished(&p2)),
+        )
     }
 
     async fn exec_with_opts(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecOutput> {
