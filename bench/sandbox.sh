@@ -2,7 +2,9 @@
 # Benchmark of the `sandbox` isolation (issue 8): one full run of /bin/true
 # (create + start + wait + remove, through examples/sandbox_bench.rs) against
 # bubblewrap with comparable confinement (read-only rootfs, every namespace
-# but the network, --die-with-parent, --new-session).
+# but the network, --die-with-parent, --new-session). A third row times the
+# same through the CLI, `zlayer run --rm --isolation sandbox` of the bundled
+# busybox image, which adds the zlayer process, its catalog and log follow.
 #
 # Usage: bench/sandbox.sh            (RUNS=100 by default)
 #   RUNS=N          number of timed runs of each command
@@ -21,7 +23,7 @@ for tool in hyperfine jq bwrap busybox; do
     command -v "$tool" >/dev/null || { echo "sandbox.sh: $tool is required" >&2; exit 2; }
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-agent --example sandbox_bench --bin zlayer-sandbox-shim)
+    (cd "$ROOT" && cargo build --release -p zlayer-agent --example sandbox_bench --bins -p zlayer-cli)
 fi
 BENCH=$TARGET/release/examples/sandbox_bench
 [ -x "$BENCH" ] && [ -x "$TARGET/release/zlayer-sandbox-shim" ] || {
@@ -41,20 +43,35 @@ mkdir -p "$ROOTFS/bin" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/tmp"
 cp "$(command -v busybox)" "$ROOTFS/bin/busybox"
 for a in true sh echo; do ln -s busybox "$ROOTFS/bin/$a"; done
 
-# Registers the image once, and checks both commands work.
+# Registers the image once, and checks the commands work.
 "$BENCH" --data "$DATA" --rootfs "$ROOTFS" -- /bin/true
+# The same through the CLI, as a user runs it: `zlayer run --rm --isolation
+# sandbox` of the bundled busybox image (from the image store).
+ZL="$TARGET/release/zlayer --root $DATA/zl --embedded"
+CLI=""
+if [ -x "$TARGET/release/zlayer" ]; then
+    $ZL image builtin >/dev/null
+    CLI="$ZL run --rm --isolation sandbox localhost/zlayer/busybox true"
+    $CLI
+fi
 BWRAP="bwrap --ro-bind $ROOTFS / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --share-net --die-with-parent --new-session /bin/true"
 $BWRAP
 
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$WORK/result.json" \
     -n sandbox "$BENCH --data $DATA --rootfs $ROOTFS -- /bin/true" \
-    -n bwrap "$BWRAP"
+    -n bwrap "$BWRAP" \
+    ${CLI:+-n zlayer-run "$CLI"}
 
 stat() { jq -r --arg n "$1" --arg f "$2" '.results[] | select(.command == $n) | .[$f]' "$WORK/result.json"; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 S_MEAN=$(stat sandbox mean); S_MED=$(stat sandbox median); S_SD=$(stat sandbox stddev)
 B_MEAN=$(stat bwrap mean); B_MED=$(stat bwrap median); B_SD=$(stat bwrap stddev)
 RATIO=$(awk -v a="$S_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')
+CLI_ROW="| \`zlayer run --rm --isolation sandbox\` | (zlayer binary not built) | | |"
+if [ -n "$CLI" ]; then
+    Z_MEAN=$(stat zlayer-run mean); Z_SD=$(stat zlayer-run stddev); Z_MED=$(stat zlayer-run median)
+    CLI_ROW="| \`zlayer run --rm --isolation sandbox\` (CLI, store image): hyperfine mean ± stddev, median (ms) | $(ms "$Z_MEAN") ± $(ms "$Z_SD"), $(ms "$Z_MED") | $(ms "$B_MEAN") | **$(awk -v a="$Z_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')×** |"
+fi
 
 # Interleaved loop: one sandbox run, then one bwrap run, RUNS times, so both
 # see the same background load (a shared machine makes hyperfine's
@@ -102,6 +119,7 @@ remove (unmount, rename into the trash; the deletion runs on a thread, and what 
 | hyperfine median (ms) | $(ms "$S_MED") | $(ms "$B_MED") | |
 | interleaved loop, median (ms) | $L_S | $L_B | **$L_RATIO×** |
 | CPU time per run, perf task-clock (ms) | $C_S | $C_B | |
+$CLI_ROW
 
 Target: ≤ 1.5× bwrap.
 MD
