@@ -103,3 +103,65 @@ fn networks_without_subnet_get_a_free_one() {
         .unwrap()
         .contains(&a.subnet));
 }
+
+/// A veth pair (not zlayer's) with an address, deleted on drop.
+struct ForeignLink(&'static str);
+
+impl Drop for ForeignLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .status();
+    }
+}
+
+#[test]
+fn default_network_moves_off_a_subnet_routed_elsewhere() {
+    // Another engine's bridge (podman's default is also 10.88.0.0/16)
+    // already routes the configured default subnet.
+    let ip = |args: &[&str]| {
+        assert!(std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+    };
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", "zzforeign0"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    ip(&[
+        "link",
+        "add",
+        "zzforeign0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "zzforeign1",
+    ]);
+    let _foreign = ForeignLink("zzforeign0");
+    ip(&["addr", "add", "10.216.77.1/24", "dev", "zzforeign0"]);
+    ip(&["link", "set", "zzforeign0", "up"]);
+
+    let mut env = Env::new("zlt10", "10.216.77.0/24");
+    let ns = Netns::new("zlt10a");
+    let id = env.id("zlt10-a");
+    let att = env
+        .mgr
+        .attach(&id, &ns.path(), &NetworkMode::Bridge, &[], &[])
+        .unwrap();
+    let wanted: ipnet::Ipv4Net = "10.216.77.0/24".parse().unwrap();
+    let got = att.ip.expect("a bridge attach has an address");
+    assert!(
+        !matches!(got, std::net::IpAddr::V4(v4) if wanted.contains(&v4)),
+        "{got} is on the foreign interface's subnet"
+    );
+    let default = env.mgr.list_networks().unwrap().into_iter().next().unwrap();
+    assert_eq!(
+        default.subnet,
+        "10.216.78.0/24".parse().unwrap(),
+        "the next free /24"
+    );
+    assert!(ns.addrs().contains("10.216.78."), "{}", ns.addrs());
+}

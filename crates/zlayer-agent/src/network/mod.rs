@@ -605,6 +605,44 @@ impl NetworkManager {
         lock.save(&st)
     }
 
+    /// The default network's subnet when it is first created: the
+    /// configured one, unless a host route on another interface covers it
+    /// (podman's default network is also 10.88.0.0/16, VPNs use 10.x):
+    /// then the first free subnet of the same size in 10.0.0.0/8 after it
+    /// (outside the user-network pool), with a warning. It is recorded, so
+    /// it stays the same afterwards.
+    fn default_subnet(&self, st: &State) -> Ipv4Net {
+        let wanted = self.opts.default_subnet.trunc();
+        let taken = taken_subnets(st);
+        let Some(clash) = taken.iter().find(|t| overlap(t, &wanted)).copied() else {
+            return wanted;
+        };
+        let mut avoid = taken;
+        avoid.extend(route_subnets(true));
+        avoid.push(self.opts.subnet_pool);
+        let ten = Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap_or_default();
+        let free: Vec<Ipv4Net> = match ten.subnets(wanted.prefix_len()) {
+            Ok(all) => all
+                .filter(|c| !avoid.iter().any(|a| overlap(a, c)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let pick = free
+            .iter()
+            .find(|c| c.network() > wanted.network())
+            .or_else(|| free.first())
+            .copied();
+        match pick {
+            Some(p) => {
+                tracing::warn!(
+                    "the default network's subnet {wanted} is routed through another interface ({clash}); using {p} instead (set ZLAYER_NET_SUBNET to choose)"
+                );
+                p
+            }
+            None => wanted,
+        }
+    }
+
     /// The record of `name`, creating the default network's on first use.
     fn network_record(&self, st: &mut State, name: &str) -> Result<NetworkRecord> {
         if let Some(rec) = st.networks.get(name) {
@@ -617,7 +655,7 @@ impl NetworkManager {
                 hint: Some(format!("create it with `zlayer network create {name}`")),
             });
         }
-        let subnet = self.opts.default_subnet.trunc();
+        let subnet = self.default_subnet(st);
         let rec = NetworkRecord {
             bridge: self.opts.default_bridge.clone(),
             subnet,
@@ -708,6 +746,14 @@ fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 /// Subnets of zlayer networks plus host routes on non-zlayer interfaces.
 fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
     let mut out: Vec<Ipv4Net> = st.networks.values().map(|n| n.subnet).collect();
+    out.extend(route_subnets(false));
+    out
+}
+
+/// The destinations of the host's IPv4 routes (not the default route);
+/// those on zlayer's own bridges (`zl*`) only with `include_zlayer`.
+fn route_subnets(include_zlayer: bool) -> Vec<Ipv4Net> {
+    let mut out = Vec::new();
     if let Ok(routes) = cmd::run("ip", &["-4", "-o", "route", "show"], None) {
         for line in routes.lines() {
             let mut words = line.split_whitespace();
@@ -717,7 +763,7 @@ fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
                 .skip_while(|w| *w != "dev")
                 .nth(1)
                 .unwrap_or("");
-            if dst == "default" || dev.starts_with("zl") {
+            if dst == "default" || (dev.starts_with("zl") && !include_zlayer) {
                 continue;
             }
             let net = dst
