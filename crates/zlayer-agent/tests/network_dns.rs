@@ -28,17 +28,28 @@ fn fake_upstream() -> SocketAddr {
     addr
 }
 
+/// Asks `server` for `name` from inside `ns`, like a stub resolver: the
+/// query is sent again after a second without an answer (UDP may lose the
+/// first packet of a fresh interface), three tries in all.
 fn ask(ns: &Netns, server: Ipv4Addr, name: &'static str) -> (u8, Vec<Ipv4Addr>) {
     ns.run(move || {
         let s = UdpSocket::bind(("0.0.0.0", 0)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        s.send_to(&dns_wire::query(7, name, dns_wire::TYPE_A), (server, 53))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let query = dns_wire::query(7, name, dns_wire::TYPE_A);
         let mut buf = [0u8; 1500];
-        let (n, _) = s.recv_from(&mut buf).unwrap();
-        let mut ips = dns_wire::parse_answer(&buf[..n]).unwrap();
-        ips.1.sort();
-        ips
+        for attempt in 1..=3 {
+            s.send_to(&query, (server, 53)).unwrap();
+            match s.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    let mut ips = dns_wire::parse_answer(&buf[..n]).unwrap();
+                    ips.1.sort();
+                    return ips;
+                }
+                Err(e) if attempt == 3 => panic!("no answer for {name} from {server}: {e}"),
+                Err(_) => {}
+            }
+        }
+        unreachable!()
     })
 }
 
@@ -46,13 +57,20 @@ fn ask(ns: &Netns, server: Ipv4Addr, name: &'static str) -> (u8, Vec<Ipv4Addr>) 
 fn containers_resolve_services_and_peers_and_other_names_are_forwarded() {
     let upstream = fake_upstream();
     let mut env = Env::with_dns("zlt12", "10.213.12.0/24", vec![upstream]);
+    // Names of this run only (namespaces and container names, hence veth
+    // names), so nothing left of an earlier run's teardown can match them.
+    let run = std::process::id() % 100_000;
     let (a, b, c) = (
-        Netns::new("zlt12a"),
-        Netns::new("zlt12b"),
-        Netns::new("zlt12c"),
+        Netns::new(&format!("zlt12a{run}")),
+        Netns::new(&format!("zlt12b{run}")),
+        Netns::new(&format!("zlt12c{run}")),
     );
     let web = vec!["web".to_string()];
-    let (ida, idb, idc) = (env.id("zlt12-a"), env.id("zlt12-b"), env.id("zlt12-c"));
+    let (ida, idb, idc) = (
+        env.id(&format!("zlt12-a{run}")),
+        env.id(&format!("zlt12-b{run}")),
+        env.id(&format!("zlt12-c{run}")),
+    );
     let att_a = env
         .mgr
         .attach(&ida, &a.path(), &NetworkMode::Bridge, &[], &web)
@@ -86,7 +104,8 @@ fn containers_resolve_services_and_peers_and_other_names_are_forwarded() {
     both.sort();
     assert_eq!(ask(&c, gw, "web"), (0, both));
     assert_eq!(ask(&a, gw, "db"), (0, vec![ip(&att_c)]));
-    assert_eq!(ask(&a, gw, "zlt12-b-0"), (0, vec![ip(&att_b)]));
+    let b_name: &'static str = Box::leak(format!("zlt12-b{run}-0").into_boxed_str());
+    assert_eq!(ask(&a, gw, b_name), (0, vec![ip(&att_b)]));
     // Other names go to the upstream.
     assert_eq!(
         ask(&a, gw, "example.org"),

@@ -66,7 +66,7 @@ pub fn ensure(dir: &Path, network: &str, binary: &Path, upstreams: &[SocketAddr]
                 binary.display()
             ))
         })?;
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + BIND_RETRY + Duration::from_secs(1);
     while Instant::now() < deadline {
         if running(dir, network) == Some(child.id()) {
             return Ok(());
@@ -103,10 +103,8 @@ pub fn serve(dir: &Path, network: &str, upstreams: &[SocketAddr]) -> Result<()> 
             id: network.into(),
             hint: None,
         })?;
-    let sock = UdpSocket::bind((rec.gateway, 53)).map_err(|e| {
-        AgentError::Network(format!("cannot listen on {}:53 for DNS: {e}", rec.gateway))
-    })?;
-    sock.set_read_timeout(Some(Duration::from_secs(2)))
+    let sock = bind_retrying(rec.gateway)?;
+    sock.set_read_timeout(Some(IDLE_CHECK))
         .map_err(|e| AgentError::Network(e.to_string()))?;
     let pid = pid_file(dir, network);
     let tmp = pid.with_extension("tmp");
@@ -122,6 +120,12 @@ pub fn serve(dir: &Path, network: &str, upstreams: &[SocketAddr]) -> Result<()> 
     loop {
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
+                // A responder whose data root was deleted must not answer
+                // for a network of the same address created since.
+                if !dir.join("networks.json").exists() {
+                    let _ = std::fs::remove_file(&pid);
+                    return Ok(());
+                }
                 let packet = buf[..n].to_vec();
                 let in_net = matches!(from.ip(), IpAddr::V4(ip) if rec.subnet.contains(&ip));
                 let Some(q) = dns_wire::parse_query(&packet) else {
@@ -163,6 +167,33 @@ pub fn serve(dir: &Path, network: &str, upstreams: &[SocketAddr]) -> Result<()> 
                 }
             }
             Err(e) => return Err(AgentError::Network(format!("DNS socket failed: {e}"))),
+        }
+    }
+}
+
+/// How often an idle responder checks whether its network still has
+/// containers (and exits when not).
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+/// How long a new responder waits for the address to be free: the
+/// responder of a network deleted just before (same gateway) may still be
+/// exiting.
+const BIND_RETRY: Duration = Duration::from_secs(5);
+
+/// Binds `gateway:53`, retrying while another socket holds it.
+fn bind_retrying(gateway: Ipv4Addr) -> Result<UdpSocket> {
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        match UdpSocket::bind((gateway, 53)) {
+            Ok(sock) => return Ok(sock),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                return Err(AgentError::Network(format!(
+                    "cannot listen on {gateway}:53 for DNS: {e}"
+                )))
+            }
         }
     }
 }

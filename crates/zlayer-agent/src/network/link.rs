@@ -20,8 +20,12 @@ pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) 
     let mut created = false;
     if !exists(name) {
         created = true;
+        // A fixed MAC: a bridge without one takes the lowest MAC of its
+        // ports, so removing a container would change the gateway's MAC
+        // under the others' ARP caches (no traffic until they expire).
         let script = format!(
-            "link add {name} mtu {mtu} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
+            "link add {name} address {} mtu {mtu} type bridge\naddr add {gateway}/{} dev {name}\nlink set {name} up\n",
+            bridge_mac(name),
             subnet.prefix_len()
         );
         if let Err(e) = cmd::ip_batch(&script) {
@@ -41,6 +45,16 @@ pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) 
     cmd::sysctl(forward, "1")?;
     cmd::sysctl(&localnet, "1")?;
     Ok(created)
+}
+
+/// A stable, locally administered unicast MAC for bridge `name`.
+pub fn bridge_mac(name: &str) -> String {
+    let h = super::names::fnv1a(name);
+    let b = h.to_be_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 fn is_one(path: &str) -> bool {
@@ -81,4 +95,16 @@ pub fn attach_veth(
 /// Brings `lo` up inside `netns` (the whole of `--network none`).
 pub fn loopback_up(netns: &Path) -> Result<()> {
     super::ifconfig::loopback_up(netns)
+}
+
+#[cfg(test)]
+mod mac_tests {
+    #[test]
+    fn bridge_macs_are_stable_local_unicast() {
+        let m = super::bridge_mac("zlayer0");
+        assert_eq!(m, super::bridge_mac("zlayer0"));
+        assert_ne!(m, super::bridge_mac("zlayer1"));
+        assert!(m.starts_with("02:"), "{m}");
+        assert_eq!(m.len(), 17);
+    }
 }
