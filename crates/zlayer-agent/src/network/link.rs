@@ -35,6 +35,9 @@ pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) 
             }
         }
     }
+    if !created {
+        adopt_fixed_mac(name)?;
+    }
     let forward = "/proc/sys/net/ipv4/ip_forward";
     let localnet = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
     if !created && is_one(forward) && is_one(&localnet) {
@@ -45,6 +48,22 @@ pub fn ensure_bridge(name: &str, subnet: &Ipv4Net, gateway: Ipv4Addr, mtu: u32) 
     cmd::sysctl(forward, "1")?;
     cmd::sysctl(&localnet, "1")?;
     Ok(created)
+}
+
+/// Gives a bridge made before bridges got a fixed MAC its fixed MAC, at a
+/// moment when no container is attached (nobody has the old one cached).
+fn adopt_fixed_mac(name: &str) -> Result<()> {
+    let want = bridge_mac(name);
+    let sys = Path::new("/sys/class/net").join(name);
+    let current = std::fs::read_to_string(sys.join("address")).unwrap_or_default();
+    if current.trim() == want {
+        return Ok(());
+    }
+    let idle = std::fs::read_dir(sys.join("brif")).is_ok_and(|mut d| d.next().is_none());
+    if idle {
+        cmd::ip_batch(&format!("link set {name} address {want}\n"))?;
+    }
+    Ok(())
 }
 
 /// A stable, locally administered unicast MAC for bridge `name`.
