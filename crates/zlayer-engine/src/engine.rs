@@ -118,6 +118,12 @@ impl Engine {
     /// when any step fails.
     pub async fn create(&self, req: CreateRequest) -> Result<ContainerRecord> {
         let isolation = self.runtime.choose_isolation(&req.spec)?;
+        // Refused before anything is pulled.
+        if req.tty && isolation == "vm" {
+            return Err(EngineError::InvalidRequest(
+                "a terminal (-t) is not available in the vm isolation; run without -t, or use --isolation container".into(),
+            ));
+        }
         let mut pull = req.pull.clone();
         pull.policy = req.spec.image.pull_policy;
         self.images.pull(&req.spec.image.name, &pull).await?;
@@ -137,11 +143,6 @@ impl Engine {
             spec.lifecycle.delete_on_exit = true;
         }
         if req.tty {
-            if isolation == "vm" {
-                return Err(EngineError::InvalidRequest(
-                    "a terminal (-t) is not available in the vm isolation; run without -t, or use --isolation container".into(),
-                ));
-            }
             spec.labels.insert(TTY_LABEL.into(), "true".into());
         }
         let mut labels: BTreeMap<String, String> = spec.labels.clone();
