@@ -96,7 +96,12 @@ async fn assert_no_network_left(env: &TestEnv, id: &ContainerId) {
     );
     let tables = nft_tables();
     for salt in 0..4 {
-        let veth = names::veth_name(&id.to_string(), salt);
+        let veth = env
+            .net
+            .as_ref()
+            .unwrap()
+            .mgr
+            .veth_name(&id.to_string(), salt);
         assert!(
             !tables.contains(&names::container_table(&veth)),
             "port table of {id} left"
@@ -170,6 +175,9 @@ async fn published_tcp_ports_serve_httpd_to_the_host_on_loopback() {
         .await
         .unwrap();
     assert!(hosts.contains(&format!("{ip}\t{id}")), "{hosts}");
+    // The names the leak check below looks for are the real ones.
+    let veth = env.net.as_ref().unwrap().mgr.veth_name(&id.to_string(), 0);
+    assert_eq!(bridge_ports("zlc1"), vec![veth]);
 
     env.rt.remove_container(&id).await.unwrap();
     assert_nothing_left(&env, &id);
@@ -431,7 +439,12 @@ async fn create_remove_cycles_leave_no_veth_rule_or_lease() {
     let tables = nft_tables();
     for id in &ids {
         for salt in 0..2 {
-            let veth = names::veth_name(&id.to_string(), salt);
+            let veth = env
+                .net
+                .as_ref()
+                .unwrap()
+                .mgr
+                .veth_name(&id.to_string(), salt);
             assert!(
                 !tables.contains(&names::container_table(&veth)),
                 "port table of {id} left"

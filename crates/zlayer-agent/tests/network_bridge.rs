@@ -182,7 +182,7 @@ fn two_hundred_attach_detach_cycles_leave_nothing_behind() {
         .count();
     assert_eq!(on_bridge, 0);
     let tables = nft_tables();
-    let mine = names::container_table(&names::veth_name("zlt5-a-0", 0));
+    let mine = names::container_table(&env.mgr.veth_name("zlt5-a-0", 0));
     assert!(!tables.contains(&mine), "{tables}");
     let state = std::fs::read_to_string(env.dir.path().join("network/networks.json")).unwrap();
     assert!(state.contains("\"leases\": {}"), "{state}");

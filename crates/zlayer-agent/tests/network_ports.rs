@@ -67,7 +67,7 @@ fn tcp_udp_and_random_ports_reach_the_container_from_loopback() {
 
     // After detach the rules are gone: nothing answers any more.
     env.mgr.detach(&id).unwrap();
-    let table = names::container_table(&names::veth_name("zlt6-a-0", 0));
+    let table = names::container_table(&env.mgr.veth_name("zlt6-a-0", 0));
     assert!(!nft_tables().contains(&table));
     assert!(tcp_read(local(p_tcp)).is_err());
 }

@@ -132,6 +132,7 @@ impl Drop for Env {
         for id in text(&ids.stdout).split_whitespace() {
             let _ = self.zl(&["--embedded", "rm", "-f", id]);
         }
+        remove_bridges_of(self.root.path());
     }
 }
 

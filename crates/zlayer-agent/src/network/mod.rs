@@ -23,6 +23,7 @@ pub mod cmd;
 pub mod dns;
 pub mod dns_wire;
 pub mod etc_files;
+pub mod host;
 pub mod ifconfig;
 pub mod ipam;
 pub mod link;
@@ -139,6 +140,41 @@ impl Default for NetworkOptions {
     }
 }
 
+impl NetworkOptions {
+    /// The options of data root `root`: [`Default`], except that a root
+    /// other than the default one (`zlayer_image::default_root()`) gets
+    /// bridges of its own: `zl<tag>0` for its default network and
+    /// `zl<tag>` + 8 hex digits for its user networks, `<tag>` being 5 hex
+    /// digits of a hash of its path (`$ZLAYER_NET_BRIDGE` and
+    /// `$ZLAYER_NET_PREFIX` still win). Two roots never share a bridge:
+    /// each leases addresses on its own, so on one bridge they would hand
+    /// out the same address twice. Their subnets are kept apart by
+    /// [`host`].
+    pub fn for_root(root: &Path) -> NetworkOptions {
+        let mut opts = NetworkOptions::default();
+        if same_path(root, &zlayer_image::default_root()) {
+            return opts;
+        }
+        let tag = names::root_tag(root);
+        if std::env::var_os("ZLAYER_NET_BRIDGE").is_none() {
+            opts.default_bridge = format!("zl{tag}0");
+        }
+        if std::env::var_os("ZLAYER_NET_PREFIX").is_none() {
+            opts.bridge_prefix = format!("zl{tag}");
+        }
+        opts
+    }
+}
+
+/// Whether `a` and `b` name the same directory (as given when either
+/// does not exist yet).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// What [`NetworkManager::attach`] did for a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
@@ -184,9 +220,10 @@ pub struct NetworkManager {
 }
 
 impl NetworkManager {
-    /// A manager keeping its state under `<root>/network/`.
+    /// A manager keeping its state under `<root>/network/`, with the
+    /// options of that root ([`NetworkOptions::for_root`]).
     pub fn open(root: &Path) -> Result<Self> {
-        Self::with_options(root, NetworkOptions::default())
+        Self::with_options(root, NetworkOptions::for_root(root))
     }
 
     /// [`NetworkManager::open`] with explicit options (tests use their own
@@ -200,6 +237,8 @@ impl NetworkManager {
         }
         let dir = root.join("network");
         Locked::acquire(&dir)?;
+        // Canonical: veth names hash it, whoever opens the root and how.
+        let dir = dir.canonicalize().unwrap_or(dir);
         Ok(NetworkManager { dir, opts })
     }
 
@@ -274,8 +313,7 @@ impl NetworkManager {
             self.detach_locked(&lock, &mut st, &id)?;
         }
         collect_released(&mut st);
-        let net = self.network_record(&mut st, network)?;
-        let created = link::ensure_bridge(&net.bridge, &net.subnet, net.gateway, self.opts.mtu)?;
+        let (net, created) = self.bridge_up(&lock, &mut st, network)?;
         // The network's table is loaded once per boot and bridge: an nft
         // transaction costs ~15 ms, most of an attach.
         let boot = boot_id();
@@ -290,7 +328,7 @@ impl NetworkManager {
             .collect();
         let (ip, next) = ipam::allocate(&net.subnet, &used, net.next)?;
         let veth = (0..1000)
-            .map(|salt| names::veth_name(&id, salt))
+            .map(|salt| self.veth_name(&id, salt))
             .find(|v| !link::exists(v) && !st.leases.values().any(|l| &l.veth == v))
             .ok_or_else(|| AgentError::Internal(format!("no free veth name for {id}")))?;
         let mut own_names = vec![id.clone()];
@@ -484,7 +522,11 @@ impl NetworkManager {
                 "network {name} already exists; `zlayer network rm {name}` first or pick another name"
             )));
         }
-        let taken = taken_subnets(&st);
+        // Held until the bridge (and so its route) exists: another root
+        // choosing a subnet now sees it.
+        let _host = host::HostLock::acquire()?;
+        host::collect_orphans();
+        let taken = self.taken_subnets(&st);
         let subnet = match subnet {
             Some(s) => {
                 let s = s.trunc();
@@ -512,7 +554,7 @@ impl NetworkManager {
         let gateway = ipam::gateway(&subnet)?;
         let mut bridge = names::bridge_name(&self.opts.bridge_prefix, name);
         let mut salt = 0;
-        while st.networks.values().any(|n| n.bridge == bridge) {
+        while st.networks.values().any(|n| n.bridge == bridge) || link::exists(&bridge) {
             salt += 1;
             bridge = names::bridge_name(&self.opts.bridge_prefix, &format!("{name}/{salt}"));
         }
@@ -524,6 +566,7 @@ impl NetworkManager {
             table_boot: None,
         };
         link::ensure_bridge(&rec.bridge, &subnet, gateway, self.opts.mtu)?;
+        host::mark_owner(&rec.bridge, &self.dir)?;
         nft::apply_network(&names::network_table(&rec.bridge), &rec.bridge, &subnet)?;
         rec.table_boot = boot_id();
         st.networks.insert(name.to_string(), rec.clone());
@@ -613,12 +656,12 @@ impl NetworkManager {
     /// it stays the same afterwards.
     fn default_subnet(&self, st: &State) -> Ipv4Net {
         let wanted = self.opts.default_subnet.trunc();
-        let taken = taken_subnets(st);
+        let taken = self.taken_subnets(st);
         let Some(clash) = taken.iter().find(|t| overlap(t, &wanted)).copied() else {
             return wanted;
         };
         let mut avoid = taken;
-        avoid.extend(route_subnets(true));
+        avoid.extend(host::routes().into_iter().map(|(net, _)| net));
         avoid.push(self.opts.subnet_pool);
         let ten = Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap_or_default();
         let free: Vec<Ipv4Net> = match ten.subnets(wanted.prefix_len()) {
@@ -641,6 +684,87 @@ impl NetworkManager {
             }
             None => wanted,
         }
+    }
+
+    /// Host-side veth name number `salt` of `container`: hashed with this
+    /// root's state directory, as two roots may both have a `web-0`.
+    pub fn veth_name(&self, container: &str, salt: u32) -> String {
+        names::veth_name(&format!("{}|{container}", self.dir.display()), salt)
+    }
+
+    /// This root's bridges: its networks' and its default one's.
+    fn own_bridges<'a>(&'a self, st: &'a State) -> Vec<&'a str> {
+        let mut own: Vec<&str> = st.networks.values().map(|n| n.bridge.as_str()).collect();
+        own.push(self.opts.default_bridge.as_str());
+        own
+    }
+
+    /// Subnets a new network of this root must not use: its networks' and
+    /// those routed through any other interface (the host's networks,
+    /// other roots' bridges).
+    fn taken_subnets(&self, st: &State) -> Vec<Ipv4Net> {
+        let mut out: Vec<Ipv4Net> = st.networks.values().map(|n| n.subnet).collect();
+        out.extend(
+            host::foreign_subnets(&self.own_bridges(st))
+                .into_iter()
+                .map(|(net, _)| net),
+        );
+        out
+    }
+
+    /// The record of network `name` with its bridge up; true when the
+    /// bridge was just created. The fast path (record and bridge exist)
+    /// takes no host-wide lock. Otherwise, under [`host::HostLock`]:
+    /// bridges of deleted roots are collected, the default network's
+    /// record is made, a default network whose bridge went away (pruned,
+    /// rebooted) while another interface took its subnet moves to a free
+    /// one, and the bridge is created and marked as this root's.
+    fn bridge_up(
+        &self,
+        lock: &Locked,
+        st: &mut State,
+        name: &str,
+    ) -> Result<(NetworkRecord, bool)> {
+        if let Some(rec) = st.networks.get(name).filter(|r| link::exists(&r.bridge)) {
+            let rec = rec.clone();
+            let created =
+                link::ensure_bridge(&rec.bridge, &rec.subnet, rec.gateway, self.opts.mtu)?;
+            return Ok((rec, created));
+        }
+        let _host = host::HostLock::acquire()?;
+        host::collect_orphans();
+        let known = st.networks.contains_key(name);
+        let mut rec = self.network_record(st, name)?;
+        let mut changed = !known;
+        if !link::exists(&rec.bridge) {
+            let own = self.own_bridges(st);
+            let clash = host::foreign_subnets(&own)
+                .into_iter()
+                .find(|(t, _)| overlap(t, &rec.subnet));
+            if let Some((net, dev)) = clash {
+                if name != DEFAULT_NETWORK {
+                    return Err(AgentError::Network(format!(
+                        "network {name}'s subnet {} is now routed through {dev} ({net}); \
+                         `zlayer network rm {name}` and create it again with another --subnet",
+                        rec.subnet
+                    )));
+                }
+                st.networks.remove(name);
+                let subnet = self.default_subnet(st);
+                rec.subnet = subnet;
+                rec.gateway = ipam::gateway(&subnet)?;
+                rec.next = None;
+                rec.table_boot = None;
+                st.networks.insert(name.into(), rec.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            lock.save(st)?;
+        }
+        let created = link::ensure_bridge(&rec.bridge, &rec.subnet, rec.gateway, self.opts.mtu)?;
+        host::mark_owner(&rec.bridge, &self.dir)?;
+        Ok((rec, created))
     }
 
     /// The record of `name`, creating the default network's on first use.
@@ -741,39 +865,4 @@ fn validate_name(name: &str) -> Result<()> {
 
 fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// Subnets of zlayer networks plus host routes on non-zlayer interfaces.
-fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
-    let mut out: Vec<Ipv4Net> = st.networks.values().map(|n| n.subnet).collect();
-    out.extend(route_subnets(false));
-    out
-}
-
-/// The destinations of the host's IPv4 routes (not the default route);
-/// those on zlayer's own bridges (`zl*`) only with `include_zlayer`.
-fn route_subnets(include_zlayer: bool) -> Vec<Ipv4Net> {
-    let mut out = Vec::new();
-    if let Ok(routes) = cmd::run("ip", &["-4", "-o", "route", "show"], None) {
-        for line in routes.lines() {
-            let mut words = line.split_whitespace();
-            let dst = words.next().unwrap_or("default");
-            let dev = line
-                .split_whitespace()
-                .skip_while(|w| *w != "dev")
-                .nth(1)
-                .unwrap_or("");
-            if dst == "default" || (dev.starts_with("zl") && !include_zlayer) {
-                continue;
-            }
-            let net = dst
-                .parse::<Ipv4Net>()
-                .ok()
-                .or_else(|| dst.parse::<Ipv4Addr>().ok().map(Ipv4Net::from));
-            if let Some(n) = net {
-                out.push(n.trunc());
-            }
-        }
-    }
-    out
 }

@@ -3,14 +3,9 @@
 //! Interface names are limited to 15 bytes, so container and network names
 //! are hashed (FNV-1a, stable across Rust versions) into short suffixes.
 
-/// 64-bit FNV-1a of `s`.
+/// [`crate::hash::fnv1a`] of `s`.
 pub fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::hash::fnv1a(s.as_bytes())
 }
 
 /// Host-side veth name of a container: `zv` + 10 hex digits.
@@ -19,6 +14,14 @@ pub fn fnv1a(s: &str) -> u64 {
 pub fn veth_name(container: &str, salt: u32) -> String {
     let h = fnv1a(&format!("{container}/{salt}"));
     format!("zv{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// 5 hex digits naming data root `root` in its bridges' names (see
+/// [`super::NetworkOptions::for_root`]); from its canonical path when it
+/// exists.
+pub fn root_tag(root: &std::path::Path) -> String {
+    let path = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    format!("{:05x}", fnv1a(&path.display().to_string()) & 0xf_ffff)
 }
 
 /// nftables table holding a container's port rules.
@@ -47,5 +50,8 @@ mod tests {
         assert_ne!(veth_name("web-1", 0), veth_name("web-1", 1));
         assert_eq!(bridge_name("zlb", "frontend").len(), 11);
         assert_eq!(network_table("zl-a.b"), "zln_zl_a_b");
+        let tag = root_tag(std::path::Path::new("/no/such/root"));
+        assert_eq!(tag.len(), 5);
+        assert_ne!(tag, root_tag(std::path::Path::new("/no/such/root2")));
     }
 }

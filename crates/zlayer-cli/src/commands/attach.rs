@@ -41,15 +41,36 @@ pub async fn attach_and_wait(engine: &Engine, record: &ContainerRecord) -> anyho
     Ok(code.clamp(0, 255) as u8)
 }
 
-/// docker's 126/127 for a command that cannot be invoked / is not found.
-pub fn failure_exit_code(reason: &str, record: &ContainerRecord, code: i32) -> u8 {
+/// docker's 127 (command not found) or 126 (cannot be invoked) when
+/// `reason` says the container's command is the problem; `None` for any
+/// other failure (an engine error, 125).
+pub fn invocation_exit_code(reason: &str) -> Option<u8> {
     let lower = reason.to_ascii_lowercase();
+    let about_command = ["executable", "entrypoint", "command", "$path"]
+        .iter()
+        .any(|w| lower.contains(w));
+    if !about_command {
+        return None;
+    }
     if lower.contains("not found") || lower.contains("no such file") {
+        Some(exit::NOT_FOUND)
+    } else if lower.contains("permission denied")
+        || lower.contains("does not have correct permissions")
+        || lower.contains("not executable")
+        || lower.contains("cannot invoke")
+    {
+        Some(exit::CANNOT_INVOKE)
+    } else {
+        None
+    }
+}
+
+/// The exit code of a container that failed (state `Failed`) after its
+/// start: 126/127 per [`invocation_exit_code`], else its own code, else 125.
+pub fn failure_exit_code(reason: &str, record: &ContainerRecord, code: i32) -> u8 {
+    if let Some(c) = invocation_exit_code(reason) {
         eprintln!("zlayer: {}: {reason}", record.name);
-        exit::NOT_FOUND
-    } else if lower.contains("permission denied") || lower.contains("cannot invoke") {
-        eprintln!("zlayer: {}: {reason}", record.name);
-        exit::CANNOT_INVOKE
+        c
     } else if code > 0 {
         code.clamp(0, 255) as u8
     } else {
@@ -58,19 +79,40 @@ pub fn failure_exit_code(reason: &str, record: &ContainerRecord, code: i32) -> u
     }
 }
 
-/// Exit code for a start that failed outright.
+/// Exit code for a create or start that failed outright.
 pub fn start_error_exit_code(err: &EngineError) -> u8 {
     match err {
-        EngineError::Runtime(AgentError::StartFailed { reason, .. }) => {
-            let lower = reason.to_ascii_lowercase();
-            if lower.contains("not found") || lower.contains("no such file") {
-                exit::NOT_FOUND
-            } else if lower.contains("permission denied") {
-                exit::CANNOT_INVOKE
-            } else {
-                exit::ENGINE_ERROR
-            }
-        }
+        EngineError::Runtime(
+            AgentError::StartFailed { reason, .. } | AgentError::CreateFailed { reason, .. },
+        ) => invocation_exit_code(reason).unwrap_or(exit::ENGINE_ERROR),
         _ => exit::ENGINE_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_command_failures_get_126_or_127() {
+        let cases = [
+            ("executable 'nope' not found in $PATH", Some(exit::NOT_FOUND)),
+            (
+                "entrypoint \"/nope\" not found in the image rootfs (/x); give a path",
+                Some(exit::NOT_FOUND),
+            ),
+            (
+                "executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions",
+                Some(exit::CANNOT_INVOKE),
+            ),
+            (
+                "connecting the container to network bridge:n1: network n1 not found",
+                None,
+            ),
+            ("mounting /proc: permission denied", None),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(invocation_exit_code(reason), want, "{reason}");
+        }
     }
 }

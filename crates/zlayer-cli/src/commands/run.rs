@@ -49,7 +49,16 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let req = create_request(&args.opts, args.rm && args.detach)?;
     let engine = open_engine(g)?;
     tracing::debug!(elapsed = ?t0.elapsed(), "engine opened");
-    let record = engine.create(req).await?;
+    let record = match engine.create(req).await {
+        Ok(r) => r,
+        // A command the image lacks is docker's 127 even when the
+        // isolation finds out at create time (sandbox, vm).
+        Err(e) if start_error_exit_code(&e) != crate::exit::ENGINE_ERROR => {
+            eprintln!("zlayer: {e}");
+            return Ok(start_error_exit_code(&e).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::debug!(elapsed = ?t0.elapsed(), "created {}", record.name);
     if let Err(e) = engine.start(&record).await {
         eprintln!("zlayer: {e}");

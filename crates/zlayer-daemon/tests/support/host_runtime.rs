@@ -157,7 +157,9 @@ impl Runtime for HostRuntime {
                 e.state = ContainerState::Exited { code };
                 e.pid = None;
             });
-            let _ = exited.send(Some(code));
+            // `send` would drop the value while nobody is subscribed yet
+            // (a waiter subscribing later would then wait forever).
+            exited.send_replace(Some(code));
         });
         Ok(())
     }

@@ -29,7 +29,8 @@ impl ContainerRuntimeConfig {
     /// A configuration with an explicit data root and shim binary.
     pub fn new(root: impl Into<PathBuf>, shim_path: impl Into<PathBuf>) -> Self {
         let shim_path = shim_path.into();
-        let mut network = NetworkOptions::default();
+        let root = root.into();
+        let mut network = NetworkOptions::for_root(&root);
         if network.dns_binary.is_none() {
             network.dns_binary = shim_path
                 .parent()
@@ -37,7 +38,7 @@ impl ContainerRuntimeConfig {
                 .filter(|p| p.is_file());
         }
         ContainerRuntimeConfig {
-            root: root.into(),
+            root,
             shim_path,
             network,
         }

@@ -107,7 +107,7 @@ impl Layout {
         } else {
             format!(
                 "/zlayer-{:08x}-{name}",
-                fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32
+                crate::hash::fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32
             )
         }
     }
@@ -228,13 +228,6 @@ fn validate_volume_name(name: &str) -> Result<()> {
              not starting with '.'"
         )))
     }
-}
-
-/// 64-bit FNV-1a (stable across builds, unlike `DefaultHasher`).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -117,12 +117,6 @@ fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
     Ok(ctx)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The BPF program of `profile`, from `cache_dir` or freshly compiled (and
 /// then cached).
 pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, String> {
@@ -131,7 +125,12 @@ pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, Str
     let v = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
-    let key = format!("{:016x}-{}-{}.bpf", fnv1a(&json), json.len(), v);
+    let key = format!(
+        "{:016x}-{}-{}.bpf",
+        crate::hash::fnv1a(&json),
+        json.len(),
+        v
+    );
     let path = cache_dir.join(key);
     if let Ok(bytes) = std::fs::read(&path) {
         if !bytes.is_empty() && bytes.len() % INSN == 0 {

@@ -375,14 +375,19 @@ fn build(
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let program = resolve_program(&rootfs, &cwd, &argv[0], &path_var).ok_or_else(|| {
-        failed(
-            id,
+        let reason = if is_plain_file(&rootfs, &cwd, &argv[0]) {
+            format!(
+                "entrypoint {:?} in the image is not executable; `chmod +x` it or run it through /bin/sh",
+                argv[0]
+            )
+        } else {
             format!(
                 "entrypoint {:?} not found in the image rootfs ({}); give a path inside the image, e.g. /bin/sh",
                 argv[0],
                 rootfs.display()
-            ),
-        )
+            )
+        };
+        failed(id, reason)
     })?;
 
     let user = match spec
@@ -504,6 +509,19 @@ pub fn resolve_program(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -
             .collect()
     };
     candidates.into_iter().find(|p| is_exec(p) && within(p))
+}
+
+/// Whether `argv0`, a path, names a file without execute permission.
+fn is_plain_file(rootfs: &Path, cwd: &Path, argv0: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = if argv0.starts_with('/') {
+        inside(rootfs, argv0)
+    } else if argv0.contains('/') {
+        cwd.join(argv0)
+    } else {
+        return false;
+    };
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0)
 }
 
 fn volumes(
