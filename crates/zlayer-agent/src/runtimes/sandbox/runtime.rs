@@ -404,6 +404,10 @@ impl Runtime for SandboxRuntime {
         }
         // Unmounted here (no mount outlives the call, even if this process
         // exits next); moved away and deleted in the background.
+        // The log goes with the directory when it can (same filesystem):
+        // unlinking a file with data blocks costs milliseconds here (an
+        // inode eviction, and with `discard` a synchronous TRIM).
+        let log_moved = std::fs::rename(&paths.log, paths.dir.join("removed.log")).is_ok();
         blocking(|| {
             create::unmount_rootfs(&paths.dir)?;
             self.trash.discard(&paths.dir)
@@ -411,7 +415,9 @@ impl Runtime for SandboxRuntime {
         if let Some(resolver) = &self.resolver {
             resolver.release(&paths.dir)?;
         }
-        let _ = std::fs::remove_file(&paths.log);
+        if !log_moved {
+            let _ = std::fs::remove_file(&paths.log);
+        }
         Ok(())
     }
 
