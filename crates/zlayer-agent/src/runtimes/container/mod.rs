@@ -18,6 +18,7 @@
 //! workload starts and detaches it when the workload ends.
 
 pub mod cgroup_stats;
+pub mod cgroup_warmup;
 pub mod cgroups;
 pub mod config;
 pub mod create;
@@ -406,6 +407,9 @@ impl Runtime for ContainerRuntime {
             // Exited or failed: start again in place (same rootfs, logs appended).
             ContainerState::Exited { .. } | ContainerState::Failed { .. } => true,
         };
+        // The monitor's cgroup migration would wait a grace period: start
+        // one now, so it passes while the monitor gets ready.
+        cgroup_warmup::begin();
         let mut result = Ok(0);
         if restart {
             let (p, record, shim_rec) = (paths.clone(), snap.record.clone(), snap.shim.clone());
