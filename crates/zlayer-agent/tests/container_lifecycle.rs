@@ -279,11 +279,7 @@ async fn stale_state_is_cleaned_up() {
     let dir = env.root.path().join("containers").join(junk.to_string());
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
     std::fs::write(dir.join("config.json"), b"{garbage").unwrap();
-    let lc = env
-        .root
-        .path()
-        .join("run/libcontainer")
-        .join(junk.to_string());
+    let lc = dir.join("run").join(junk.to_string());
     std::fs::create_dir_all(&lc).unwrap();
     std::fs::write(lc.join("state.json"), b"{}").unwrap();
     assert!(env

@@ -21,6 +21,11 @@ pub const DEPLOYMENT_LABEL: &str = "com.zlayer.deployment";
 /// runtime makes the service name a network alias of the container).
 pub const SERVICE_LABEL: &str = zlayer_agent::network::SERVICE_LABEL;
 
+/// How long a catalog record may exist without its runtime container
+/// before [`Engine::list`] takes it for one whose container vanished: the
+/// longest a runtime's create may take (a vm's, on a loaded host).
+pub const CREATE_GRACE: Duration = Duration::from_secs(600);
+
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
@@ -288,7 +293,11 @@ impl Engine {
     }
 
     /// Every container with its state. Records whose runtime state vanished
-    /// (removed by `--rm` in a shim, say) are dropped from the catalog.
+    /// (removed by `--rm` in a shim, say) are dropped from the catalog,
+    /// except young ones: [`Engine::create`] writes the record before the
+    /// runtime creates the container, so a record younger than
+    /// [`CREATE_GRACE`] without a runtime container may be a create still
+    /// running. It is left alone and not listed.
     pub async fn list(&self) -> Result<Vec<ContainerView>> {
         let mut out = Vec::new();
         for record in self.catalog.list()? {
@@ -306,7 +315,12 @@ impl Engine {
                     out.push(ContainerView { record, state, pid });
                 }
                 Err(e) if e.is_not_found() => {
-                    self.catalog.remove(&record.id)?;
+                    let age = SystemTime::now()
+                        .duration_since(record.created)
+                        .unwrap_or_default();
+                    if age >= CREATE_GRACE {
+                        self.catalog.remove(&record.id)?;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -30,6 +30,9 @@ struct Entry {
 #[derive(Default)]
 pub struct HostRuntime {
     entries: Arc<Mutex<HashMap<ContainerId, Entry>>>,
+    /// How long `create_container` takes before the container exists (a
+    /// slow create, like a real runtime's on a loaded host).
+    create_delay: Duration,
 }
 
 type Entries = Arc<Mutex<HashMap<ContainerId, Entry>>>;
@@ -44,6 +47,14 @@ fn nf(id: &ContainerId) -> AgentError {
 }
 
 impl HostRuntime {
+    /// A runtime whose creates take `delay`.
+    pub fn with_create_delay(delay: Duration) -> Self {
+        HostRuntime {
+            create_delay: delay,
+            ..Default::default()
+        }
+    }
+
     fn with<T>(&self, id: &ContainerId, f: impl FnOnce(&mut Entry) -> T) -> Result<T> {
         with(&self.entries, id, f)
     }
@@ -91,6 +102,7 @@ impl Runtime for HostRuntime {
     }
 
     async fn create_container(&self, id: &ContainerId, spec: &ServiceSpec) -> Result<()> {
+        tokio::time::sleep(self.create_delay).await;
         let (tx, _) = watch::channel(None);
         self.entries.lock().unwrap().insert(
             id.clone(),

@@ -66,6 +66,7 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         network::check(root, req.id, &net_plan).map_err(network::check_error)?;
     }
     std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating", &paths.dir, e))?;
+    ensure_run_tmpfs(paths)?;
     let stop_signal = match spec
         .stop_signal
         .as_deref()
@@ -146,6 +147,18 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
     // Written last: a state dir without container.json is an unfinished
     // create, cleaned up by the next create or remove of the same id.
     state_dir::write_json(&paths.record(), &record)
+}
+
+/// Mounts the container's `run/` tmpfs (libcontainer's state) unless it
+/// is mounted: at create, and again at start after a reboot emptied it.
+/// Where mounting is refused, `run/` stays a plain directory.
+pub fn ensure_run_tmpfs(paths: &ContainerPaths) -> Result<()> {
+    crate::runtimes::common::run_tmpfs::ensure_private_tmpfs(
+        &paths.lc_root,
+        c"mode=0700,size=16m,nr_inodes=4096",
+    )
+    .map(|_| ())
+    .map_err(|e| io("creating", &paths.lc_root, e))
 }
 
 /// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container.

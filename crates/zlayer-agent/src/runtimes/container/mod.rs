@@ -132,7 +132,7 @@ impl ContainerRuntime {
         for d in [
             layout.containers_dir(),
             layout.volumes_dir(),
-            layout.libcontainer_root(),
+            layout.run_dir(),
         ] {
             std::fs::create_dir_all(&d).map_err(|e| {
                 AgentError::Configuration(format!("cannot create {}: {e}", d.display()))
@@ -422,6 +422,11 @@ impl Runtime for ContainerRuntime {
             .map(|_| 0);
         }
         if result.is_ok() {
+            result = create::ensure_run_tmpfs(&paths)
+                .map(|_| 0)
+                .map_err(|e| e.to_string());
+        }
+        if result.is_ok() {
             result = shim::spawn::start_shim(&self.config.shim_path, &paths).await;
         }
         if result.is_err() {
@@ -677,14 +682,13 @@ impl Runtime for ContainerRuntime {
 
     async fn list_containers(&self) -> Result<Vec<ContainerId>> {
         let dir = self.layout.containers_dir();
-        let lc_root = self.layout.libcontainer_root();
         let mut ids = tokio::task::spawn_blocking(move || -> Vec<ContainerId> {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 return Vec::new();
             };
             entries
                 .flatten()
-                .filter_map(|e| ContainerPaths::from_dir(e.path(), lc_root.clone()))
+                .filter_map(|e| ContainerPaths::of_dir(e.path()))
                 .filter_map(|p| {
                     state_dir::read_json::<state_dir::ContainerRecord>(&p.record())
                         .ok()

@@ -13,11 +13,12 @@
 //!     shim.sock        the monitor's control socket (wait, stdin)
 //!     console.sock     receives a terminal's master side (tty containers)
 //!     hosts, hostname, resolv.conf   files bind-mounted into the container
+//!     run/             a small tmpfs (see `run_tmpfs`): libcontainer's own
+//!                      state, run/<id>/ (state.json, notify.sock, ...)
 //!     rootfs/ upper/ work/           overlay of the image (zlayer-image)
 //!     volumes/anon-<n>/              anonymous volumes
 //!     exec/                          process specs of running execs
 //! <root>/volumes/<name>/_data         named volumes (outlive containers)
-//! <root>/run/libcontainer/<id>/       libcontainer's own state
 //! <root>/run/seccomp/<hash>.bpf       compiled seccomp programs
 //! <root>/containers/.trash/           trees being deleted in the background
 //! ```
@@ -62,19 +63,18 @@ impl Layout {
         Ok(self.volumes_dir().join(name).join("_data"))
     }
 
-    /// libcontainer's state root.
-    pub fn libcontainer_root(&self) -> PathBuf {
-        self.root.join("run").join("libcontainer")
+    /// Runtime files shared by the containers (`<root>/run`: the compiled
+    /// seccomp programs).
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
     }
 
     /// The paths of container `id` (validating the id as a directory name).
     pub fn container(&self, id: &ContainerId) -> Result<ContainerPaths> {
         let name = container_dir_name(id)?;
-        let paths = ContainerPaths {
-            dir: self.containers_dir().join(&name),
-            lc_root: self.libcontainer_root(),
-            lc_id: name,
-        };
+        let paths = ContainerPaths::of_dir(self.containers_dir().join(&name)).ok_or_else(|| {
+            AgentError::InvalidSpec(format!("container name {name:?} is not a directory name"))
+        })?;
         for sock in [
             paths.socket(),
             paths.lc_root.join(&paths.lc_id).join("notify.sock"),
@@ -125,7 +125,14 @@ pub struct ContainerPaths {
 }
 
 impl ContainerPaths {
-    /// Paths of an existing state dir (as found by `list_containers`).
+    /// The paths of state dir `dir`, libcontainer's state in its `run/`.
+    pub fn of_dir(dir: PathBuf) -> Option<Self> {
+        let lc_root = dir.join("run");
+        Self::from_dir(dir, lc_root)
+    }
+
+    /// Paths of a state dir with libcontainer's state root given (the
+    /// monitor gets both on its command line).
     pub fn from_dir(dir: PathBuf, lc_root: PathBuf) -> Option<Self> {
         let lc_id = dir.file_name()?.to_str()?.to_string();
         Some(ContainerPaths {
@@ -149,10 +156,10 @@ impl ContainerPaths {
     }
     /// Where compiled seccomp programs are cached (`<root>/run/seccomp`).
     pub fn seccomp_cache(&self) -> PathBuf {
-        self.lc_root
-            .parent()
-            .map(|run| run.join("seccomp"))
-            .unwrap_or_else(|| self.lc_root.join("seccomp"))
+        match self.data_root() {
+            Some(root) => Layout::new(root).run_dir().join("seccomp"),
+            None => self.dir.join("seccomp-cache"),
+        }
     }
     /// `shim.json`.
     pub fn shim(&self) -> PathBuf {
@@ -241,8 +248,9 @@ mod tests {
         assert_eq!(p.dir, Path::new("/var/lib/zlayer/containers/web-2"));
         assert_eq!(
             p.lc_dir(),
-            Path::new("/var/lib/zlayer/run/libcontainer/web-2")
+            Path::new("/var/lib/zlayer/containers/web-2/run/web-2")
         );
+        assert_eq!(p.seccomp_cache(), Path::new("/var/lib/zlayer/run/seccomp"));
         assert_eq!(l.cgroup_path(&ContainerId::new("web", 2)), "/zlayer/web-2");
         let other = Layout::new("/tmp/x").cgroup_path(&ContainerId::new("web", 2));
         assert!(

@@ -27,6 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::run_dir;
+use crate::runtimes::common::run_tmpfs;
 
 /// The upper layer of the container in `dir`.
 pub fn upper_dir(dir: &Path) -> PathBuf {
@@ -42,37 +43,7 @@ pub fn work_dir(dir: &Path) -> PathBuf {
 /// tmpfs (mode 0700) when this process may mount, else a plain directory.
 /// Returns whether it is a tmpfs.
 pub fn make_run_dir(dir: &Path) -> io::Result<bool> {
-    let run = run_dir(dir);
-    match std::fs::create_dir(&run) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    if is_mounted(&run) {
-        return Ok(true);
-    }
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(false);
-    }
-    let target = cstr(&run)?;
-    // SAFETY: valid NUL-terminated strings for the call.
-    let r = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=0700,size=64m,nr_inodes=65536".as_ptr().cast(),
-        )
-    };
-    if r == 0 {
-        Ok(true)
-    } else {
-        let e = io::Error::last_os_error();
-        tracing::debug!(error = %e, dir = %run.display(), "no tmpfs for the sandbox runtime directory");
-        Ok(false)
-    }
+    run_tmpfs::ensure_private_tmpfs(&run_dir(dir), c"mode=0700,size=64m,nr_inodes=65536")
 }
 
 /// Whether `path` can be written into overlayfs mount options as is (no
@@ -148,14 +119,9 @@ fn mount_layers(lower: &Path, dir: &Path, rootfs: &Path) -> io::Result<()> {
     }
 }
 
-/// Whether something is mounted on `rootfs` (its device differs from its
-/// parent's).
+/// Whether `rootfs` is a mount point.
 pub fn is_mounted(rootfs: &Path) -> bool {
-    let parent = rootfs.parent().unwrap_or(rootfs);
-    match (std::fs::metadata(rootfs), std::fs::metadata(parent)) {
-        (Ok(a), Ok(b)) => a.dev() != b.dev(),
-        _ => false,
-    }
+    run_tmpfs::is_mounted(rootfs)
 }
 
 /// Remounts the overlay of the container in `dir` when it is not mounted
