@@ -196,7 +196,7 @@ async fn killed_registry_mid_pull_resumes_on_restart() {
     let total: u64 = img.layers.iter().map(|l| l.size).sum();
 
     let (_d, store) = new_store();
-    {
+    let kept = {
         let reg = TestRegistry::start_on(&storage);
         reg.push_layout(&img.path, "v1", "app/big:v1");
         let reference = reg.reference("app/big:v1");
@@ -209,7 +209,8 @@ async fn killed_registry_mid_pull_resumes_on_restart() {
         let left = partials(&store);
         assert!(!left.is_empty(), "no partial download was kept");
         assert_blobs_verified(&store);
-    }
+        left
+    };
 
     // Same storage, new process (and port): the pull completes, resuming.
     let reg = TestRegistry::start_on(&storage);
@@ -228,7 +229,11 @@ async fn killed_registry_mid_pull_resumes_on_restart() {
             _ => None,
         })
         .sum();
-    assert!(resumed_from > 0, "{:?}", recorder.events());
+    // A kill that lands before any byte of the pending layers arrived
+    // leaves only empty partials: nothing to resume from then.
+    if kept.iter().any(|(_, len)| *len > 0) {
+        assert!(resumed_from > 0, "kept {kept:?}; {:?}", recorder.events());
+    }
     assert!(
         recorder.total_bytes() + resumed_from <= total,
         "downloaded {} + resumed {resumed_from} > {total}",
