@@ -103,7 +103,7 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
 
     let hostname = hostname_for(&req.id.to_string());
     let storage = storage_mounts(req.layout, paths, &spec.storage)?;
-    let etc_files = write_etc_files(paths, &hostname, &spec.network_mode)?;
+    let etc_files = write_etc_files(paths, &hostname, spec.network_mode == NetworkMode::Host)?;
     let cgroup_path = req.layout.cgroup_path(req.id);
     let tty = oci_spec_builder::wants_tty(spec);
     let oci = oci_spec_builder::build_spec(SpecInput {
@@ -149,9 +149,9 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
     state_dir::write_json(&paths.record(), &record)
 }
 
-/// Mounts the container's `run/` tmpfs (libcontainer's state) unless it
-/// is mounted: at create, and again at start after a reboot emptied it.
-/// Where mounting is refused, `run/` stays a plain directory.
+/// Mounts the container's `run/` tmpfs unless it is mounted: at create,
+/// and again at start after a reboot emptied it. Where mounting is
+/// refused, `run/` stays a plain directory.
 pub fn ensure_run_tmpfs(paths: &ContainerPaths) -> Result<()> {
     crate::runtimes::common::run_tmpfs::ensure_private_tmpfs(
         &paths.lc_root,
@@ -161,13 +161,26 @@ pub fn ensure_run_tmpfs(paths: &ContainerPaths) -> Result<()> {
     .map_err(|e| io("creating", &paths.lc_root, e))
 }
 
-/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container.
+/// [`ensure_run_tmpfs`] for a start of the container `record` describes:
+/// a `run/` emptied by a reboot gets its `/etc` files again (with create's
+/// contents; a bridge attach rewrites hosts and resolv.conf anyway).
+pub fn prepare_run_dir(paths: &ContainerPaths, record: &ContainerRecord) -> Result<()> {
+    ensure_run_tmpfs(paths)?;
+    if !paths.etc_file("hostname").exists() {
+        let hostname = hostname_for(&record.id.to_string());
+        write_etc_files(paths, &hostname, record.host_network)?;
+    }
+    Ok(())
+}
+
+/// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container
+/// (`host_network`: the host's hosts file).
 fn write_etc_files(
     paths: &ContainerPaths,
     hostname: &str,
-    mode: &NetworkMode,
+    host_network: bool,
 ) -> Result<Vec<(PathBuf, &'static str)>> {
-    let hosts = if *mode == NetworkMode::Host {
+    let hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!(
@@ -182,7 +195,7 @@ fn write_etc_files(
     ];
     let mut out = Vec::new();
     for (name, content, dest) in files {
-        let p = paths.dir.join(name);
+        let p = paths.etc_file(name);
         std::fs::write(&p, content).map_err(|e| io("writing", &p, e))?;
         out.push((p, dest));
     }

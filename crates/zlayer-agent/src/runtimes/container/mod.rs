@@ -422,7 +422,7 @@ impl Runtime for ContainerRuntime {
             .map(|_| 0);
         }
         if result.is_ok() {
-            result = create::ensure_run_tmpfs(&paths)
+            result = create::prepare_run_dir(&paths, &snap.record)
                 .map(|_| 0)
                 .map_err(|e| e.to_string());
         }

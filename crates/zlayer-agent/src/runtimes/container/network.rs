@@ -129,10 +129,10 @@ pub fn attach(
                     text.push_str(&format!("{ip}\t{hostname}\n"));
                 }
             }
-            write_in_place(&paths.dir.join("hosts"), &text)?;
+            write_in_place(&paths.etc_file("hosts"), &text)?;
         }
         if let Some(resolv) = &att.resolv_conf {
-            write_in_place(&paths.dir.join("resolv.conf"), resolv)?;
+            write_in_place(&paths.etc_file("resolv.conf"), resolv)?;
         }
         Ok(())
     };

@@ -10,11 +10,13 @@
 //!     shim.json        ShimRecord: monitor + init pids, written at start
 //!     exit.json        ExitRecord: how the init ended, written by the monitor
 //!     logs.jsonl       stdout/stderr, one JSON record per line
-//!     shim.sock        the monitor's control socket (wait, stdin)
-//!     console.sock     receives a terminal's master side (tty containers)
-//!     hosts, hostname, resolv.conf   files bind-mounted into the container
-//!     run/             a small tmpfs (see `run_tmpfs`): libcontainer's own
-//!                      state, run/<id>/ (state.json, notify.sock, ...)
+//!     run/             a small tmpfs (see `run_tmpfs`) for what only
+//!                      matters while the container exists; remounted and
+//!                      refilled by a start after a reboot:
+//!         <id>/            libcontainer's own state (state.json, notify.sock)
+//!         shim.sock        the monitor's control socket (wait, stdin)
+//!         console.sock     receives a terminal's master side (tty containers)
+//!         hosts, hostname, resolv.conf   bind-mounted into the container
 //!     rootfs/ upper/ work/           overlay of the image (zlayer-image)
 //!     volumes/anon-<n>/              anonymous volumes
 //!     exec/                          process specs of running execs
@@ -175,11 +177,16 @@ impl ContainerPaths {
     }
     /// The monitor's control socket.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("shim.sock")
+        self.lc_root.join("shim.sock")
     }
     /// The console socket libcontainer sends a terminal's master side to.
     pub fn console_socket(&self) -> PathBuf {
-        self.dir.join("console.sock")
+        self.lc_root.join("console.sock")
+    }
+    /// The container's `/etc/hosts`, `/etc/hostname` or `/etc/resolv.conf`
+    /// (`name` is the file name), bind-mounted into it.
+    pub fn etc_file(&self, name: &str) -> PathBuf {
+        self.lc_root.join(name)
     }
     /// The rootfs mountpoint.
     pub fn rootfs(&self) -> PathBuf {
