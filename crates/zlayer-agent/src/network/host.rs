@@ -65,16 +65,24 @@ impl HostLock {
 }
 
 /// Records `state_dir` as the owner of `bridge` (its interface alias). A
-/// path that cannot be an alias (over 200 bytes, a newline) is skipped:
-/// that bridge is then never collected.
-pub fn mark_owner(bridge: &str, state_dir: &Path) -> Result<()> {
+/// path that cannot be an alias (over 200 bytes, a newline) is skipped, and
+/// a failed write only logged: that bridge is then never collected, which
+/// costs a subnet, not the attach.
+pub fn mark_owner(bridge: &str, state_dir: &Path) {
     let owner = state_dir.display().to_string();
     if owner.len() > 200 || owner.contains('\n') || !state_dir.is_absolute() {
-        return Ok(());
+        return;
+    }
+    if owner_of(bridge).as_deref() == Some(state_dir) {
+        return;
     }
     let alias = Path::new("/sys/class/net").join(bridge).join("ifalias");
-    std::fs::write(&alias, format!("{OWNER_PREFIX}{owner}\n"))
-        .map_err(|e| AgentError::Network(format!("cannot write {}: {e}", alias.display())))
+    if let Err(e) = std::fs::write(&alias, format!("{OWNER_PREFIX}{owner}\n")) {
+        tracing::warn!(
+            "cannot mark bridge {bridge} as this root's ({}): {e}",
+            alias.display()
+        );
+    }
 }
 
 /// The state directory named in `bridge`'s alias, if zlayer marked it.

@@ -566,7 +566,7 @@ impl NetworkManager {
             table_boot: None,
         };
         link::ensure_bridge(&rec.bridge, &subnet, gateway, self.opts.mtu)?;
-        host::mark_owner(&rec.bridge, &self.dir)?;
+        host::mark_owner(&rec.bridge, &self.dir);
         nft::apply_network(&names::network_table(&rec.bridge), &rec.bridge, &subnet)?;
         rec.table_boot = boot_id();
         st.networks.insert(name.to_string(), rec.clone());
@@ -763,7 +763,7 @@ impl NetworkManager {
             lock.save(st)?;
         }
         let created = link::ensure_bridge(&rec.bridge, &rec.subnet, rec.gateway, self.opts.mtu)?;
-        host::mark_owner(&rec.bridge, &self.dir)?;
+        host::mark_owner(&rec.bridge, &self.dir);
         Ok((rec, created))
     }
 
