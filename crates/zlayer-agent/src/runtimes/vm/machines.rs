@@ -31,13 +31,40 @@ pub(super) const NAME: &str = "vm";
 /// A live connection to a running VM and its port forwarders.
 pub(super) struct Live {
     pub(super) control: Arc<Control>,
-    pub(super) forwards: Vec<JoinHandle<()>>,
+    /// The tasks serving the published ports (each owns its listener).
+    pub(super) forwards: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Live {
+    fn new(control: Arc<Control>, forwards: Vec<JoinHandle<()>>) -> Live {
+        Live {
+            control,
+            forwards: std::sync::Mutex::new(forwards),
+        }
+    }
+
+    /// Stops serving the published ports; the listeners are closed when
+    /// this returns (an abort alone drops them later, on a worker thread).
+    async fn close_ports(&self) {
+        let handles: Vec<JoinHandle<()>> = match self.forwards.lock() {
+            Ok(mut f) => std::mem::take(&mut *f),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for h in &handles {
+            h.abort();
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        for f in &self.forwards {
-            f.abort();
+        if let Ok(f) = self.forwards.lock() {
+            for h in f.iter() {
+                h.abort();
+            }
         }
     }
 }
@@ -104,7 +131,10 @@ impl Inner {
     }
 
     pub(super) async fn drop_live(&self, id: &ContainerId) {
-        self.live.lock().await.remove(id);
+        let live = self.live.lock().await.remove(id);
+        if let Some(live) = live {
+            live.close_ports().await;
+        }
     }
 
     /// The live connection of a running VM, reconnecting (and re-binding
@@ -138,7 +168,7 @@ impl Inner {
                 },
             )
             .await;
-        let live = Arc::new(Live { control, forwards });
+        let live = Arc::new(Live::new(control, forwards));
         map.insert(id.clone(), Arc::clone(&live));
         Ok(live)
     }
@@ -373,7 +403,7 @@ impl Inner {
             .into_iter()
             .map(|(entry, l)| forward::serve(l, entry.container_port, Arc::clone(&control)))
             .collect();
-        Ok(Arc::new(Live { control, forwards }))
+        Ok(Arc::new(Live::new(control, forwards)))
     }
 }
 
