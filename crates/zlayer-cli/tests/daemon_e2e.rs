@@ -90,9 +90,12 @@ impl Env {
             .spawn()
             .unwrap();
         self.daemon = Some(child);
+        // Connect, not just look: a daemon killed earlier left its socket
+        // files behind.
+        let answers = |p: &std::path::Path| std::os::unix::net::UnixStream::connect(p).is_ok();
         assert!(
-            eventually(Duration::from_secs(20), || self.sock.exists()
-                && self.dsock.exists()),
+            eventually(Duration::from_secs(20), || answers(&self.sock)
+                && answers(&self.dsock)),
             "the daemon did not open its sockets; log:\n{}",
             self.daemon_log()
         );

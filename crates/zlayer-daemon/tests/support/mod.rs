@@ -71,7 +71,8 @@ impl TestDaemon {
                 .unwrap();
         });
         for _ in 0..200 {
-            if docker_sock.exists() && sock.exists() {
+            let answers = |p: &Path| std::os::unix::net::UnixStream::connect(p).is_ok();
+            if answers(&docker_sock) && answers(&sock) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
