@@ -611,9 +611,22 @@ impl Monitor {
         let _ = state_dir::write_json(&self.paths.exit(), &exit);
         self.accept();
         let reply = ExitReply { code, reason };
-        for c in &mut self.clients {
+        let nothing_pending = self.stdin_pending.is_empty();
+        for c in self.clients.iter_mut().filter(|c| !c.done) {
             match c.kind {
                 ClientKind::Wait => c.reply(&reply),
+                ClientKind::Stdin { eof } => {
+                    // Its bytes may all have reached the container, which
+                    // read them and exited before the client's end of
+                    // input was seen: that write succeeded.
+                    let mut probe = [0u8; 1];
+                    let more = !eof && matches!(c.stream.read(&mut probe), Ok(n) if n > 0);
+                    let delivered = c.buf.is_empty() && nothing_pending && !more;
+                    c.reply(&AckReply {
+                        ok: delivered,
+                        error: (!delivered).then(|| "the container has exited".to_string()),
+                    });
+                }
                 ClientKind::Header => {
                     // A request not read yet: if it is a wait, answer it.
                     let mut tmp = [0u8; MAX_HEADER];
