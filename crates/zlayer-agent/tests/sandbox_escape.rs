@@ -11,10 +11,7 @@ use zlayer_agent::runtimes::sandbox::{ALLOW_SYSCALLS_LABEL, CONNECT_PORTS_LABEL,
 use zlayer_agent::Runtime;
 
 /// The busybox rootfs plus the host's perl (for raw syscalls).
-async fn perl_runtime() -> (
-    zlayer_agent::runtimes::sandbox::SandboxRuntime,
-    tempfile::TempDir,
-) {
+async fn perl_runtime() -> (zlayer_agent::runtimes::sandbox::SandboxRuntime, TestDir) {
     let (rt, tmp) = ready_runtime(false).await;
     let src = tmp.path().join("perl-rootfs");
     std::process::Command::new("cp")

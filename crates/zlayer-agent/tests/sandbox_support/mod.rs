@@ -42,9 +42,41 @@ pub fn busybox_rootfs(parent: &Path) -> PathBuf {
     base
 }
 
+/// A test's temporary directory, deleted on drop. The deletion is retried
+/// for a moment: the runtime's background trash thread may still be moving
+/// emptied container directories around in it, and a single
+/// `remove_dir_all` racing with it gives up (`ENOTEMPTY`) and leaves the
+/// directory behind in /tmp.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        for _ in 0..80 {
+            match std::fs::remove_dir_all(&self.0) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+    }
+}
+
 /// A runtime over a fresh temporary directory (kept alive by the guard).
-pub fn runtime(gpu_access: bool) -> (SandboxRuntime, tempfile::TempDir) {
-    let tmp = tempfile::Builder::new().prefix("zl-sbx").tempdir().unwrap();
+pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
+    let tmp = TestDir(
+        tempfile::Builder::new()
+            .prefix("zl-sbx")
+            .tempdir()
+            .unwrap()
+            .keep(),
+    );
     let config = SandboxConfig {
         data_dir: tmp.path().join("data"),
         log_dir: tmp.path().join("logs"),
@@ -57,7 +89,7 @@ pub fn runtime(gpu_access: bool) -> (SandboxRuntime, tempfile::TempDir) {
 }
 
 /// A runtime with the busybox image registered.
-pub async fn ready_runtime(gpu_access: bool) -> (SandboxRuntime, tempfile::TempDir) {
+pub async fn ready_runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
     let (rt, tmp) = runtime(gpu_access);
     let src = busybox_rootfs(tmp.path());
     rt.register_local_rootfs(IMAGE, &src).await.unwrap();
