@@ -76,16 +76,23 @@ impl Drop for NetGuard {
     }
 }
 
-/// The busybox OCI layout, built once per test binary.
+/// The busybox OCI layout, built once per test binary run. It lives in
+/// cargo's target tmp dir under this binary's name and is rebuilt on each
+/// run: a static is never dropped, so a temp dir here would stay in /tmp.
 fn fixture_layout() -> &'static Path {
-    static LAYOUT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = LAYOUT.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("busybox");
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        let name = exe
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tests".into());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-fixture-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("busybox");
         fixtures::busybox_layout(&path, &FixtureOptions::default()).expect("busybox fixture");
-        (dir, path)
-    });
-    p
+        path
+    })
 }
 
 /// The shim binary built with the tests.
