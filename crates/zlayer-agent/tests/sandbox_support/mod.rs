@@ -58,11 +58,17 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
+        // The runtime (dropped after this guard) may still have a trash
+        // thread that recreates `containers/.free` right after a removal:
+        // the directory must stay gone for a moment before we trust it.
         for _ in 0..80 {
-            match std::fs::remove_dir_all(&self.0) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            let _ = std::fs::remove_dir_all(&self.0);
+            std::thread::sleep(Duration::from_millis(25));
+            if !self.0.exists() {
+                std::thread::sleep(Duration::from_millis(100));
+                if !self.0.exists() {
+                    return;
+                }
             }
         }
     }
