@@ -95,32 +95,50 @@ pub fn owner_of(bridge: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// zlayer's bridges (`zl*` interfaces marked by [`mark_owner`]) with the
+/// state directory each names as its owner.
+fn marked_bridges() -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("zl"))
+        .filter_map(|name| owner_of(&name).map(|owner| (name, owner)))
+        .collect()
+}
+
+/// The bridges marked as owned by `state_dir` (a root's `network/`).
+pub fn bridges_owned_by(state_dir: &Path) -> Vec<String> {
+    marked_bridges()
+        .into_iter()
+        .filter(|(_, owner)| owner == state_dir)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Deletes bridge `name` and its network's nftables table; failures are
+/// logged (a bridge that stays costs a subnet, nothing else).
+pub fn delete_bridge(name: &str) {
+    if let Err(e) = nft::delete_table(&names::network_table(name)) {
+        tracing::warn!("deleting the rules of bridge {name}: {e}");
+    }
+    if let Err(e) = link::delete(name) {
+        tracing::warn!("deleting bridge {name}: {e}");
+    }
+}
+
 /// Deletes the bridges (and their nftables tables) whose owning state
 /// directory no longer exists. Call with the [`HostLock`] held.
 pub fn collect_orphans() {
-    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("zl") {
-            continue;
-        }
-        let Some(owner) = owner_of(&name) else {
-            continue;
-        };
-        if owner.exists() {
-            continue;
-        }
-        tracing::info!(
-            "deleting bridge {name}: its zlayer root {} is gone",
-            owner.display()
-        );
-        if let Err(e) = nft::delete_table(&names::network_table(&name)) {
-            tracing::warn!("deleting the rules of orphan bridge {name}: {e}");
-        }
-        if let Err(e) = link::delete(&name) {
-            tracing::warn!("deleting orphan bridge {name}: {e}");
+    for (name, owner) in marked_bridges() {
+        if !owner.exists() {
+            tracing::info!(
+                "deleting bridge {name}: its zlayer root {} is gone",
+                owner.display()
+            );
+            delete_bridge(&name);
         }
     }
 }

@@ -68,7 +68,7 @@ fn adopt_fixed_mac(name: &str) -> Result<()> {
 
 /// A stable, locally administered unicast MAC for bridge `name`.
 pub fn bridge_mac(name: &str) -> String {
-    let h = super::names::fnv1a(name);
+    let h = crate::hash::fnv1a(name.as_bytes());
     let b = h.to_be_bytes();
     format!(
         "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

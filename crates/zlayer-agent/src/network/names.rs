@@ -3,16 +3,13 @@
 //! Interface names are limited to 15 bytes, so container and network names
 //! are hashed (FNV-1a, stable across Rust versions) into short suffixes.
 
-/// [`crate::hash::fnv1a`] of `s`.
-pub fn fnv1a(s: &str) -> u64 {
-    crate::hash::fnv1a(s.as_bytes())
-}
+use crate::hash::fnv1a;
 
 /// Host-side veth name of a container: `zv` + 10 hex digits.
 ///
 /// `salt` lets the caller pick another name when one is taken.
 pub fn veth_name(container: &str, salt: u32) -> String {
-    let h = fnv1a(&format!("{container}/{salt}"));
+    let h = fnv1a(format!("{container}/{salt}").as_bytes());
     format!("zv{:010x}", h & 0xff_ffff_ffff)
 }
 
@@ -21,7 +18,10 @@ pub fn veth_name(container: &str, salt: u32) -> String {
 /// exists.
 pub fn root_tag(root: &std::path::Path) -> String {
     let path = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    format!("{:05x}", fnv1a(&path.display().to_string()) & 0xf_ffff)
+    format!(
+        "{:05x}",
+        fnv1a(path.as_os_str().as_encoded_bytes()) & 0xf_ffff
+    )
 }
 
 /// nftables table holding a container's port rules.
@@ -36,7 +36,7 @@ pub fn network_table(bridge: &str) -> String {
 
 /// Bridge name of a user-defined network: `prefix` + 8 hex digits.
 pub fn bridge_name(prefix: &str, network: &str) -> String {
-    let h = fnv1a(network);
+    let h = fnv1a(network.as_bytes());
     format!("{prefix}{:08x}", h & 0xffff_ffff)
 }
 

@@ -46,31 +46,15 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Deletes the bridges (and their nftables tables) the data root `root`
-/// made: zlayer marks each bridge with its root's network directory (the
-/// interface alias), and would collect them itself only the next time a
-/// network is created after the root is gone.
+/// made: zlayer marks each bridge with its root's network directory, and
+/// would collect them itself only the next time a network is created after
+/// the root is gone.
 pub fn remove_bridges_of(root: &std::path::Path) {
+    use zlayer_agent::network::host;
     let Ok(root) = root.canonicalize() else {
         return;
     };
-    let mark = format!("zlayer-network:{}", root.join("network").display());
-    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let alias = std::fs::read_to_string(e.path().join("ifalias")).unwrap_or_default();
-        if alias.trim_end() != mark {
-            continue;
-        }
-        let name = e.file_name().to_string_lossy().into_owned();
-        let quiet = || std::process::Stdio::null();
-        let _ = std::process::Command::new("nft")
-            .args(["delete", "table", "ip", &format!("zln_{name}")])
-            .stderr(quiet())
-            .status();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &name])
-            .stderr(quiet())
-            .status();
+    for bridge in host::bridges_owned_by(&root.join("network")) {
+        host::delete_bridge(&bridge);
     }
 }

@@ -497,7 +497,15 @@ pub fn resolve_program(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -
             .map(|c| c.starts_with(rootfs))
             .unwrap_or(false)
     };
-    let candidates: Vec<PathBuf> = if argv0.starts_with('/') {
+    program_candidates(rootfs, cwd, argv0, path_var)
+        .into_iter()
+        .find(|p| is_exec(p) && within(p))
+}
+
+/// Where `argv0` may be: the path itself (inside `rootfs`, or relative to
+/// `cwd`), or a bare name in each directory of `path_var`.
+fn program_candidates(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -> Vec<PathBuf> {
+    if argv0.starts_with('/') {
         vec![inside(rootfs, argv0)]
     } else if argv0.contains('/') {
         vec![cwd.join(argv0)]
@@ -507,21 +515,16 @@ pub fn resolve_program(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -
             .filter(|d| !d.is_empty())
             .map(|d| Path::new(d).join(argv0))
             .collect()
-    };
-    candidates.into_iter().find(|p| is_exec(p) && within(p))
+    }
 }
 
 /// Whether `argv0`, a path, names a file without execute permission.
 fn is_plain_file(rootfs: &Path, cwd: &Path, argv0: &str) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    let path = if argv0.starts_with('/') {
-        inside(rootfs, argv0)
-    } else if argv0.contains('/') {
-        cwd.join(argv0)
-    } else {
-        return false;
-    };
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0)
+    argv0.contains('/')
+        && program_candidates(rootfs, cwd, argv0, "").iter().any(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0)
+        })
 }
 
 fn volumes(

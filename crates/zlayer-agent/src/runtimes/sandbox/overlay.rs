@@ -27,7 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::run_dir;
-use crate::runtimes::common::run_tmpfs;
+use crate::runtimes::common::run_tmpfs::{self, is_mounted};
 
 /// The upper layer of the container in `dir`.
 pub fn upper_dir(dir: &Path) -> PathBuf {
@@ -117,11 +117,6 @@ fn mount_layers(lower: &Path, dir: &Path, rootfs: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// Whether `rootfs` is a mount point.
-pub fn is_mounted(rootfs: &Path) -> bool {
-    run_tmpfs::is_mounted(rootfs)
 }
 
 /// Remounts the overlay of the container in `dir` when it is not mounted

@@ -164,7 +164,7 @@ impl SandboxRuntime {
     /// mounted (after a reboot) and applies create's edits to the fresh
     /// upper layer.
     fn ensure_rootfs(&self, id: &ContainerId, paths: &ContainerPaths) -> Result<()> {
-        if overlay::is_mounted(&paths.rootfs()) {
+        if crate::runtimes::common::run_tmpfs::is_mounted(&paths.rootfs()) {
             return Ok(());
         }
         let rec = state::record(paths, id)?;
