@@ -226,17 +226,24 @@ pub fn logs_stream(
     opts: LogsStreamOptions,
     finished: Arc<dyn Fn() -> bool + Send + Sync>,
 ) -> Result<LogsStream> {
-    logs_stream_watching(path, None, opts, finished)
+    logs_stream_watching(path, None, opts, finished, None)
 }
+
+/// A future that completes when the container has ended (for example when
+/// its monitor's pidfd becomes readable): it wakes a follower at once
+/// instead of at its next poll.
+pub type EndSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// [`logs_stream`] for a runtime that records the end somewhere else than
 /// the log's directory: `state_dir` is watched too, so the follower sees
-/// the exit at once.
+/// the exit at once. `ended`, when given, wakes the follower as soon as the
+/// container ends.
 pub fn logs_stream_watching(
     path: PathBuf,
     state_dir: Option<PathBuf>,
     opts: LogsStreamOptions,
     finished: Arc<dyn Fn() -> bool + Send + Sync>,
+    ended: Option<EndSignal>,
 ) -> Result<LogsStream> {
     let mut file = open_if_exists(&path)?;
     let (entries, offset) = match file.as_mut() {
@@ -264,6 +271,7 @@ pub fn logs_stream_watching(
         offset,
         opts,
         finished,
+        ended,
         done: false,
     };
     let tail = futures_util::stream::unfold(state, |mut st| async move {
@@ -310,7 +318,7 @@ pub fn logs_stream_watching(
             }
             if !st.eager_left.is_zero() {
                 let nap = st.eager_delay.min(st.eager_left);
-                tokio::time::sleep(nap).await;
+                st.nap(tokio::time::sleep(nap)).await;
                 st.eager_left -= nap;
                 st.eager_delay = (st.eager_delay * 2).min(EAGER_POLL_MAX);
                 if st.eager_left.is_zero() {
@@ -321,9 +329,12 @@ pub fn logs_stream_watching(
                 // just before it would otherwise wait for FOLLOW_POLL).
                 continue;
             }
-            match &st.watch {
-                Some(w) => w.changed(FOLLOW_POLL).await,
-                None => tokio::time::sleep(FOLLOW_POLL).await,
+            match st.watch.take() {
+                Some(w) => {
+                    st.nap(w.changed(FOLLOW_POLL)).await;
+                    st.watch = Some(w);
+                }
+                None => st.nap(tokio::time::sleep(FOLLOW_POLL)).await,
             }
         }
     })
@@ -344,7 +355,22 @@ struct Follow {
     offset: u64,
     opts: LogsStreamOptions,
     finished: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Completes when the container ends; dropped once it has.
+    ended: Option<EndSignal>,
     done: bool,
+}
+
+impl Follow {
+    /// Waits for `wake` or the end of the container, whichever comes first.
+    async fn nap(&mut self, wake: impl std::future::Future<Output = ()>) {
+        let Some(end) = self.ended.as_mut() else {
+            return wake.await;
+        };
+        tokio::select! {
+            _ = wake => {}
+            _ = end => self.ended = None,
+        }
+    }
 }
 
 fn open_if_exists(path: &Path) -> Result<Option<File>> {

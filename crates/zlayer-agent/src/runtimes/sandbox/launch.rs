@@ -2,16 +2,16 @@
 //!
 //! Everything that allocates or reads files happens in the parent
 //! ([`Prepared::new`]: the Landlock ruleset fd, the seccomp BPF, limits).
-//! The child, between fork and exec, only makes async-signal-safe syscalls:
+//! The child, between clone and exec, only makes async-signal-safe syscalls:
 //! `sigprocmask`/`signal` (defaults back), `setsid` (and `ioctl(TIOCSCTTY)`
 //! with a terminal), `setrlimit`, `setgroups`/`setgid`/`setuid`, `prctl`
 //! (securebits, capability bounding set, ambient set, no_new_privs), `capset`,
 //! `landlock_restrict_self` and `seccomp`.
 
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Command;
 
 use super::landlock_rules::{self, PreparedLandlock};
 use super::policy::Policy;
@@ -87,48 +87,262 @@ impl Prepared {
         self.landlock.abi
     }
 
-    /// A command running `program` (a host path) with `argv` (argv[0] as
-    /// the workload should see it), exactly `env`, in `cwd`, confined.
+    /// Starts `program` (a host path) with `argv` (argv[0] as the workload
+    /// should see it), exactly `env`, in `cwd`, confined, with `stdio` as
+    /// its standard streams; returns its pid (the caller reaps it).
     ///
-    /// With `tty`, the child's stdin must be a terminal: it becomes the
+    /// With `tty`, `stdio[0]` must be a terminal: it becomes the
     /// controlling terminal of the child's new session.
-    pub fn command(
+    ///
+    /// The child shares this process's memory until it execs
+    /// (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does): no page tables are
+    /// copied and no copy-on-write faults follow, which a `fork` of the
+    /// monitor cost on every start (see `docs/sandbox.md`).
+    pub fn spawn(
         &self,
         program: &Path,
         argv: &[String],
         env: &[(String, String)],
         cwd: &Path,
         tty: bool,
-    ) -> Command {
-        let mut cmd = Command::new(program);
-        if let Some(first) = argv.first() {
-            cmd.arg0(first);
+        stdio: [OwnedFd; 3],
+    ) -> std::io::Result<i32> {
+        let prog = c_string(program.as_os_str().as_bytes(), "the program path")?;
+        let mut args: Vec<CString> = Vec::with_capacity(argv.len().max(1));
+        match argv.first() {
+            Some(first) => args.push(c_string(first.as_bytes(), "argv[0]")?),
+            None => args.push(prog.clone()),
         }
-        cmd.args(argv.iter().skip(1))
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(cwd);
-        let ll_fd = self
-            .landlock
-            .fd
-            .as_ref()
-            .map(|f| f.as_raw_fd())
-            .unwrap_or(-1);
-        let bpf = self.bpf.clone();
-        let setup = ChildSetup {
-            ll_fd,
-            user: self.user,
-            nproc: self.nproc,
-            drop_caps: self.drop_caps,
-            cap_last: self.cap_last,
-            tty,
+        for a in argv.iter().skip(1) {
+            args.push(c_string(a.as_bytes(), "an argument")?);
+        }
+        let mut envs: Vec<CString> = Vec::with_capacity(env.len());
+        for (k, v) in env {
+            envs.push(c_string(
+                format!("{k}={v}").as_bytes(),
+                "an environment variable",
+            )?);
+        }
+        let cwd = c_string(cwd.as_os_str().as_bytes(), "the working directory")?;
+        let argv_ptrs = null_terminated(&args);
+        let envp_ptrs = null_terminated(&envs);
+        let mut job = ChildJob {
+            program: prog.as_ptr(),
+            argv: argv_ptrs.as_ptr(),
+            envp: envp_ptrs.as_ptr(),
+            cwd: cwd.as_ptr(),
+            stdio: [
+                stdio[0].as_raw_fd(),
+                stdio[1].as_raw_fd(),
+                stdio[2].as_raw_fd(),
+            ],
+            setup: ChildSetup {
+                ll_fd: self
+                    .landlock
+                    .fd
+                    .as_ref()
+                    .map(|f| f.as_raw_fd())
+                    .unwrap_or(-1),
+                user: self.user,
+                nproc: self.nproc,
+                drop_caps: self.drop_caps,
+                cap_last: self.cap_last,
+                tty,
+            },
+            bpf: self.bpf.as_ptr(),
+            bpf_len: self.bpf.len(),
+            failure: None,
         };
-        // SAFETY: the closure runs in the forked child and only makes raw
-        // syscalls on values prepared before the fork; it allocates nothing.
+        let stack = ChildStack::new()?;
+        // All signals stay blocked from before the clone until the child
+        // has reset its handlers (it shares our memory: one of our handlers
+        // running in it would run on our data).
+        // SAFETY: plain signal-mask calls on stack values.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
         unsafe {
-            cmd.pre_exec(move || confine(setup, &bpf));
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         }
-        cmd
+        // SAFETY: the child runs `child_main` on its own stack with a
+        // pointer to `job`, which outlives it: CLONE_VFORK suspends us until
+        // the child has exec'd or exited. The child only makes raw syscalls.
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&mut job as *mut ChildJob).cast(),
+            )
+        };
+        let clone_error = std::io::Error::last_os_error();
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        drop(stack);
+        drop(stdio);
+        if pid < 0 {
+            return Err(clone_error);
+        }
+        // The child wrote `failure` before it exited, and we resumed only
+        // after that (CLONE_VFORK).
+        // SAFETY: reads our own `job`, written through the pointer above.
+        let failure = unsafe { std::ptr::read_volatile(&job.failure) };
+        if let Some(f) = failure {
+            // It exited with 127 without exec'ing: reap it here.
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            let err = std::io::Error::from_raw_os_error(f.errno);
+            return Err(match f.step {
+                "execve" => err,
+                step => std::io::Error::new(err.kind(), format!("{step}: {err}")),
+            });
+        }
+        Ok(pid)
+    }
+}
+
+fn c_string(bytes: &[u8], what: &str) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} contains a NUL byte"),
+        )
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The stack the child runs on until it execs, with a guard page below.
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+const CHILD_STACK: usize = 256 * 1024;
+
+impl ChildStack {
+    fn new() -> std::io::Result<Self> {
+        // SAFETY: a fresh anonymous mapping; pages are only faulted in as
+        // the child touches them.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHILD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of our own mapping becomes the guard.
+        unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) };
+        Ok(ChildStack { base })
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping (stacks grow down).
+        unsafe { self.base.cast::<u8>().add(CHILD_STACK).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `new`, no longer in use.
+        unsafe { libc::munmap(self.base, CHILD_STACK) };
+    }
+}
+
+/// Everything the child needs, prepared (allocated) before the clone.
+struct ChildJob {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    cwd: *const libc::c_char,
+    stdio: [i32; 3],
+    setup: ChildSetup,
+    bpf: *const libc::sock_filter,
+    bpf_len: usize,
+    /// Written by the child when a step fails (then it exits with 127).
+    failure: Option<Failure>,
+}
+
+/// A failed step of the child and its errno.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    step: &'static str,
+    errno: i32,
+}
+
+/// The child's entry point: sets up, confines and execs; on failure it
+/// records the step in the shared [`ChildJob`] and exits with 127.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `ChildJob`, alive while we run.
+    let job = unsafe { &mut *arg.cast::<ChildJob>() };
+    let failure = child_exec(job);
+    job.failure = Some(failure);
+    // SAFETY: leaves without running anything of the parent's (no atexit).
+    unsafe { libc::_exit(127) }
+}
+
+/// Runs in the child: async-signal-safe syscalls only; returns only on
+/// failure.
+fn child_exec(job: &ChildJob) -> Failure {
+    // SAFETY: raw syscalls on values prepared by the parent.
+    unsafe {
+        // Our handlers must not run in the child; SIGPIPE (ignored by
+        // the monitor) goes back to the default for the workload.
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        // Standard streams: move any descriptor below 3 out of the way
+        // first, so that one dup2 cannot overwrite another's source.
+        let mut fds = job.stdio;
+        for fd in fds.iter_mut() {
+            if *fd < 3 {
+                *fd = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3);
+                if *fd < 0 {
+                    return Failure::last("duplicating a standard stream");
+                }
+            }
+        }
+        for (target, fd) in fds.iter().enumerate() {
+            if libc::dup2(*fd, target as i32) < 0 {
+                return Failure::last("setting up a standard stream");
+            }
+        }
+        if libc::chdir(job.cwd) < 0 {
+            return Failure::last("entering the working directory");
+        }
+        let bpf = std::slice::from_raw_parts(job.bpf, job.bpf_len);
+        if let Err(f) = confine(job.setup, bpf) {
+            return f;
+        }
+        // Unblocked only now (the mask survives execve): the workload
+        // starts with no signal blocked.
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::execve(job.program, job.argv, job.envp);
+        Failure::last("execve")
+    }
+}
+
+impl Failure {
+    fn last(step: &'static str) -> Failure {
+        Failure {
+            step,
+            errno: std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL),
+        }
     }
 }
 
@@ -145,9 +359,9 @@ fn current_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
     }
 }
 
-fn check(ret: libc::c_long) -> std::io::Result<()> {
+fn check(ret: libc::c_long, step: &'static str) -> Result<(), Failure> {
     if ret < 0 {
-        Err(std::io::Error::last_os_error())
+        Err(Failure::last(step))
     } else {
         Ok(())
     }
@@ -164,8 +378,8 @@ struct ChildSetup {
     tty: bool,
 }
 
-/// Runs in the child between fork and exec: async-signal-safe syscalls only.
-fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> std::io::Result<()> {
+/// Runs in the child between clone and exec: async-signal-safe syscalls only.
+fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> Result<(), Failure> {
     let ChildSetup {
         ll_fd,
         user,
@@ -176,34 +390,38 @@ fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> std::io::Result<()> 
     } = setup;
     // SAFETY: plain syscalls on stack values and on the pre-built BPF slice.
     unsafe {
-        // The monitor blocks signals for its signalfd and ignores SIGPIPE;
-        // the workload starts with the defaults.
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        check(
-            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) as libc::c_long,
-        )?;
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        check(libc::setsid() as libc::c_long)?;
+        check(libc::setsid() as libc::c_long, "setsid")?;
         if tty {
-            check(libc::ioctl(0, libc::TIOCSCTTY, 0) as libc::c_long)?;
+            check(
+                libc::ioctl(0, libc::TIOCSCTTY, 0) as libc::c_long,
+                "taking the terminal",
+            )?;
         }
         let zero = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        check(libc::setrlimit(libc::RLIMIT_CORE, &zero) as libc::c_long)?;
+        check(
+            libc::setrlimit(libc::RLIMIT_CORE, &zero) as libc::c_long,
+            "setrlimit(RLIMIT_CORE)",
+        )?;
         if let Some(n) = nproc {
             let rl = libc::rlimit {
                 rlim_cur: n,
                 rlim_max: n,
             };
-            check(libc::setrlimit(libc::RLIMIT_NPROC, &rl) as libc::c_long)?;
+            check(
+                libc::setrlimit(libc::RLIMIT_NPROC, &rl) as libc::c_long,
+                "setrlimit(RLIMIT_NPROC)",
+            )?;
         }
         if let Some((uid, gid)) = user {
-            check(libc::setgroups(0, std::ptr::null()) as libc::c_long)?;
-            check(libc::setgid(gid) as libc::c_long)?;
-            check(libc::setuid(uid) as libc::c_long)?;
+            check(
+                libc::setgroups(0, std::ptr::null()) as libc::c_long,
+                "setgroups",
+            )?;
+            check(libc::setgid(gid) as libc::c_long, "setgid")?;
+            check(libc::setuid(uid) as libc::c_long, "setuid")?;
         }
         if drop_caps {
             // Without CAP_SETPCAP these fail; the bounding set is then
@@ -228,27 +446,39 @@ fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> std::io::Result<()> 
                 permitted: 0,
                 inheritable: 0,
             }; 2];
-            check(libc::syscall(
-                libc::SYS_capset,
-                &mut header as *mut CapHeader,
-                data.as_ptr(),
-            ))?;
+            check(
+                libc::syscall(
+                    libc::SYS_capset,
+                    &mut header as *mut CapHeader,
+                    data.as_ptr(),
+                ),
+                "capset",
+            )?;
         }
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
+        check(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
+            "no_new_privs",
+        )?;
         if ll_fd >= 0 {
-            check(libc::syscall(libc::SYS_landlock_restrict_self, ll_fd, 0u32))?;
+            check(
+                libc::syscall(libc::SYS_landlock_restrict_self, ll_fd, 0u32),
+                "landlock_restrict_self",
+            )?;
         }
         if !bpf.is_empty() {
             let prog = libc::sock_fprog {
                 len: bpf.len() as libc::c_ushort,
                 filter: bpf.as_ptr() as *mut libc::sock_filter,
             };
-            check(libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0u32,
-                &prog as *const libc::sock_fprog,
-            ))?;
+            check(
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0u32,
+                    &prog as *const libc::sock_fprog,
+                ),
+                "installing the seccomp filter",
+            )?;
         }
     }
     Ok(())

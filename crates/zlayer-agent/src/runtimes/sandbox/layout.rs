@@ -104,6 +104,24 @@ impl ContainerPaths {
     }
 }
 
+/// The state files whose inodes a recycled container directory keeps as
+/// spares for the next container (see `common::atomic::spare_path`).
+pub const SPARED_FILES: &[&str] = &[
+    "config.json",
+    "sandbox.policy",
+    "pid",
+    "monitor.json",
+    "exit.json",
+];
+
+/// The log of a removed container, moved into its directory by `remove`
+/// (on the same filesystem, that is one rename instead of an unlink).
+pub const REMOVED_LOG: &str = "removed.log";
+
+/// The spare log inode of a recycled container directory: an empty
+/// [`REMOVED_LOG`] kept for the next container's log.
+pub const LOG_SPARE: &str = ".log.spare";
+
 /// The runtime directory of the container in `dir`: a private tmpfs mounted
 /// at create when the agent is root (else a plain directory), holding what
 /// only matters while the host runs: the rootfs overlay's upper and work

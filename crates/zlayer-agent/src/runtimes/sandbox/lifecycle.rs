@@ -5,9 +5,12 @@ use crate::runtimes::common::procfs;
 use crate::types::ContainerId;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::layout::ContainerPaths;
 use super::record::MonitorInfo;
@@ -47,71 +50,164 @@ pub fn find_shim() -> Result<PathBuf> {
         })
 }
 
-/// Starts the monitor of a created container and waits for its report;
-/// returns the workload's pid.
+/// How long a standby monitor is kept for a later start; an older one is
+/// replaced (the binary may have been upgraded meanwhile).
+pub const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// A monitor started ahead of its container: `zlayer-sandbox-shim` without
+/// a directory argument. It execs and initialises while the agent is still
+/// creating the container, then reads the container directory from its
+/// stdin (the `job` pipe) and starts it. Dropping an unused standby closes
+/// that pipe and the monitor exits without doing anything.
 ///
 /// The monitor runs in its own process group; it is this process's child
 /// only until this process exits (then init adopts it). Its exit is reaped by
 /// tokio's orphan queue, so no thread waits for it.
-pub async fn spawn_monitor(shim: &Path, paths: &ContainerPaths, id: &ContainerId) -> Result<i32> {
-    let fail = |reason: String| AgentError::StartFailed {
-        id: id.to_string(),
-        reason,
-    };
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| fail(format!("creating the ready pipe: {e}")))?;
-    // The monitor writes its own diagnostics (and panics) to monitor.log,
-    // creating it only when it has something to say.
-    let _ = std::fs::remove_file(paths.monitor_log());
-    // The ready pipe is the monitor's stdout (it moves it off fd 1 at once):
-    // no pre_exec hook, so the spawn is a posix_spawn (vfork, no copy of
-    // this process's page tables) rather than a fork.
-    let mut cmd = tokio::process::Command::new(shim);
-    cmd.arg(&paths.dir)
-        .arg("--ready-fd")
-        .arg("1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(w))
-        .stderr(Stdio::null())
-        .kill_on_drop(false);
-    // Its own process group keeps the monitor out of the agent's job
-    // control (Ctrl-C, `kill -- -PGID`). Not setsid: a new session also
-    // means a new scheduler autogroup, which measurably delays the start on
-    // a loaded host (the workload itself still gets its own session).
-    cmd.process_group(0);
-    let child = cmd.spawn().map_err(|e| {
-        fail(format!(
-            "running the sandbox monitor {}: {e}",
-            shim.display()
+#[derive(Debug)]
+pub struct Standby {
+    job: OwnedFd,
+    report: OwnedFd,
+    spawned: Instant,
+}
+
+impl Standby {
+    /// Starts `shim` in standby.
+    pub fn spawn(shim: &Path) -> std::io::Result<Standby> {
+        let (report, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (job_r, job) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // The ready pipe is the monitor's stdout (it moves it off fd 1 at
+        // once), the job pipe its stdin: no pre_exec hook, so the spawn is a
+        // posix_spawn (vfork, no copy of this process's page tables) rather
+        // than a fork.
+        let mut cmd = tokio::process::Command::new(shim);
+        cmd.arg("--ready-fd")
+            .arg("1")
+            .stdin(Stdio::from(job_r))
+            .stdout(Stdio::from(report_w))
+            .stderr(Stdio::null())
+            .kill_on_drop(false);
+        // Its own process group keeps the monitor out of the agent's job
+        // control (Ctrl-C, `kill -- -PGID`). Not setsid: a new session also
+        // means a new scheduler autogroup, which measurably delays the start
+        // on a loaded host (the workload itself still gets its own session).
+        cmd.process_group(0);
+        let child = cmd.spawn()?;
+        // Dropping the command closes this process's ends of the pipes.
+        drop(cmd);
+        drop(child);
+        Ok(Standby {
+            job,
+            report,
+            spawned: Instant::now(),
+        })
+    }
+
+    /// Whether this standby is young enough to be used (see [`STANDBY_MAX_AGE`]).
+    pub fn is_fresh(&self) -> bool {
+        self.spawned.elapsed() < STANDBY_MAX_AGE
+    }
+
+    /// Hands the created container of `paths` to this monitor and waits for
+    /// its report; returns the workload's pid. [`StandbyError::Gone`] means
+    /// the monitor had exited before it read the job: nothing was started,
+    /// and the caller may start another one.
+    pub async fn start(self, paths: &ContainerPaths, id: &ContainerId) -> StandbyResult {
+        let fail = |reason: String| AgentError::StartFailed {
+            id: id.to_string(),
+            reason,
+        };
+        // The monitor writes its own diagnostics (and panics) to
+        // monitor.log, creating it only when it has something to say.
+        let _ = std::fs::remove_file(paths.monitor_log());
+        let mut job = std::fs::File::from(self.job);
+        let mut line = paths.dir.as_os_str().as_bytes().to_vec();
+        line.push(b'\n');
+        if let Err(e) = job.write_all(&line) {
+            return Err(StandbyError::Gone(e));
+        }
+        drop(job);
+        let line = tokio::time::timeout(START_TIMEOUT, read_report(self.report))
+            .await
+            .map_err(|_| {
+                fail(format!(
+                    "the sandbox monitor did not report within {START_TIMEOUT:?}"
+                ))
+            })?
+            .map_err(|e| fail(format!("waiting for the sandbox monitor: {e}")))?;
+        let line = line.trim();
+        if let Some(pid) = line.strip_prefix("ok ") {
+            return pid.trim().parse().map_err(|_| {
+                StandbyError::Failed(fail(format!(
+                    "the sandbox monitor reported a bad pid {pid:?}"
+                )))
+            });
+        }
+        if let Some(msg) = line.strip_prefix("err ") {
+            return Err(fail(msg.to_string()).into());
+        }
+        let diag = std::fs::read_to_string(paths.monitor_log()).unwrap_or_default();
+        Err(fail(format!(
+            "the sandbox monitor exited without reporting ({}); {}",
+            if line.is_empty() { "no output" } else { line },
+            diag.trim()
         ))
+        .into())
+    }
+}
+
+/// What [`Standby::start`] returns.
+pub type StandbyResult = std::result::Result<i32, StandbyError>;
+
+/// Why [`Standby::start`] failed.
+#[derive(Debug)]
+pub enum StandbyError {
+    /// The standby monitor was gone before it took the job; nothing was
+    /// started (another monitor may be tried).
+    Gone(std::io::Error),
+    /// The start failed.
+    Failed(AgentError),
+}
+
+impl From<AgentError> for StandbyError {
+    fn from(e: AgentError) -> Self {
+        StandbyError::Failed(e)
+    }
+}
+
+/// Starts the monitor of a created container and waits for its report;
+/// returns the workload's pid. Uses `standby` when given and fresh, else
+/// (or when it has gone) a new monitor.
+pub async fn spawn_monitor(
+    shim: &Path,
+    paths: &ContainerPaths,
+    id: &ContainerId,
+    standby: Option<Standby>,
+) -> Result<i32> {
+    if let Some(s) = standby.filter(Standby::is_fresh) {
+        match s.start(paths, id).await {
+            Ok(pid) => return Ok(pid),
+            Err(StandbyError::Failed(e)) => return Err(e),
+            Err(StandbyError::Gone(e)) => {
+                tracing::debug!("the standby sandbox monitor was gone ({e}); starting another")
+            }
+        }
+    }
+    let fresh = Standby::spawn(shim).map_err(|e| AgentError::StartFailed {
+        id: id.to_string(),
+        reason: format!("running the sandbox monitor {}: {e}", shim.display()),
     })?;
-    // Dropping the command closes this process's end of the pipe.
-    drop(cmd);
-    drop(child);
-    let line = tokio::time::timeout(START_TIMEOUT, read_report(r))
-        .await
-        .map_err(|_| {
-            fail(format!(
-                "the sandbox monitor did not report within {START_TIMEOUT:?}"
-            ))
-        })?
-        .map_err(|e| fail(format!("waiting for the sandbox monitor: {e}")))?;
-    let line = line.trim();
-    if let Some(pid) = line.strip_prefix("ok ") {
-        return pid
-            .trim()
-            .parse()
-            .map_err(|_| fail(format!("the sandbox monitor reported a bad pid {pid:?}")));
+    match fresh.start(paths, id).await {
+        Ok(pid) => Ok(pid),
+        Err(StandbyError::Failed(e)) => Err(e),
+        Err(StandbyError::Gone(e)) => Err(AgentError::StartFailed {
+            id: id.to_string(),
+            reason: format!(
+                "the sandbox monitor {} exited at once ({e}); see {}",
+                shim.display(),
+                paths.monitor_log().display()
+            ),
+        }),
     }
-    if let Some(msg) = line.strip_prefix("err ") {
-        return Err(fail(msg.to_string()));
-    }
-    let diag = std::fs::read_to_string(paths.monitor_log()).unwrap_or_default();
-    Err(fail(format!(
-        "the sandbox monitor exited without reporting ({}); {}",
-        if line.is_empty() { "no output" } else { line },
-        diag.trim()
-    )))
 }
 
 /// Reads the monitor's one-line report (up to the newline or EOF).

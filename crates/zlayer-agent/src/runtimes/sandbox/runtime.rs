@@ -20,7 +20,7 @@ use zlayer_spec::{PullPolicy, ServiceSpec};
 use super::config::SandboxConfig;
 use super::create::{self, CreateCtx};
 use super::images::{ImageResolver, LocalImages};
-use super::layout::ContainerPaths;
+use super::layout::{self, ContainerPaths};
 use super::lifecycle;
 use super::overlay;
 use super::ports::PortAllocator;
@@ -44,6 +44,9 @@ pub struct SandboxRuntime {
     ports: Arc<PortAllocator>,
     shim: Option<PathBuf>,
     trash: Trash,
+    /// A monitor started by `create` for the next `start` (see
+    /// [`lifecycle::Standby`]).
+    standby: std::sync::Mutex<Option<lifecycle::Standby>>,
 }
 
 impl std::fmt::Debug for SandboxRuntime {
@@ -89,6 +92,7 @@ impl SandboxRuntime {
             resolver: None,
             ports: Arc::new(PortAllocator::default()),
             shim: None,
+            standby: std::sync::Mutex::new(None),
         };
         for id in rt.scan_containers() {
             if let Ok(paths) = rt.paths(&id) {
@@ -158,6 +162,26 @@ impl SandboxRuntime {
             Some(p) => Ok(p.clone()),
             None => lifecycle::find_shim(),
         }
+    }
+
+    /// Starts a standby monitor for the next start unless a fresh one
+    /// waits already: its exec then overlaps the rest of `create`.
+    fn prepare_standby(&self) {
+        let Ok(mut slot) = self.standby.lock() else {
+            return;
+        };
+        if slot.as_ref().is_some_and(lifecycle::Standby::is_fresh) {
+            return;
+        }
+        *slot = self
+            .shim_path()
+            .ok()
+            .and_then(|shim| lifecycle::Standby::spawn(&shim).ok());
+    }
+
+    /// The standby monitor, if any (taken: one start uses it).
+    fn take_standby(&self) -> Option<lifecycle::Standby> {
+        self.standby.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Remounts the runtime tmpfs and an overlay rootfs that are not
@@ -325,6 +349,7 @@ impl Runtime for SandboxRuntime {
                 create::remove_container_dir(&paths.dir)?;
             }
         }
+        self.prepare_standby();
         let ctx = CreateCtx {
             config: &self.config,
             images: &self.images,
@@ -332,7 +357,12 @@ impl Runtime for SandboxRuntime {
             ports: &self.ports,
             recycle: Some(&self.trash),
         };
-        blocking(|| create::create(&ctx, id, spec)).map(|_| ())
+        let created = blocking(|| create::create(&ctx, id, spec)).map(|_| ());
+        if created.is_err() {
+            // Nothing to start: a failed create leaves no process behind.
+            drop(self.take_standby());
+        }
+        created
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<()> {
@@ -349,7 +379,7 @@ impl Runtime for SandboxRuntime {
         }
         self.ensure_rootfs(id, &paths)?;
         let shim = self.shim_path()?;
-        lifecycle::spawn_monitor(&shim, &paths, id).await?;
+        lifecycle::spawn_monitor(&shim, &paths, id, self.take_standby()).await?;
         Ok(())
     }
 
@@ -407,7 +437,7 @@ impl Runtime for SandboxRuntime {
         // The log goes with the directory when it can (same filesystem):
         // unlinking a file with data blocks costs milliseconds here (an
         // inode eviction, and with `discard` a synchronous TRIM).
-        let log_moved = std::fs::rename(&paths.log, paths.dir.join("removed.log")).is_ok();
+        let log_moved = std::fs::rename(&paths.log, paths.dir.join(layout::REMOVED_LOG)).is_ok();
         blocking(|| {
             create::unmount_rootfs(&paths.dir)?;
             self.trash.discard(&paths.dir)
@@ -449,12 +479,25 @@ impl Runtime for SandboxRuntime {
         let paths = self.paths(id)?;
         let rec = state::record(&paths, id)?;
         let p2 = paths.clone();
-        // The exit is recorded in the container's directory, not the log's.
+        // The exit is recorded in the container's directory, not the log's;
+        // a running container's monitor exiting wakes the follower at once.
+        let ended = match state::phase(&paths, id)? {
+            Phase::Running(info) | Phase::Paused(info) if opts.follow => {
+                let end: logs::EndSignal = Box::pin(async move {
+                    if !state::monitor_exited(&info).await {
+                        std::future::pending::<()>().await;
+                    }
+                });
+                Some(end)
+            }
+            _ => None,
+        };
         logs::logs_stream_watching(
             rec.log_path,
             Some(paths.dir.clone()),
             opts,
             Arc::new(move || state::finished(&p2)),
+            ended,
         )
     }
 
@@ -646,5 +689,9 @@ impl Runtime for SandboxRuntime {
 
     async fn list_containers(&self) -> Result<Vec<ContainerId>> {
         Ok(self.scan_containers())
+    }
+
+    async fn has_container(&self, id: &ContainerId) -> Result<bool> {
+        Ok(self.paths(id).is_ok_and(|p| p.config().exists()))
     }
 }

@@ -1,4 +1,5 @@
-//! The per-container monitor (`zlayer-sandbox-shim <container-dir>`).
+//! The per-container monitor (`zlayer-sandbox-shim [<container-dir>]`; without
+//! the argument it reads the directory from stdin, see `lifecycle::Standby`).
 //!
 //! Started by `start_container` in its own process group (so the agent, CLI
 //! or daemon, can be killed without losing anything; init adopts the
@@ -25,7 +26,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::runtimes::common::atomic::{read_json, write_json_atomic};
@@ -79,9 +79,19 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 2;
         }
     }
-    let Some(dir) = dir else {
-        eprintln!("usage: zlayer-sandbox-shim <container-dir> [--ready-fd N]");
-        return 2;
+    // Standby: without a directory argument the monitor was started ahead
+    // of its container and reads the directory from stdin (see
+    // `lifecycle::Standby`); no line means it is not needed.
+    let dir = match dir {
+        Some(d) => d,
+        None => match standby_job() {
+            Ok(Some(d)) => d,
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("usage: zlayer-sandbox-shim [<container-dir>] [--ready-fd N]: {e}");
+                return 2;
+            }
+        },
     };
     let _ = DIAG_LOG.set(dir.join("monitor.log"));
     std::panic::set_hook(Box::new(|info| diag(&format!("panic: {info}"))));
@@ -104,6 +114,42 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             1
         }
     }
+}
+
+/// Reads the container directory from stdin (the whole input, one line),
+/// then puts `/dev/null` on stdin. `None` when the input is empty.
+fn standby_job() -> std::io::Result<Option<PathBuf>> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut job = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut job)?;
+    // SAFETY: open and dup2 on descriptors of this process.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
+        }
+    }
+    while job.last().is_some_and(|b| *b == b'\n') {
+        job.pop();
+    }
+    if job.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(PathBuf::from(OsString::from_vec(job))))
+}
+
+/// Moves the spare log inode of a recycled container directory to `log`
+/// unless a log is there already (a restart appends to it).
+fn reuse_log_spare(dir: &Path, log: &Path) {
+    let spare = dir.join(layout::LOG_SPARE);
+    let _ = nix::fcntl::renameat2(
+        None,
+        &spare,
+        None,
+        log,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    );
 }
 
 /// `monitor.log` in the container directory, once known.
@@ -223,6 +269,7 @@ impl Monitor {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
+        reuse_log_spare(dir, &record.log_path);
         let mut log = LogWriter::open(&record.log_path)
             .map_err(|e| format!("opening the log {}: {e}", record.log_path.display()))?;
         let fail = |log: &mut LogWriter, msg: String| -> String {
@@ -336,28 +383,24 @@ impl Monitor {
             .set_nonblocking(true)
             .map_err(|e| fail(&mut log, format!("control socket: {e}")))?;
 
-        let mut cmd = prepared.command(
-            &record.program,
-            &record.argv,
-            &record.env,
-            &record.cwd,
-            record.tty,
-        );
-        cmd.stdin(Stdio::from(child_stdin))
-            .stdout(Stdio::from(child_out))
-            .stderr(Stdio::from(child_err));
-        let child = cmd.spawn().map_err(|e| {
-            let _ = std::fs::remove_file(layout::socket_path(dir));
-            let _ = std::fs::remove_file(&fifo);
-            fail(
-                &mut log,
-                format!("executing {} failed: {e}", record.program.display()),
+        let main_pid = prepared
+            .spawn(
+                &record.program,
+                &record.argv,
+                &record.env,
+                &record.cwd,
+                record.tty,
+                [OwnedFd::from(child_stdin), child_out, child_err],
             )
-        })?;
-        drop(cmd);
-        let main_pid = child.id() as i32;
-        // The child is reaped with waitpid(-1) in the loop, never through `child`.
-        drop(child);
+            .map_err(|e| {
+                let _ = std::fs::remove_file(layout::socket_path(dir));
+                let _ = std::fs::remove_file(&fifo);
+                fail(
+                    &mut log,
+                    format!("executing {} failed: {e}", record.program.display()),
+                )
+            })?;
+        // The child is reaped with waitpid(-1) in the loop.
         let me = std::process::id() as i32;
         let info = MonitorInfo {
             monitor_pid: me,
@@ -541,7 +584,9 @@ impl Monitor {
     }
 
     fn pump(&mut self, i: usize) {
-        let mut buf = [0u8; 64 * 1024];
+        // 16 KiB: every page of a stack buffer is a page fault the first
+        // time the monitor reads (a 64 KiB one cost 16 per start).
+        let mut buf = [0u8; 16 * 1024];
         loop {
             let Some(f) = self.outputs[i].file.as_mut() else {
                 return;
@@ -680,14 +725,9 @@ impl Monitor {
         } else {
             &self.prepared
         };
-        let mut cmd = prepared.command(program, argv, env, cwd, false);
-        cmd.stdin(Stdio::from(i))
-            .stdout(Stdio::from(o))
-            .stderr(Stdio::from(e));
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("executing {} failed: {e}", program.display()))?;
-        Ok(child.id() as i32)
+        prepared
+            .spawn(program, argv, env, cwd, false, [i, o, e])
+            .map_err(|e| format!("executing {} failed: {e}", program.display()))
     }
 
     fn watchdog(&mut self, limit: u64) {

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::Result;
+use crate::runtimes::common::atomic::spare_path;
+
+use super::layout;
 
 /// How many emptied container directories `.free` keeps for reuse.
 pub const MAX_FREE: usize = 8;
@@ -74,7 +77,13 @@ impl Trash {
         for _ in 0..2 {
             match std::fs::rename(tree, &target) {
                 Ok(()) => {
-                    self.spawn_all(vec![target]);
+                    // Usually nothing is left to delete (the state files
+                    // become spares): recycled here in a few renames, which
+                    // is cheaper than starting a thread. Else in the
+                    // background.
+                    if !recycle(&target, &self.free, false) {
+                        self.spawn_all(vec![target]);
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -115,7 +124,7 @@ impl Trash {
         let free = self.free.clone();
         let empty = move |trees: &[PathBuf]| {
             for tree in trees {
-                recycle(tree, &free);
+                recycle(tree, &free, true);
             }
         };
         let spawned = std::thread::Builder::new()
@@ -148,27 +157,41 @@ impl Trash {
 
 /// Empties the container directory `tree` (unmounting what a crash left
 /// mounted) and moves its skeleton to `free`, or deletes it when `free` is
-/// full or the skeleton cannot be kept.
-fn recycle(tree: &Path, free: &Path) {
+/// full or the skeleton cannot be kept. Without `deletes`, gives up (false)
+/// as soon as a file or directory would have to be deleted, and the caller
+/// leaves that to a background thread; true when `tree` is dealt with.
+fn recycle(tree: &Path, free: &Path, deletes: bool) -> bool {
     if super::create::unmount_rootfs(tree).is_err() {
-        return;
+        return true;
     }
     let kept = std::fs::read_dir(free).map_or(0, |d| d.count());
-    if kept < MAX_FREE && empty_to_skeleton(tree).is_ok() {
-        let _ = std::fs::create_dir_all(free);
-        if let Some(name) = tree.file_name() {
-            if std::fs::rename(tree, free.join(name)).is_ok() {
-                return;
+    if kept < MAX_FREE {
+        match empty_to_skeleton(tree, deletes) {
+            Ok(true) => {
+                let _ = std::fs::create_dir_all(free);
+                if let Some(name) = tree.file_name() {
+                    if std::fs::rename(tree, free.join(name)).is_ok() {
+                        return true;
+                    }
+                }
             }
+            Ok(false) => return false,
+            Err(_) => {}
         }
     }
+    if !deletes {
+        return false;
+    }
     let _ = super::create::remove_dir(tree);
+    true
 }
 
 /// Deletes everything in `tree` but the [`SKELETON`] directories, which are
-/// emptied (and given back to root, mode 0755).
-fn empty_to_skeleton(tree: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+/// emptied (and given back to root, mode 0755), and the files kept as
+/// spares ([`keep_as_spare`]). Without `deletes`, stops (false) before the
+/// first deletion.
+fn empty_to_skeleton(tree: &Path, deletes: bool) -> std::io::Result<bool> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let remove_tree =
         |p: &Path| super::create::remove_dir(p).map_err(|e| std::io::Error::other(e.to_string()));
     for entry in std::fs::read_dir(tree)? {
@@ -177,6 +200,9 @@ fn empty_to_skeleton(tree: &Path) -> std::io::Result<()> {
         let is_dir = entry.file_type()?.is_dir();
         if is_dir && SKELETON.iter().any(|k| entry.file_name() == *k) {
             for inner in std::fs::read_dir(&path)? {
+                if !deletes {
+                    return Ok(false);
+                }
                 let inner = inner?;
                 if inner.file_type()?.is_dir() {
                     remove_tree(&inner.path())?;
@@ -184,15 +210,58 @@ fn empty_to_skeleton(tree: &Path) -> std::io::Result<()> {
                     std::fs::remove_file(inner.path())?;
                 }
             }
-            std::os::unix::fs::chown(&path, Some(0), Some(0))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        } else if is_dir {
-            remove_tree(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
+            let meta = std::fs::metadata(&path)?;
+            if (meta.uid(), meta.gid()) != (0, 0) {
+                std::os::unix::fs::chown(&path, Some(0), Some(0))?;
+            }
+            if meta.mode() & 0o7777 != 0o755 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+            }
+        } else if !keep_as_spare(&path, &entry.file_name())? {
+            if !deletes {
+                return Ok(false);
+            }
+            if is_dir {
+                remove_tree(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Largest state file whose inode is kept (larger ones are deleted: a new
+/// content that is shorter would free blocks on the next write).
+const MAX_SPARE: u64 = 64 * 1024;
+
+/// Keeps the file `path` (named `name`) of an emptied container directory
+/// as a spare inode for the next container when it is one of the state
+/// files ([`layout::SPARED_FILES`], renamed to their spare name), an empty
+/// log, or already a spare; false when it is to be deleted.
+fn keep_as_spare(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
+    let Some(name) = name.to_str() else {
+        return Ok(false);
+    };
+    if name == layout::LOG_SPARE || (name.starts_with('.') && name.ends_with(".spare")) {
+        return Ok(true);
+    }
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Ok(false);
+    }
+    let spare = if name == layout::REMOVED_LOG && meta.len() == 0 {
+        path.with_file_name(layout::LOG_SPARE)
+    } else if layout::SPARED_FILES.contains(&name) && meta.len() <= MAX_SPARE {
+        match spare_path(path) {
+            Some(s) => s,
+            None => return Ok(false),
+        }
+    } else {
+        return Ok(false);
+    };
+    std::fs::rename(path, spare)?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -228,7 +297,7 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["rootfs", "tmp"]);
+        assert_eq!(names, [".config.json.spare", "rootfs", "tmp"]);
         assert_eq!(std::fs::read_dir(reused.join("rootfs")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(reused.join("tmp")).unwrap().count(), 0);
         assert!(!trash.reuse(&containers.join("svc-3")), "none left");
