@@ -99,7 +99,7 @@ impl CompositeRuntime {
             return Ok(name.clone());
         }
         for (name, rt) in &self.runtimes {
-            if rt.list_containers().await?.contains(id) {
+            if rt.has_container(id).await? {
                 self.routes.write().await.insert(id.clone(), name.clone());
                 return Ok(name.clone());
             }
@@ -143,7 +143,7 @@ impl Runtime for CompositeRuntime {
         let rt = self.runtime(&name)?;
         // A container id lives in one runtime at a time: a stale one elsewhere goes.
         for (other, other_rt) in &self.runtimes {
-            if *other != name && other_rt.list_containers().await?.contains(id) {
+            if *other != name && other_rt.has_container(id).await? {
                 other_rt.remove_container(id).await?;
             }
         }

@@ -172,6 +172,13 @@ pub trait Runtime: Send + Sync {
     /// Every container this runtime knows, including ones created by an
     /// earlier process (re-adopted from disk).
     async fn list_containers(&self) -> Result<Vec<ContainerId>>;
+
+    /// Whether this runtime has the container `id`. The default lists them
+    /// all; runtimes that can look one up directly override it (the
+    /// composite asks every runtime on each create).
+    async fn has_container(&self, id: &ContainerId) -> Result<bool> {
+        Ok(self.list_containers().await?.contains(id))
+    }
 }
 
 /// Drains a log stream into a vector.

@@ -39,6 +39,10 @@ pub struct CreateRequest {
     pub deployment: Option<String>,
     /// `--rm`.
     pub auto_remove: bool,
+    /// Removed by its creator as soon as it exits (the foreground `run
+    /// --rm`): its catalog record is not flushed to disk (it need not
+    /// survive a power loss).
+    pub ephemeral: bool,
     /// `-i`.
     pub interactive: bool,
     /// `-t`.
@@ -56,6 +60,7 @@ impl CreateRequest {
             container: None,
             deployment: None,
             auto_remove: false,
+            ephemeral: false,
             interactive: false,
             tty: false,
             pull: PullOptions::default(),
@@ -178,7 +183,8 @@ impl Engine {
                 });
             }
         }
-        self.catalog.insert(&record)?;
+        self.catalog
+            .insert(&record, !(req.auto_remove || req.ephemeral))?;
         if let Err(e) = self.runtime.create_container(&container, &spec).await {
             let _ = self.runtime.remove_container(&container).await;
             let _ = self.catalog.remove(&record.id);

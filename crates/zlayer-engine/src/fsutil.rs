@@ -4,26 +4,47 @@ use crate::error::{EngineError, Result};
 use rustix::fs::{flock, FlockOperation};
 use serde::Serialize;
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
+use zlayer_agent::runtimes::common::atomic::write_file_atomic;
 
 /// Writes `value` as JSON to `path` atomically: temp file, fsync, rename.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_json_atomic_with(path, value, true, None)
+}
+
+/// [`write_json_atomic`], flushed to disk only when `durable`, with the
+/// temporary file taken from `spare` when that file exists (see
+/// [`keep_as_spare`]).
+pub fn write_json_atomic_with<T: Serialize>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+    spare: Option<&Path>,
+) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| {
         EngineError::io(
             format!("encoding {}", path.display()),
             std::io::Error::other(e),
         )
     })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| EngineError::io(format!("creating a temp file in {}", dir.display()), e))?;
-    tmp.write_all(&bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| EngineError::io(format!("writing {}", path.display()), e))?;
-    tmp.persist(path)
-        .map_err(|e| EngineError::io(format!("renaming into {}", path.display()), e.error))?;
-    Ok(())
+    write_file_atomic(path, &bytes, durable, spare)
+        .map_err(|e| EngineError::io(format!("writing {}", path.display()), e))
+}
+
+/// Deletes `file`, or keeps its inode as `spare` when no spare is there
+/// yet (a rename: no inode is freed now and none allocated by the next
+/// write that takes the spare; see `zlayer_agent`'s `atomic::spare_path`).
+/// A missing `file` is fine.
+pub fn keep_as_spare(file: &Path, spare: &Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, file, CWD, spare, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(_) => match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// An exclusive `flock` held until dropped.

@@ -87,9 +87,9 @@ impl ImageStore {
     /// the next pull.
     pub async fn pull(&self, reference: &str, opts: &PullOptions) -> Result<ImageRecord> {
         let parsed = Reference::parse(reference)?;
-        let store = self.clone();
-        let (r, policy) = (reference.to_string(), opts.policy);
-        let decision = blocking(move || store.pull_decision(&r, policy)).await?;
+        // A few stats and one small read, done inline: a blocking-pool
+        // round trip costs more (a thread start in a single-threaded CLI).
+        let decision = self.pull_decision(reference, opts.policy)?;
         let client = match decision {
             PullDecision::UseLocal(rec) => return Ok(rec),
             PullDecision::MustPull => self.client_for(&parsed, opts)?,

@@ -169,9 +169,14 @@ impl NetworkOptions {
 /// Whether `a` and `b` name the same directory (as given when either
 /// does not exist yet).
 fn same_path(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+    if a == b {
+        return true;
+    }
+    // `b` (the default root) usually does not exist on a node run with
+    // --root: then they differ, without resolving `a` too.
+    match b.canonicalize() {
+        Ok(b) => a.canonicalize().is_ok_and(|a| a == b),
+        Err(_) => false,
     }
 }
 

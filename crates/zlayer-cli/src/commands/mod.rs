@@ -28,10 +28,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Validate(args) = &cli.command {
         return validate::run(&cli.global, args);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // Servers get worker threads; every other command is a short exchange
+    // with the engine and runs on this thread alone (no worker threads to
+    // start, wake and tear down: measurably faster for `run --rm`).
+    let rt = match cli.command {
+        Command::Daemon(_) | Command::Supervise(_) | Command::Deploy(_) | Command::Down(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+        }
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
     let result = rt.block_on(dispatch_async(cli));
     // Do not wait for blocking reads that cannot end by themselves (the
     // stdin relay of `run -i` after the container exited).

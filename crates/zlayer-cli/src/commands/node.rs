@@ -28,10 +28,10 @@ pub fn open_engine(global: &GlobalArgs) -> anyhow::Result<Engine> {
 /// Every runtime this node offers, behind the composite (default `container`).
 fn build_composite(root: &Path, images: &ImageStore) -> anyhow::Result<CompositeRuntime> {
     let mut runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
-    let container = ContainerRuntime::new(ContainerRuntimeConfig::new(
-        root,
-        ContainerRuntimeConfig::shim_next_to_current_exe(),
-    ))?;
+    let container = ContainerRuntime::with_image_store(
+        ContainerRuntimeConfig::new(root, ContainerRuntimeConfig::shim_next_to_current_exe()),
+        images.clone(),
+    )?;
     runtimes.insert("container".into(), Arc::new(container));
     let sandbox = SandboxRuntime::new(SandboxConfig::under(&root.join("sandbox")))?
         .with_image_resolver(Arc::new(StoreImages::new(images.clone())));

@@ -14,7 +14,11 @@ use tokio::io::AsyncReadExt;
 use zlayer_engine::{ContainerRecord, CreateRequest, Engine};
 use zlayer_image::{ConsoleProgress, PullOptions};
 
-fn create_request(opts: &ContainerOptions, auto_remove: bool) -> anyhow::Result<CreateRequest> {
+fn create_request(
+    opts: &ContainerOptions,
+    auto_remove: bool,
+    ephemeral: bool,
+) -> anyhow::Result<CreateRequest> {
     let spec = service_spec(opts)?;
     if auto_remove && !spec.restart_policy.is_default() {
         anyhow::bail!("conflicting options: --restart and --rm cannot be used together");
@@ -22,6 +26,7 @@ fn create_request(opts: &ContainerOptions, auto_remove: bool) -> anyhow::Result<
     let mut req = CreateRequest::new(spec);
     req.name = opts.name.clone();
     req.auto_remove = auto_remove;
+    req.ephemeral = ephemeral;
     req.interactive = opts.interactive;
     req.tty = opts.tty;
     req.pull = PullOptions {
@@ -33,7 +38,7 @@ fn create_request(opts: &ContainerOptions, auto_remove: bool) -> anyhow::Result<
 
 /// `zlayer create`: prints the new container's id.
 pub async fn create(g: &GlobalArgs, args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let req = create_request(&args.opts, args.rm)?;
+    let req = create_request(&args.opts, args.rm, false)?;
     let engine = open_engine(g)?;
     let record = engine.create(req).await?;
     print_record_id(g, &record)?;
@@ -46,7 +51,7 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     // In the foreground this process removes the container after reading its
     // exit code; detached, the container's monitor removes it when it exits.
     let t0 = std::time::Instant::now();
-    let req = create_request(&args.opts, args.rm && args.detach)?;
+    let req = create_request(&args.opts, args.rm && args.detach, args.rm && !args.detach)?;
     let engine = open_engine(g)?;
     tracing::debug!(elapsed = ?t0.elapsed(), "engine opened");
     let record = match engine.create(req).await {

@@ -9,7 +9,7 @@ pub use names::{generated_name, new_container_id, validate_name};
 pub use record::ContainerRecord;
 
 use crate::error::{EngineError, Result};
-use crate::fsutil::{write_json_atomic, FileLock};
+use crate::fsutil::{keep_as_spare, write_json_atomic_with, FileLock};
 use std::path::{Path, PathBuf};
 
 /// Containers known to the engine, persisted one file per container.
@@ -35,8 +35,16 @@ impl Catalog {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Adds a record; fails if its name is taken.
-    pub fn insert(&self, record: &ContainerRecord) -> Result<()> {
+    /// The inode of the last removed record, kept for the next insert (not
+    /// a `.json` file: `list` does not see it).
+    fn spare(&self) -> PathBuf {
+        self.dir.join(".spare")
+    }
+
+    /// Adds a record; fails if its name is taken. The record is flushed to
+    /// disk unless `durable` is false (a container its creator removes as
+    /// soon as it exits, `run --rm`, need not survive a power loss).
+    pub fn insert(&self, record: &ContainerRecord, durable: bool) -> Result<()> {
         validate_name(&record.name)?;
         let _guard = FileLock::exclusive(&self.lock_path)?;
         if let Some(other) = self.list()?.into_iter().find(|r| r.name == record.name) {
@@ -45,22 +53,20 @@ impl Catalog {
                 id: other.id,
             });
         }
-        write_json_atomic(&self.path_of(&record.id), record)
+        let spare = self.spare();
+        write_json_atomic_with(&self.path_of(&record.id), record, durable, Some(&spare))
     }
 
     /// Rewrites an existing record (restart count, ...).
     pub fn update(&self, record: &ContainerRecord) -> Result<()> {
         let _guard = FileLock::exclusive(&self.lock_path)?;
-        write_json_atomic(&self.path_of(&record.id), record)
+        write_json_atomic_with(&self.path_of(&record.id), record, true, None)
     }
 
     /// Forgets a container; unknown ids are fine.
     pub fn remove(&self, id: &str) -> Result<()> {
-        match std::fs::remove_file(self.path_of(id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(format!("removing record of {id}"), e)),
-        }
+        keep_as_spare(&self.path_of(id), &self.spare())
+            .map_err(|e| EngineError::io(format!("removing record of {id}"), e))
     }
 
     /// Every record, oldest first.
@@ -165,8 +171,8 @@ mod tests {
         let cat = Catalog::open(dir.path()).unwrap();
         let a = format!("abc1{}", "0".repeat(60));
         let b = format!("abc2{}", "0".repeat(60));
-        cat.insert(&record(&a, "web")).unwrap();
-        cat.insert(&record(&b, "db")).unwrap();
+        cat.insert(&record(&a, "web"), true).unwrap();
+        cat.insert(&record(&b, "db"), false).unwrap();
         assert_eq!(cat.resolve("web").unwrap().id, a);
         assert_eq!(cat.resolve(&b).unwrap().name, "db");
         assert_eq!(cat.resolve("abc2").unwrap().name, "db");
@@ -185,16 +191,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();
         let a = new_container_id().unwrap();
-        cat.insert(&record(&a, "web")).unwrap();
+        cat.insert(&record(&a, "web"), true).unwrap();
         let err = cat
-            .insert(&record(&new_container_id().unwrap(), "web"))
+            .insert(&record(&new_container_id().unwrap(), "web"), true)
             .unwrap_err();
         assert!(err.to_string().contains("already in use"), "{err}");
         cat.remove(&a).unwrap();
         cat.remove(&a).unwrap();
         assert!(cat.list().unwrap().is_empty());
         // A fresh handle on the same root sees the same data.
-        cat.insert(&record(&a, "web")).unwrap();
+        cat.insert(&record(&a, "web"), true).unwrap();
         assert_eq!(Catalog::open(dir.path()).unwrap().list().unwrap().len(), 1);
     }
 }

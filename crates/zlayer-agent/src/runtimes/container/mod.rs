@@ -113,6 +113,18 @@ impl ContainerRuntime {
     /// Fails with [`AgentError::Configuration`] when not running as root or
     /// when the shim binary is missing.
     pub fn new(config: ContainerRuntimeConfig) -> Result<Self> {
+        let store = ImageStore::open(&config.root).map_err(|e| {
+            AgentError::Configuration(format!(
+                "cannot open the image store at {}: {e}",
+                config.root.display()
+            ))
+        })?;
+        Self::with_image_store(config, store)
+    }
+
+    /// [`ContainerRuntime::new`] with the image store already open on
+    /// `config.root` (a node opens it once for all its runtimes).
+    pub fn with_image_store(config: ContainerRuntimeConfig, store: ImageStore) -> Result<Self> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(AgentError::Configuration(
@@ -141,13 +153,9 @@ impl ContainerRuntime {
         // Finish deletions an earlier process left half done.
         let deletions = BackgroundDeletions::default();
         let containers = layout.containers_dir();
-        deletions.spawn(move || teardown::empty_trash(&containers));
-        let store = ImageStore::open(&config.root).map_err(|e| {
-            AgentError::Configuration(format!(
-                "cannot open the image store at {}: {e}",
-                config.root.display()
-            ))
-        })?;
+        if containers.join(".trash").exists() {
+            deletions.spawn(move || teardown::empty_trash(&containers));
+        }
         Ok(ContainerRuntime {
             config,
             layout,
@@ -678,6 +686,18 @@ impl Runtime for ContainerRuntime {
                 reference: r.reference,
             })
             .collect())
+    }
+
+    async fn has_container(&self, id: &ContainerId) -> Result<bool> {
+        let Ok(paths) = self.layout.container(id) else {
+            return Ok(false);
+        };
+        Ok(
+            state_dir::read_json::<state_dir::ContainerRecord>(&paths.record())
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.id == *id),
+        )
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerId>> {

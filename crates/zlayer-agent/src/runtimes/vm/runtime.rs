@@ -557,6 +557,14 @@ impl Runtime for VmRuntime {
             .collect())
     }
 
+    async fn has_container(&self, id: &ContainerId) -> Result<bool> {
+        let dir = self.inner.config.containers_dir().join(id.to_string());
+        Ok(read_json::<VmRecord>(&dir.join(RECORD_FILE))
+            .ok()
+            .flatten()
+            .is_some_and(|rec| rec.id == *id))
+    }
+
     async fn list_containers(&self) -> Result<Vec<ContainerId>> {
         let dir = self.inner.config.containers_dir();
         let entries = match std::fs::read_dir(&dir) {
