@@ -7,6 +7,7 @@
 
 pub mod composite;
 pub mod error;
+pub mod exe;
 pub mod hash;
 pub mod network;
 pub mod runtime;

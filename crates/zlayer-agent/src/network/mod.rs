@@ -84,8 +84,7 @@ pub fn default_dns_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ZLAYER_DNS_BIN") {
         return Some(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().ok()?;
-    let sibling = exe.parent()?.join("zlayer-dns");
+    let sibling = crate::exe::dir()?.join("zlayer-dns");
     sibling.exists().then_some(sibling)
 }
 

@@ -47,10 +47,7 @@ impl ContainerRuntimeConfig {
     /// `zlayer-shim` in the directory of the running executable (falls back
     /// to the bare name, resolved through `$PATH`).
     pub fn shim_next_to_current_exe() -> PathBuf {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|d| d.join(SHIM_BINARY)))
-            .unwrap_or_else(|| PathBuf::from(SHIM_BINARY))
+        crate::exe::sibling(SHIM_BINARY)
     }
 }
 

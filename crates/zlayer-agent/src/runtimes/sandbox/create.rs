@@ -486,20 +486,78 @@ fn map_path_list(rootfs: &Path, list: &str) -> String {
 /// taken inside the rootfs, a relative one with a slash from the working
 /// directory, a bare name through `PATH` (host paths already mapped).
 pub fn resolve_program(rootfs: &Path, cwd: &Path, argv0: &str, path_var: &str) -> Option<PathBuf> {
+    let candidates = program_candidates(rootfs, cwd, argv0, path_var);
+    match beneath::Root::open(rootfs) {
+        Ok(root) => candidates.into_iter().find(|p| {
+            p.strip_prefix(rootfs)
+                .is_ok_and(|rel| root.is_executable(rel))
+        }),
+        Err(_) => candidates
+            .into_iter()
+            .find(|p| is_executable(p) && canonically_within(p, rootfs)),
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    let is_exec = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    let within = |p: &Path| {
-        p.canonicalize()
-            .map(|c| c.starts_with(rootfs))
-            .unwrap_or(false)
-    };
-    program_candidates(rootfs, cwd, argv0, path_var)
-        .into_iter()
-        .find(|p| is_exec(p) && within(p))
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn canonically_within(p: &Path, rootfs: &Path) -> bool {
+    p.canonicalize().is_ok_and(|c| c.starts_with(rootfs))
+}
+
+/// Lookups that cannot leave a directory: `openat2(RESOLVE_BENEATH)`, one
+/// syscall per lookup where `canonicalize` made one per path component.
+mod beneath {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::path::Path;
+
+    /// An `O_PATH` descriptor of the directory lookups stay under.
+    pub struct Root(OwnedFd);
+
+    impl Root {
+        /// Opens `dir`; fails where the kernel has no `openat2` (before 5.6).
+        pub fn open(dir: &Path) -> nix::Result<Root> {
+            let fd = nix::fcntl::open(
+                dir,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            // SAFETY: open returned a new descriptor that we now own.
+            let root = Root(unsafe { OwnedFd::from_raw_fd(fd) });
+            // The probe that the kernel has openat2 (ENOSYS before 5.6).
+            let probe = openat2(root.0.as_raw_fd(), ".", how(OFlag::O_DIRECTORY))?;
+            // SAFETY: openat2 returned a new descriptor that we now own.
+            drop(unsafe { OwnedFd::from_raw_fd(probe) });
+            Ok(root)
+        }
+
+        /// Whether `rel` names, without leaving the root (no `..` above it,
+        /// no absolute or magic symlinks), a regular file with an execute bit.
+        pub fn is_executable(&self, rel: &Path) -> bool {
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            let Ok(fd) = openat2(self.0.as_raw_fd(), rel, how(OFlag::empty())) else {
+                return false;
+            };
+            // SAFETY: openat2 returned a new descriptor that we now own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| {
+                st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0
+            })
+        }
+    }
+
+    fn how(extra: OFlag) -> OpenHow {
+        OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | extra)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    }
 }
 
 /// Where `argv0` may be: the path itself (inside `rootfs`, or relative to
@@ -619,4 +677,61 @@ fn move_contents(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::rename(e.path(), to.join(e.file_name()))?;
     }
     std::fs::remove_dir_all(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn rootfs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for (name, mode) in [("ok", 0o755), ("plain", 0o644)] {
+            std::fs::write(bin.join(name), b"#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        symlink("ok", bin.join("rel")).unwrap();
+        symlink("/bin/sh", bin.join("absolute")).unwrap();
+        symlink("../../../../../../bin/sh", bin.join("up")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn programs_resolve_only_inside_the_rootfs() {
+        let dir = rootfs();
+        let root = dir.path();
+        let path = map_path_list(root, "/usr/bin:/bin");
+        let find = |argv0: &str| resolve_program(root, root, argv0, &path);
+        assert_eq!(find("ok"), Some(root.join("bin/ok")));
+        assert_eq!(find("/bin/ok"), Some(root.join("bin/ok")));
+        assert_eq!(find("rel"), Some(root.join("bin/rel")));
+        assert_eq!(find("bin/ok"), Some(root.join("bin/ok")));
+        // Not executable, missing, or leading out of the rootfs.
+        for argv0 in ["plain", "missing", "absolute", "up", "/bin/up", "../bin/ok"] {
+            assert_eq!(find(argv0), None, "{argv0}");
+        }
+    }
+
+    #[test]
+    fn the_fallback_without_openat2_agrees() {
+        let dir = rootfs();
+        let root = dir.path();
+        for (name, want) in [
+            ("ok", true),
+            ("rel", true),
+            ("plain", false),
+            ("absolute", false),
+            ("up", false),
+        ] {
+            let p = root.join("bin").join(name);
+            assert_eq!(
+                is_executable(&p) && canonically_within(&p, root),
+                want,
+                "{name}"
+            );
+        }
+    }
 }

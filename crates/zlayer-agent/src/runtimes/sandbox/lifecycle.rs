@@ -28,9 +28,9 @@ pub fn find_shim() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("ZLAYER_SANDBOX_SHIM") {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().ok();
+    let exe_dir = crate::exe::dir();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = exe.as_ref().and_then(|e| e.parent()) {
+    if let Some(dir) = exe_dir {
         dirs.push(dir.to_path_buf());
         if let Some(up) = dir.parent() {
             dirs.push(up.to_path_buf());
@@ -45,7 +45,7 @@ pub fn find_shim() -> Result<PathBuf> {
         .ok_or_else(|| {
             AgentError::Configuration(format!(
                 "the sandbox monitor `{SHIM_NAME}` was not found next to {} or on PATH; build it with `cargo build -p zlayer-agent --bins` or set ZLAYER_SANDBOX_SHIM",
-                exe.map(|e| e.display().to_string()).unwrap_or_else(|| "this program".into())
+                exe_dir.map_or_else(|| "this program".into(), |d| d.display().to_string())
             ))
         })
 }

@@ -43,6 +43,8 @@ pub struct SandboxRuntime {
     resolver: Option<Arc<dyn ImageResolver>>,
     ports: Arc<PortAllocator>,
     shim: Option<PathBuf>,
+    /// The monitor binary found by [`lifecycle::find_shim`], looked up once.
+    found_shim: std::sync::OnceLock<PathBuf>,
     trash: Trash,
     /// A monitor started by `create` for the next `start` (see
     /// [`lifecycle::Standby`]).
@@ -92,6 +94,7 @@ impl SandboxRuntime {
             resolver: None,
             ports: Arc::new(PortAllocator::default()),
             shim: None,
+            found_shim: std::sync::OnceLock::new(),
             standby: std::sync::Mutex::new(None),
         };
         for id in rt.scan_containers() {
@@ -158,10 +161,11 @@ impl SandboxRuntime {
     }
 
     fn shim_path(&self) -> Result<PathBuf> {
-        match &self.shim {
-            Some(p) => Ok(p.clone()),
-            None => lifecycle::find_shim(),
+        if let Some(p) = self.shim.as_ref().or(self.found_shim.get()) {
+            return Ok(p.clone());
         }
+        let found = lifecycle::find_shim()?;
+        Ok(self.found_shim.get_or_init(|| found).clone())
     }
 
     /// Starts a standby monitor for the next start unless a fresh one

@@ -1,0 +1,23 @@
+//! Where the running executable lives: the helper binaries (`zlayer-shim`,
+//! `zlayer-sandbox-shim`, `zlayer-dns`) are looked up next to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The directory of the running executable, resolved once per process
+/// (each `/proc/self/exe` lookup is a syscall through procfs); `None` when
+/// it cannot be resolved.
+pub fn dir() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    })
+    .as_deref()
+}
+
+/// `name` in [`dir`], or `name` itself when the directory is unknown.
+pub fn sibling(name: &str) -> PathBuf {
+    dir().map_or_else(|| PathBuf::from(name), |d| d.join(name))
+}
