@@ -47,9 +47,18 @@ for a in true sh echo; do ln -s busybox "$ROOTFS/bin/$a"; done
 "$BENCH" --data "$DATA" --rootfs "$ROOTFS" -- /bin/true
 # The same through the CLI, as a user runs it: `zlayer run --rm --isolation
 # sandbox` of the bundled busybox image (from the image store).
-ZL="$TARGET/release/zlayer --root $DATA/zl --embedded"
+# The CLI runs from an installed copy, as `scripts/setup` installs it
+# (install(1) copies): a binary the linker has just written sits in the page
+# cache in small folios and takes many more page faults at every exec than
+# the same file once copied (~0.7 ms per run here; see docs/benchmarks.md).
+BIN=$WORK/bin
+mkdir -p "$BIN"
+for b in zlayer zlayer-shim zlayer-sandbox-shim zlayer-dns; do
+    [ -x "$TARGET/release/$b" ] && install -m 0755 "$TARGET/release/$b" "$BIN/$b"
+done
+ZL="$BIN/zlayer --root $DATA/zl --embedded"
 CLI=""
-if [ -x "$TARGET/release/zlayer" ]; then
+if [ -x "$BIN/zlayer" ]; then
     $ZL image builtin >/dev/null
     CLI="$ZL run --rm --isolation sandbox localhost/zlayer/busybox true"
     $CLI
@@ -70,12 +79,14 @@ RATIO=$(awk -v a="$S_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')
 CLI_ROW="| \`zlayer run --rm --isolation sandbox\` | (zlayer binary not built) | | |"
 if [ -n "$CLI" ]; then
     Z_MEAN=$(stat zlayer-run mean); Z_SD=$(stat zlayer-run stddev); Z_MED=$(stat zlayer-run median)
-    CLI_ROW="| \`zlayer run --rm --isolation sandbox\` (CLI, store image): hyperfine mean ± stddev, median (ms) | $(ms "$Z_MEAN") ± $(ms "$Z_SD"), $(ms "$Z_MED") | $(ms "$B_MEAN") | **$(awk -v a="$Z_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')×** |"
+    CLI_ROW="| \`zlayer run --rm --isolation sandbox\` (CLI, installed copy, store image): hyperfine mean ± stddev, median (ms) | $(ms "$Z_MEAN") ± $(ms "$Z_SD"), $(ms "$Z_MED") | $(ms "$B_MEAN") | **$(awk -v a="$Z_MEAN" -v b="$B_MEAN" 'BEGIN { printf "%.2f", a / b }')×** |"
 fi
 
-# Interleaved loop: one sandbox run, then one bwrap run, RUNS times, so both
+# Interleaved loops: one sandbox run then one bwrap run, RUNS times, so both
 # see the same background load (a shared machine makes hyperfine's
-# back-to-back batches drift).
+# back-to-back batches drift); then the same for the CLI and bwrap (a loop of
+# its own: the sandbox runs' background deletions would otherwise slow the
+# CLI's inode allocations on the same filesystem).
 : > "$WORK/loop.txt"
 for _ in $(seq "$RUNS"); do
     t0=$EPOCHREALTIME
@@ -85,10 +96,27 @@ for _ in $(seq "$RUNS"); do
     t2=$EPOCHREALTIME
     echo "$t0 $t1 $t2" >> "$WORK/loop.txt"
 done
+: > "$WORK/cli-loop.txt"
+if [ -n "$CLI" ]; then
+    for _ in $(seq "$RUNS"); do
+        t0=$EPOCHREALTIME
+        $CLI
+        t1=$EPOCHREALTIME
+        $BWRAP
+        t2=$EPOCHREALTIME
+        echo "$t0 $t1 $t2" >> "$WORK/cli-loop.txt"
+    done
+fi
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) m = a[(NR + 1) / 2]; else m = (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
 L_S=$(awk '{ print ($2 - $1) * 1000 }' "$WORK/loop.txt" | median)
 L_B=$(awk '{ print ($3 - $2) * 1000 }' "$WORK/loop.txt" | median)
 L_RATIO=$(awk -v a="$L_S" -v b="$L_B" 'BEGIN { printf "%.2f", a / b }')
+if [ -n "$CLI" ]; then
+    L_Z=$(awk '{ print ($2 - $1) * 1000 }' "$WORK/cli-loop.txt" | median)
+    L_ZB=$(awk '{ print ($3 - $2) * 1000 }' "$WORK/cli-loop.txt" | median)
+    CLI_ROW="$CLI_ROW
+| the same CLI run, interleaved with bwrap, median (ms) | $L_Z | $L_ZB | **$(awk -v a="$L_Z" -v b="$L_ZB" 'BEGIN { printf "%.2f", a / b }')×** |"
+fi
 # CPU time (user + system of the whole process tree), insensitive to load.
 cpu() { perf stat -x, -r 20 -e task-clock "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ { printf "%.2f", $1 }'; }
 if command -v perf >/dev/null; then
