@@ -289,7 +289,16 @@ mod tests {
         assert!(descendants_fast(me)
             .iter()
             .any(|k| k.pid == child.id() as i32));
-        assert!(usage(&kids).rss_bytes > 0);
+        // A just-exec'd process's RSS counters are per-CPU and may read 0
+        // for a moment; they must become visible.
+        let rss_seen = (0..100).any(|_| {
+            if usage(&descendants(me)).rss_bytes > 0 {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            false
+        });
+        assert!(rss_seen, "children's RSS never read above 0");
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(host_cpu_ns() > 0);
