@@ -637,7 +637,8 @@ async fn helper_agent_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_agent_loses_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    // Dropped last, after the runtime (see TestDir: its trash thread).
+    let tmp = TestDir::create();
     let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

@@ -50,6 +50,17 @@ pub fn busybox_rootfs(parent: &Path) -> PathBuf {
 pub struct TestDir(PathBuf);
 
 impl TestDir {
+    /// A fresh temporary directory (`/tmp/zl-sbx*`).
+    pub fn create() -> TestDir {
+        TestDir(
+            tempfile::Builder::new()
+                .prefix("zl-sbx")
+                .tempdir()
+                .unwrap()
+                .keep(),
+        )
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.0
@@ -76,13 +87,7 @@ impl Drop for TestDir {
 
 /// A runtime over a fresh temporary directory (kept alive by the guard).
 pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
-    let tmp = TestDir(
-        tempfile::Builder::new()
-            .prefix("zl-sbx")
-            .tempdir()
-            .unwrap()
-            .keep(),
-    );
+    let tmp = TestDir::create();
     let config = SandboxConfig {
         data_dir: tmp.path().join("data"),
         log_dir: tmp.path().join("logs"),
