@@ -14,7 +14,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// [`write_json_atomic`], flushed to disk only when `durable`, with the
 /// temporary file taken from `spare` when that file exists (see
-/// [`keep_as_spare`]).
+/// `zlayer_agent`'s `atomic::remove_keeping_spare`).
 pub fn write_json_atomic_with<T: Serialize>(
     path: &Path,
     value: &T,
@@ -29,22 +29,6 @@ pub fn write_json_atomic_with<T: Serialize>(
     })?;
     write_file_atomic(path, &bytes, durable, spare)
         .map_err(|e| EngineError::io(format!("writing {}", path.display()), e))
-}
-
-/// Deletes `file`, or keeps its inode as `spare` when no spare is there
-/// yet (a rename: no inode is freed now and none allocated by the next
-/// write that takes the spare; see `zlayer_agent`'s `atomic::spare_path`).
-/// A missing `file` is fine.
-pub fn keep_as_spare(file: &Path, spare: &Path) -> std::io::Result<()> {
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
-    match renameat_with(CWD, file, CWD, spare, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(_) => match std::fs::remove_file(file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        },
-    }
 }
 
 /// An exclusive `flock` held until dropped.

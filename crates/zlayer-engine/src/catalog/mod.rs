@@ -9,8 +9,9 @@ pub use names::{generated_name, new_container_id, validate_name};
 pub use record::ContainerRecord;
 
 use crate::error::{EngineError, Result};
-use crate::fsutil::{keep_as_spare, write_json_atomic_with, FileLock};
+use crate::fsutil::{write_json_atomic, write_json_atomic_with, FileLock};
 use std::path::{Path, PathBuf};
+use zlayer_agent::runtimes::common::atomic::remove_keeping_spare;
 
 /// Containers known to the engine, persisted one file per container.
 #[derive(Debug, Clone)]
@@ -60,12 +61,12 @@ impl Catalog {
     /// Rewrites an existing record (restart count, ...).
     pub fn update(&self, record: &ContainerRecord) -> Result<()> {
         let _guard = FileLock::exclusive(&self.lock_path)?;
-        write_json_atomic_with(&self.path_of(&record.id), record, true, None)
+        write_json_atomic(&self.path_of(&record.id), record)
     }
 
     /// Forgets a container; unknown ids are fine.
     pub fn remove(&self, id: &str) -> Result<()> {
-        keep_as_spare(&self.path_of(id), &self.spare())
+        remove_keeping_spare(&self.path_of(id), &self.spare())
             .map_err(|e| EngineError::io(format!("removing record of {id}"), e))
     }
 

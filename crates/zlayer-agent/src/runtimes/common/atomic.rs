@@ -38,6 +38,32 @@ pub fn spare_path(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(format!(".{name}.spare")))
 }
 
+/// Renames `from` to `to` unless `to` exists (`RENAME_NOREPLACE`).
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    nix::fcntl::renameat2(
+        None,
+        from,
+        None,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Deletes `file`, or keeps its inode as `spare` when no spare is there
+/// yet (a rename: no inode is freed now, and the next write given that
+/// spare allocates none). A missing `file` is fine.
+pub fn remove_keeping_spare(file: &Path, spare: &Path) -> std::io::Result<()> {
+    match rename_noreplace(file, spare) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
+}
+
 fn write_impl(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     write_file_atomic(path, bytes, sync, spare_path(path).as_deref())
         .map_err(|e| AgentError::Internal(format!("writing {} failed: {e}", path.display())))

@@ -142,14 +142,7 @@ fn standby_job() -> std::io::Result<Option<PathBuf>> {
 /// Moves the spare log inode of a recycled container directory to `log`
 /// unless a log is there already (a restart appends to it).
 fn reuse_log_spare(dir: &Path, log: &Path) {
-    let spare = dir.join(layout::LOG_SPARE);
-    let _ = nix::fcntl::renameat2(
-        None,
-        &spare,
-        None,
-        log,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    );
+    let _ = crate::runtimes::common::atomic::rename_noreplace(&dir.join(layout::LOG_SPARE), log);
 }
 
 /// `monitor.log` in the container directory, once known.

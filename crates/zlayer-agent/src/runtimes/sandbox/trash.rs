@@ -188,7 +188,7 @@ fn recycle(tree: &Path, free: &Path, deletes: bool) -> bool {
 
 /// Deletes everything in `tree` but the [`SKELETON`] directories, which are
 /// emptied (and given back to root, mode 0755), and the files kept as
-/// spares ([`keep_as_spare`]). Without `deletes`, stops (false) before the
+/// spares ([`keep_inode`]). Without `deletes`, stops (false) before the
 /// first deletion.
 fn empty_to_skeleton(tree: &Path, deletes: bool) -> std::io::Result<bool> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -217,7 +217,7 @@ fn empty_to_skeleton(tree: &Path, deletes: bool) -> std::io::Result<bool> {
             if meta.mode() & 0o7777 != 0o755 {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
             }
-        } else if !keep_as_spare(&path, &entry.file_name())? {
+        } else if !keep_inode(&path, &entry.file_name())? {
             if !deletes {
                 return Ok(false);
             }
@@ -239,11 +239,12 @@ const MAX_SPARE: u64 = 64 * 1024;
 /// as a spare inode for the next container when it is one of the state
 /// files ([`layout::SPARED_FILES`], renamed to their spare name), an empty
 /// log, or already a spare; false when it is to be deleted.
-fn keep_as_spare(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
+fn keep_inode(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
     let Some(name) = name.to_str() else {
         return Ok(false);
     };
-    if name == layout::LOG_SPARE || (name.starts_with('.') && name.ends_with(".spare")) {
+    // Already a spare (`.<name>.spare`, or the log's `.log.spare`).
+    if name.starts_with('.') && name.ends_with(".spare") {
         return Ok(true);
     }
     let meta = std::fs::symlink_metadata(path)?;
