@@ -24,6 +24,7 @@ for tool in hyperfine jq bwrap busybox; do
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release -p zlayer-agent --example sandbox_bench --bins -p zlayer-cli)
+    "$ROOT/scripts/build-static"
 fi
 BENCH=$TARGET/release/examples/sandbox_bench
 [ -x "$BENCH" ] && [ -x "$TARGET/release/zlayer-sandbox-shim" ] || {
@@ -56,6 +57,15 @@ mkdir -p "$BIN"
 for b in zlayer zlayer-shim zlayer-sandbox-shim zlayer-dns; do
     [ -x "$TARGET/release/$b" ] && install -m 0755 "$TARGET/release/$b" "$BIN/$b"
 done
+# The static monitor from scripts/build-static, as scripts/setup installs
+# it; both rows use it.
+SHIM_KIND=dynamic
+STATIC_SHIM=$TARGET/x86_64-unknown-linux-gnu/release/zlayer-sandbox-shim
+if [ -x "$STATIC_SHIM" ]; then
+    install -m 0755 "$STATIC_SHIM" "$BIN/zlayer-sandbox-shim"
+    SHIM_KIND=static
+fi
+export ZLAYER_SANDBOX_SHIM=$BIN/zlayer-sandbox-shim
 ZL="$BIN/zlayer --root $DATA/zl --embedded"
 CLI=""
 if [ -x "$BIN/zlayer" ]; then
@@ -135,7 +145,7 @@ REPORT=$(cat <<MD
 ## Sandbox (issue 8)
 
 \`bench/sandbox.sh\` ($DATE, kernel $KERNEL, $CPUS CPUs, load average $LOAD at the end, $RUNS runs each).
-One run of \`/bin/true\` from a busybox rootfs; sandbox state on **$FSTYPE**. **sandbox**: \`examples/sandbox_bench\` = process start +
+One run of \`/bin/true\` from a busybox rootfs; sandbox state on **$FSTYPE**; $SHIM_KIND sandbox monitor. **sandbox**: \`examples/sandbox_bench\` = process start +
 create (overlay rootfs on a tmpfs as root, else a clone; policy) + start (monitor, Landlock + seccomp + caps) + wait +
 remove (unmount, rename into the trash; the deletion runs on a thread, and what is left at exit is swept by the next run).
 **bwrap**: \`bwrap --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --share-net

@@ -621,7 +621,7 @@ async fn helper_agent_process() {
     };
     let rt = SandboxRuntime::new(SandboxConfig::under(std::path::Path::new(&root)))
         .unwrap()
-        .with_shim_path(env!("CARGO_BIN_EXE_zlayer-sandbox-shim"));
+        .with_shim_path(shim_path());
     let src = busybox_rootfs(std::path::Path::new(&root));
     rt.register_local_rootfs(IMAGE, &src).await.unwrap();
     let id = cid("survivor");

@@ -85,6 +85,15 @@ impl Drop for TestDir {
     }
 }
 
+/// The monitor under test: this build's, or `$ZLAYER_SANDBOX_SHIM` (to run
+/// the suite against another build of it, e.g. the static one from
+/// `scripts/build-static`).
+pub fn shim_path() -> std::path::PathBuf {
+    std::env::var_os("ZLAYER_SANDBOX_SHIM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_zlayer-sandbox-shim").into())
+}
+
 /// A runtime over a fresh temporary directory (kept alive by the guard).
 pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
     let tmp = TestDir::create();
@@ -95,7 +104,7 @@ pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
     };
     let rt = SandboxRuntime::new(config)
         .unwrap()
-        .with_shim_path(env!("CARGO_BIN_EXE_zlayer-sandbox-shim"));
+        .with_shim_path(shim_path());
     (rt, tmp)
 }
 
