@@ -73,6 +73,10 @@ impl Drop for TestDir {
         // thread that recreates `containers/.free` right after a removal:
         // the directory must stay gone for a moment before we trust it.
         for _ in 0..80 {
+            // A test that failed before removing its containers leaves
+            // their overlay rootfs and runtime tmpfs mounted (and its other
+            // tasks may still be creating some).
+            let _ = zlayer_agent::runtimes::container::teardown::unmount_all_under(&self.0);
             let _ = std::fs::remove_dir_all(&self.0);
             std::thread::sleep(Duration::from_millis(25));
             if !self.0.exists() {

@@ -170,16 +170,8 @@ impl Drop for Env {
                 }
             }
         }
-        // Unmount rootfs overlays left by a failed test (lazily).
-        if let Ok(mounts) = zlayer_image::mounts_under(self.dir.path()) {
-            for m in mounts.iter().rev() {
-                if let Ok(c) = std::ffi::CString::new(m.to_string_lossy().as_bytes()) {
-                    unsafe {
-                        libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-                    }
-                }
-            }
-        }
+        // Unmount rootfs overlays left by a failed test.
+        let _ = zlayer_agent::runtimes::container::teardown::unmount_all_under(self.dir.path());
     }
 }
 
