@@ -13,6 +13,7 @@
 //! deletion), `runtime` (the [`Runtime`](crate::Runtime) impl).
 //! See `docs/sandbox.md`.
 
+pub mod bpf;
 pub mod clone;
 pub mod config;
 pub mod control;
