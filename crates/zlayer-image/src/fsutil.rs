@@ -11,7 +11,7 @@ use crate::error::{IoContext, Result};
 /// `fsync`, `rename` over `path`, then `fsync` of the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir).ctx("create directory", dir)?;
+    ensure_dir(dir).ctx("create directory", dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -41,7 +41,7 @@ pub(crate) fn write_json_atomic_unsynced<T: serde::Serialize>(
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| crate::error::Error::json(path.display().to_string(), e))?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir).ctx("create directory", dir)?;
+    ensure_dir(dir).ctx("create directory", dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -94,4 +94,35 @@ pub(crate) fn tree_size(dir: &Path) -> u64 {
         .filter(|m| m.is_file() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))))
         .map(|m| m.len())
         .sum()
+}
+
+/// Creates `dir` and its parents unless it is a directory already. The
+/// common case at every start is that it exists: one `statx` then, where
+/// `create_dir_all` spends a failing `mkdir` and a `statx`.
+pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_dir_creates_keeps_and_refuses_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let nested = tmp.path().join("a/b/c");
+        ensure_dir(&nested).unwrap();
+        assert!(nested.is_dir());
+        // Existing: fine, and nothing inside is touched.
+        std::fs::write(nested.join("keep"), b"x").unwrap();
+        ensure_dir(&nested).unwrap();
+        assert!(nested.join("keep").is_file());
+        // A file in the way is an error, not a silent success.
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(ensure_dir(&file).is_err());
+    }
 }

@@ -46,6 +46,7 @@ pub use config::ImageConfig;
 pub use content::{ContentStore, IndexEntry, Ingest};
 pub use digest::{Digest, Hasher};
 pub use error::{Error, Result};
+pub use fsutil::ensure_dir;
 pub use lock::SharedLock;
 pub use paths::{default_root, DEFAULT_ROOT, ROOT_ENV};
 pub use policy::PullDecision;

@@ -76,7 +76,7 @@ impl Drop for PathLock {
 
 fn open_and_flock(path: &Path, op: FlockOperation) -> Result<File> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).ctx("create lock directory", parent)?;
+        crate::fsutil::ensure_dir(parent).ctx("create lock directory", parent)?;
     }
     let file = OpenOptions::new()
         .create(true)

@@ -50,7 +50,7 @@ impl Snapshots {
     pub fn open(dir: &Path) -> Result<Self> {
         for sub in ["sha256", "tmp", "locks", "empty"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).ctx("create directory", &p)?;
+            crate::fsutil::ensure_dir(&p).ctx("create directory", &p)?;
         }
         Ok(Snapshots {
             dir: dir.to_path_buf(),
@@ -64,7 +64,7 @@ impl Snapshots {
     /// An always-empty directory (overlay needs at least one lower dir).
     pub fn empty_dir(&self) -> Result<PathBuf> {
         let p = self.dir.join("empty");
-        fs::create_dir_all(&p).ctx("create directory", &p)?;
+        crate::fsutil::ensure_dir(&p).ctx("create directory", &p)?;
         Ok(p)
     }
 

@@ -24,7 +24,7 @@ impl Catalog {
     /// Opens (creating if needed) the catalog under `root`.
     pub fn open(root: &Path) -> Result<Self> {
         let dir = root.join("engine").join("containers");
-        std::fs::create_dir_all(&dir)
+        zlayer_image::ensure_dir(&dir)
             .map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
         Ok(Catalog {
             lock_path: root.join("engine").join("catalog.lock"),

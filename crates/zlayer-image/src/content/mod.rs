@@ -42,7 +42,7 @@ impl ContentStore {
     pub fn open(dir: &Path) -> Result<Self> {
         for sub in ["blobs/sha256", "ingest"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).ctx("create directory", &p)?;
+            fsutil::ensure_dir(&p).ctx("create directory", &p)?;
         }
         let layout = dir.join("oci-layout");
         if !layout.exists() {

@@ -53,7 +53,7 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<Self> {
         for sub in ["images", "leases", "locks"] {
             let p = root.join(sub);
-            std::fs::create_dir_all(&p).ctx("create directory", &p)?;
+            crate::fsutil::ensure_dir(&p).ctx("create directory", &p)?;
         }
         let content = ContentStore::open(&root.join("content"))?;
         let snapshots = Snapshots::open(&root.join("snapshots"))?;

@@ -146,7 +146,7 @@ impl ContainerRuntime {
             layout.volumes_dir(),
             layout.run_dir(),
         ] {
-            std::fs::create_dir_all(&d).map_err(|e| {
+            zlayer_image::ensure_dir(&d).map_err(|e| {
                 AgentError::Configuration(format!("cannot create {}: {e}", d.display()))
             })?;
         }

@@ -83,7 +83,7 @@ impl SandboxRuntime {
             config.images_dir(),
             config.log_dir.clone(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+            zlayer_image::ensure_dir(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
         }
         let trash = Trash::new(&config.containers_dir());
         trash.sweep();

@@ -259,7 +259,7 @@ impl Monitor {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{} is missing; create the container first", cfg.display()))?;
         if let Some(parent) = record.log_path.parent() {
-            std::fs::create_dir_all(parent)
+            zlayer_image::ensure_dir(parent)
                 .map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
         reuse_log_spare(dir, &record.log_path);

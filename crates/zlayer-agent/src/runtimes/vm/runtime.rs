@@ -45,7 +45,7 @@ impl VmRuntime {
     /// A runtime keeping its state under `config.root` and taking images
     /// from `store`.
     pub fn new(config: VmConfig, store: Arc<ImageStore>) -> Result<Self> {
-        std::fs::create_dir_all(config.containers_dir()).map_err(|e| {
+        zlayer_image::ensure_dir(&config.containers_dir()).map_err(|e| {
             AgentError::Configuration(format!(
                 "cannot create the vm runtime root {}: {e}",
                 config.containers_dir().display()
