@@ -125,7 +125,7 @@ fn build(policy: &Policy) -> Result<Option<OwnedFd>, Box<dyn std::error::Error>>
         let Ok(fd) = PathFd::new(path) else {
             continue;
         };
-        let access = if path.is_dir() {
+        let access = if is_dir(&fd) {
             access
         } else {
             access & AccessFs::from_file(abi)
@@ -143,4 +143,16 @@ fn build(policy: &Policy) -> Result<Option<OwnedFd>, Box<dyn std::error::Error>>
         }
     }
     Ok(created.into())
+}
+
+/// Whether the open `fd` is a directory: an `fstat`, where `Path::is_dir`
+/// would walk the path again (once per rule, at every start).
+fn is_dir(fd: &impl std::os::fd::AsFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes into the local buffer, read only on success.
+    unsafe {
+        libc::fstat(fd.as_fd().as_raw_fd(), st.as_mut_ptr()) == 0
+            && st.assume_init().st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
 }
