@@ -5,7 +5,7 @@
 //! The program is laid out by hand with [`super::bpf`], in the monitor,
 //! and only loaded by the workload's child (see `launch`). Its length is
 //! what the kernel's load costs scale with: one `jeq` per denied syscall
-//! into a shared return, one `jset` for all namespace flags (~110
+//! into a shared return, one `jset` for all namespace flags (~105
 //! instructions, where seccompiler emitted ~520 for the same rules, a
 //! ~0.2 ms longer load at every start). The tests check that it decides
 //! every syscall exactly as seccompiler's program of the same rules does.
