@@ -32,7 +32,7 @@ for tool in runc busybox awk; do
     command -v "$tool" >/dev/null || { echo "lifecycle.sh: $tool is required" >&2; exit 2; }
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-agent --example lifecycle_bench --bin zlayer-shim)
+    (cd "$ROOT" && cargo build --release -p zlayer-container --example lifecycle_bench --bin zlayer-shim)
 fi
 BENCH=$TARGET/release/examples/lifecycle_bench
 SHIM=$TARGET/release/zlayer-shim

@@ -2,7 +2,7 @@
 # Benchmark of bridge networking (issue 6): host -> container throughput and
 # TCP connection setup rate through a port published on 127.0.0.1 (kernel
 # DNAT, veth, bridge), against the same load on host loopback. Driven by
-# crates/zlayer-agent/examples/net_bench.rs, which makes its own network
+# crates/zlayer-network/examples/net_bench.rs, which makes its own network
 # namespace and bridge (zlbench0, 10.213.200.0/24) and removes them.
 #
 # Usage: bench/net.sh            (RUNS=3 by default; the median run is kept)
@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-3}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-agent --example net_bench)
+    (cd "$ROOT" && cargo build --release -p zlayer-network --example net_bench)
 fi
 BENCH=$TARGET/release/examples/net_bench
 [ -x "$BENCH" ] || { echo "net.sh: build $BENCH first" >&2; exit 2; }

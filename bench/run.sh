@@ -37,7 +37,7 @@ for tool in hyperfine jq podman runc "$DOCKER"; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-agent --bins \
+    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-container -p zlayer-sandbox -p zlayer-network --bins \
         -p zlayer-daemon --example busybox_archive)
 fi
 BIN=$TARGET/release

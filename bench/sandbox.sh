@@ -23,7 +23,7 @@ for tool in hyperfine jq bwrap busybox; do
     command -v "$tool" >/dev/null || { echo "sandbox.sh: $tool is required" >&2; exit 2; }
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-agent --example sandbox_bench --bins -p zlayer-cli)
+    (cd "$ROOT" && cargo build --release -p zlayer-sandbox --example sandbox_bench --bins -p zlayer-cli)
     "$ROOT/scripts/build-static"
 fi
 BENCH=$TARGET/release/examples/sandbox_bench

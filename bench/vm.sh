@@ -9,7 +9,7 @@ bundle="${CARGO_TARGET_DIR:-target}"/vm-cache/bundle
 if [ ! -f "$bundle/vmlinux" ] || [ ! -f "$bundle/initramfs.cpio" ]; then
   ./scripts/build-vm-kernel "$bundle"
 fi
-cargo build --quiet --release --locked -p zlayer-agent --example vm_bench
+cargo build --quiet --release --locked -p zlayer-vm --example vm_bench
 bin="${CARGO_TARGET_DIR:-target}"/release/examples/vm_bench
 root=$(mktemp -d /tmp/zlvm-bench.XXXX)
 trap 'rm -rf "$root"' EXIT

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::host_runtime::HostRuntime;
 use support::load_busybox;
-use zlayer_agent::{CompositeRuntime, ContainerState, Runtime};
 use zlayer_engine::{CreateRequest, Engine};
 use zlayer_image::ImageStore;
+use zlayer_runtime::{CompositeRuntime, ContainerState, Runtime};
 use zlayer_spec::ServiceSpec;
 
 /// CI once saw `zlayer run` fail with "No such container" for the

@@ -8,18 +8,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use zlayer_agent::{
+use zlayer_image::{ImageStore, PullOptions};
+use zlayer_runtime::{
     CompositeRuntime, ContainerId, ContainerState, ExecOptions, ExecOutput, LogsStream,
     LogsStreamOptions, PortMappingEntry, Runtime, StatsStream,
 };
-use zlayer_image::{ImageStore, PullOptions};
 use zlayer_spec::{ServiceSpec, TTY_LABEL};
 
 /// Label carrying the deployment a container belongs to.
 pub const DEPLOYMENT_LABEL: &str = "com.zlayer.deployment";
 /// Label carrying the service a container belongs to (the container
 /// runtime makes the service name a network alias of the container).
-pub const SERVICE_LABEL: &str = zlayer_agent::network::SERVICE_LABEL;
+pub const SERVICE_LABEL: &str = zlayer_network::SERVICE_LABEL;
 
 /// How long a catalog record may exist without its runtime container
 /// before [`Engine::list`] takes it for one whose container vanished: the

@@ -1,7 +1,7 @@
 //! The one error enum of `zlayer-engine`.
 
 use thiserror::Error;
-use zlayer_agent::AgentError;
+use zlayer_runtime::RuntimeError;
 
 /// What an engine operation can fail with.
 #[derive(Debug, Error)]
@@ -33,7 +33,7 @@ pub enum EngineError {
     InvalidRequest(String),
     /// A runtime failed.
     #[error(transparent)]
-    Runtime(#[from] AgentError),
+    Runtime(#[from] RuntimeError),
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] zlayer_image::Error),

@@ -5,7 +5,7 @@ use rustix::fs::{flock, FlockOperation};
 use serde::Serialize;
 use std::fs::File;
 use std::path::Path;
-use zlayer_agent::runtimes::common::atomic::write_file_atomic;
+use zlayer_sys::atomic::write_file_atomic;
 
 /// Writes `value` as JSON to `path` atomically: temp file, fsync, rename.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -14,7 +14,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// [`write_json_atomic`], flushed to disk only when `durable`, with the
 /// temporary file taken from `spare` when that file exists (see
-/// `zlayer_agent`'s `atomic::remove_keeping_spare`).
+/// `zlayer_runtime`'s `atomic::remove_keeping_spare`).
 pub fn write_json_atomic_with<T: Serialize>(
     path: &Path,
     value: &T,

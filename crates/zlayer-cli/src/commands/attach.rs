@@ -4,8 +4,8 @@
 use crate::exit;
 use futures_util::StreamExt;
 use std::io::Write;
-use zlayer_agent::{AgentError, ContainerState, LogStream, LogsStreamOptions};
 use zlayer_engine::{ContainerRecord, Engine, EngineError};
+use zlayer_runtime::{ContainerState, LogStream, LogsStreamOptions, RuntimeError};
 
 /// Follows stdout/stderr of `record` to ours and returns its exit code.
 pub async fn attach_and_wait(engine: &Engine, record: &ContainerRecord) -> anyhow::Result<u8> {
@@ -83,7 +83,7 @@ pub fn failure_exit_code(reason: &str, record: &ContainerRecord, code: i32) -> u
 pub fn start_error_exit_code(err: &EngineError) -> u8 {
     match err {
         EngineError::Runtime(
-            AgentError::StartFailed { reason, .. } | AgentError::CreateFailed { reason, .. },
+            RuntimeError::StartFailed { reason, .. } | RuntimeError::CreateFailed { reason, .. },
         ) => invocation_exit_code(reason).unwrap_or(exit::ENGINE_ERROR),
         _ => exit::ENGINE_ERROR,
     }

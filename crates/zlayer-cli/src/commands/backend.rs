@@ -15,9 +15,9 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::OnceCell;
-use zlayer_agent::AgentError;
 use zlayer_daemon::{DaemonClient, DaemonError};
 use zlayer_engine::{ContainerRecord, CreateRequest, Engine, EngineError};
+use zlayer_runtime::RuntimeError;
 use zlayer_spec::PullPolicy;
 
 /// Where changes go.
@@ -128,10 +128,12 @@ impl Node {
                 Ok(())
             }
             Some(c) => c.start(&record.id).await.map_err(|e| match e {
-                DaemonError::Api { message, .. } => EngineError::Runtime(AgentError::StartFailed {
-                    id: record.name.clone(),
-                    reason: message,
-                }),
+                DaemonError::Api { message, .. } => {
+                    EngineError::Runtime(RuntimeError::StartFailed {
+                        id: record.name.clone(),
+                        reason: message,
+                    })
+                }
                 other => daemon_error(other),
             }),
         }

@@ -5,7 +5,7 @@ use crate::cli::{ExecArgs, GlobalArgs};
 use crate::output::{print_json, Format};
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use zlayer_agent::ExecOptions;
+use zlayer_runtime::ExecOptions;
 
 /// Runs a command in a running container and exits with its code.
 pub async fn run(g: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {

@@ -6,8 +6,8 @@ use crate::cli::{GlobalArgs, NameArgs, NamesArgs};
 use crate::exit;
 use crate::output::{print_json, Format};
 use std::process::ExitCode;
-use zlayer_agent::Runtime;
 use zlayer_engine::ContainerView;
+use zlayer_runtime::Runtime;
 
 /// Prints everything known about containers as a JSON array.
 pub async fn run(g: &GlobalArgs, args: NamesArgs) -> anyhow::Result<ExitCode> {

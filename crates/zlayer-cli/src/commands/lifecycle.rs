@@ -54,7 +54,7 @@ pub async fn stop(g: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
 
 /// `zlayer kill [-s SIG]`.
 pub async fn kill(g: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
-    zlayer_agent::validate_signal(&args.signal)?;
+    zlayer_runtime::validate_signal(&args.signal)?;
     let engine = open_engine(g)?;
     let signal = args.signal.clone();
     Ok(for_each(&engine, &args.containers, true, |r| {

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
-use zlayer_agent::{LogStream, LogsStreamOptions};
+use zlayer_runtime::{LogStream, LogsStreamOptions};
 use zlayer_spec::DurationSpec;
 
 /// Prints (and with `-f` follows) a container's logs.

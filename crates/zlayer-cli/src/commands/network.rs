@@ -7,7 +7,7 @@ use crate::exit;
 use crate::output::{print_json, print_table, Format};
 use anyhow::Context;
 use std::process::ExitCode;
-use zlayer_agent::network::{NetworkInfo, NetworkManager};
+use zlayer_network::{NetworkInfo, NetworkManager};
 
 fn manager(g: &GlobalArgs) -> anyhow::Result<NetworkManager> {
     NetworkManager::open(&g.root)

@@ -4,12 +4,12 @@ use crate::cli::GlobalArgs;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use zlayer_agent::runtimes::container::{ContainerRuntime, ContainerRuntimeConfig};
-use zlayer_agent::runtimes::sandbox::{SandboxConfig, SandboxRuntime, StoreImages};
-use zlayer_agent::runtimes::vm::{VmConfig, VmRuntime};
-use zlayer_agent::{AnnotationLookup, CompositeRuntime, Runtime};
+use zlayer_container::{ContainerRuntime, ContainerRuntimeConfig};
 use zlayer_engine::Engine;
 use zlayer_image::ImageStore;
+use zlayer_runtime::{AnnotationLookup, CompositeRuntime, Runtime};
+use zlayer_sandbox::{SandboxConfig, SandboxRuntime, StoreImages};
+use zlayer_vm::{VmConfig, VmRuntime};
 
 /// The engine for this invocation.
 pub fn open_engine(global: &GlobalArgs) -> anyhow::Result<Engine> {

@@ -155,7 +155,7 @@ fn spawn_stdin_relay(engine: &Engine, record: &ContainerRecord) {
     let runtime = engine.runtime().clone();
     let id = record.container.clone();
     tokio::spawn(async move {
-        use zlayer_agent::Runtime;
+        use zlayer_runtime::Runtime;
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 64 * 1024];
         loop {

@@ -5,8 +5,8 @@ use crate::cli::{GlobalArgs, StatsArgs};
 use crate::output::{human_size, print_json, print_table, Format};
 use futures_util::StreamExt;
 use std::process::ExitCode;
-use zlayer_agent::{ContainerStats, Runtime};
 use zlayer_engine::ContainerRecord;
+use zlayer_runtime::{ContainerStats, Runtime};
 
 /// Prints resource usage, once (`--no-stream`) or every second.
 pub async fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
-use zlayer_agent::{ContainerId, Runtime};
+use zlayer_runtime::{ContainerId, Runtime};
 
 /// Puts stdin's terminal in raw mode until dropped; does nothing when stdin
 /// is not a terminal (e.g. `zlayer run -t ... < file`).

@@ -4,10 +4,10 @@ use crate::cli::{BuildKernelArgs, GlobalArgs, InstallKernelArgs};
 use crate::output::{print_json, Format};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zlayer_agent::runtimes::vm::{
+use zlayer_image::{ImageStore, PullOptions};
+use zlayer_vm::{
     build_kernel_bundle, install_bundle_from_image, BundleOptions, KernelBundle, VmConfig,
 };
-use zlayer_image::{ImageStore, PullOptions};
 
 /// Where the vm runtime of this root looks for its kernel.
 fn kernel_dir(g: &GlobalArgs) -> PathBuf {

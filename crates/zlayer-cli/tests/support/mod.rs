@@ -50,7 +50,7 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// would collect them itself only the next time a network is created after
 /// the root is gone.
 pub fn remove_bridges_of(root: &std::path::Path) {
-    use zlayer_agent::network::host;
+    use zlayer_network::host;
     let Ok(root) = root.canonicalize() else {
         return;
     };

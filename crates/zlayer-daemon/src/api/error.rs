@@ -3,8 +3,8 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
-use zlayer_agent::AgentError;
 use zlayer_engine::EngineError;
+use zlayer_runtime::RuntimeError;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +69,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<AgentError> for ApiError {
-    fn from(e: AgentError) -> Self {
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
         let status = match &e {
-            AgentError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AgentError::InvalidSpec(_) => StatusCode::BAD_REQUEST,
-            AgentError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            RuntimeError::NotFound { .. } => StatusCode::NOT_FOUND,
+            RuntimeError::InvalidSpec(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
@@ -137,9 +137,9 @@ mod tests {
         .into();
         assert_eq!(e.status, StatusCode::CONFLICT);
         assert!(e.message.contains("\"/web\" is already in use"));
-        let e: ApiError = EngineError::Runtime(AgentError::InvalidSpec("bad".into())).into();
+        let e: ApiError = EngineError::Runtime(RuntimeError::InvalidSpec("bad".into())).into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let e: ApiError = EngineError::Runtime(AgentError::container_not_found("a-0")).into();
+        let e: ApiError = EngineError::Runtime(RuntimeError::container_not_found("a-0")).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         let e: ApiError = EngineError::InvalidName("-x".into()).into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);

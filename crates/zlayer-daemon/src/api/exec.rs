@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use zlayer_agent::{ExecOptions, LogStream, Runtime};
+use zlayer_runtime::{ExecOptions, LogStream, Runtime};
 
 /// Finished exec instances are forgotten after this long.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
@@ -202,7 +202,7 @@ pub async fn start(
                         .await;
                 }
                 match e {
-                    zlayer_agent::AgentError::StartFailed { reason, .. }
+                    zlayer_runtime::RuntimeError::StartFailed { reason, .. }
                         if reason.contains("not found") || reason.contains("No such file") =>
                     {
                         127

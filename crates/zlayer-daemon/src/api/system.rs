@@ -112,11 +112,11 @@ pub async fn info(State(state): State<AppState>) -> Response {
     };
     let running = views
         .iter()
-        .filter(|v| matches!(v.state, zlayer_agent::ContainerState::Running))
+        .filter(|v| matches!(v.state, zlayer_runtime::ContainerState::Running))
         .count();
     let paused = views
         .iter()
-        .filter(|v| matches!(v.state, zlayer_agent::ContainerState::Paused))
+        .filter(|v| matches!(v.state, zlayer_runtime::ContainerState::Paused))
         .count();
     let images = state.engine.images().list().map(|l| l.len()).unwrap_or(0);
     let host = rustix::system::uname()

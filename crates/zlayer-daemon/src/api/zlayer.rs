@@ -13,9 +13,9 @@ use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use zlayer_agent::ContainerId;
 use zlayer_engine::deploy::{apply, down as deploy_down, DeployOptions, DeployReport};
 use zlayer_engine::{ContainerRecord, CreateRequest};
+use zlayer_runtime::ContainerId;
 use zlayer_spec::{DeploymentSpec, ServiceSpec};
 
 /// Body of `POST /zlayer/v1/containers`: a [`CreateRequest`] without the

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::watch;
-use zlayer_agent::*;
+use zlayer_runtime::*;
 use zlayer_spec::{PullPolicy, ServiceSpec};
 
 struct Entry {
@@ -42,8 +42,8 @@ fn with<T>(entries: &Entries, id: &ContainerId, f: impl FnOnce(&mut Entry) -> T)
     m.get_mut(id).map(f).ok_or_else(|| nf(id))
 }
 
-fn nf(id: &ContainerId) -> AgentError {
-    AgentError::container_not_found(id)
+fn nf(id: &ContainerId) -> RuntimeError {
+    RuntimeError::container_not_found(id)
 }
 
 impl HostRuntime {
@@ -123,7 +123,7 @@ impl Runtime for HostRuntime {
             self.with(id, |e| (e.spec.clone(), e.logs.clone(), e.exited.clone()))?;
         let argv = Self::argv(&spec);
         if self.with(id, |e| e.state.clone())? != ContainerState::Pending {
-            return Err(AgentError::InvalidSpec(format!(
+            return Err(RuntimeError::InvalidSpec(format!(
                 "container {id} has already run"
             )));
         }
@@ -133,7 +133,7 @@ impl Runtime for HostRuntime {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| AgentError::StartFailed {
+        let mut child = cmd.spawn().map_err(|e| RuntimeError::StartFailed {
             id: id.to_string(),
             reason: format!("{}: {e}", argv[0]),
         })?;
@@ -195,7 +195,7 @@ impl Runtime for HostRuntime {
         let sig = validate_signal(signal.unwrap_or("KILL"))?;
         let pid = self
             .with(id, |e| e.pid)?
-            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+            .ok_or_else(|| RuntimeError::InvalidSpec("not running".into()))?;
         self::signal(pid, sig);
         Ok(())
     }
@@ -271,7 +271,7 @@ impl Runtime for HostRuntime {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| AgentError::StartFailed {
+        let mut child = cmd.spawn().map_err(|e| RuntimeError::StartFailed {
             id: id.to_string(),
             reason: format!("{}: {e}", opts.command[0]),
         })?;
@@ -283,7 +283,7 @@ impl Runtime for HostRuntime {
         let out = child
             .wait_with_output()
             .await
-            .map_err(|e| AgentError::Internal(e.to_string()))?;
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
         Ok(ExecOutput {
             exit_code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -329,14 +329,14 @@ impl Runtime for HostRuntime {
     async fn write_stdin(&self, id: &ContainerId, data: &[u8]) -> Result<()> {
         let si = self
             .with(id, |e| e.stdin.clone())?
-            .ok_or_else(|| AgentError::InvalidSpec("no stdin".into()))?;
+            .ok_or_else(|| RuntimeError::InvalidSpec("no stdin".into()))?;
         let mut g = si.lock().await;
         match g.as_mut() {
             Some(w) => w
                 .write_all(data)
                 .await
-                .map_err(|e| AgentError::Internal(e.to_string())),
-            None => Err(AgentError::InvalidSpec("stdin closed".into())),
+                .map_err(|e| RuntimeError::Internal(e.to_string())),
+            None => Err(RuntimeError::InvalidSpec("stdin closed".into())),
         }
     }
 
@@ -350,7 +350,7 @@ impl Runtime for HostRuntime {
     async fn pause_container(&self, id: &ContainerId) -> Result<()> {
         let pid = self
             .with(id, |e| e.pid)?
-            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+            .ok_or_else(|| RuntimeError::InvalidSpec("not running".into()))?;
         signal(pid, libc::SIGSTOP);
         self.with(id, |e| e.state = ContainerState::Paused)
     }
@@ -358,7 +358,7 @@ impl Runtime for HostRuntime {
     async fn unpause_container(&self, id: &ContainerId) -> Result<()> {
         let pid = self
             .with(id, |e| e.pid)?
-            .ok_or_else(|| AgentError::InvalidSpec("not running".into()))?;
+            .ok_or_else(|| RuntimeError::InvalidSpec("not running".into()))?;
         signal(pid, libc::SIGCONT);
         self.with(id, |e| e.state = ContainerState::Running)
     }

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use zlayer_agent::{CompositeRuntime, Runtime};
 use zlayer_daemon::{AppState, Daemon, DaemonConfig};
 use zlayer_engine::Engine;
 use zlayer_image::fixtures::{busybox_layout, FixtureOptions};
 use zlayer_image::ImageStore;
+use zlayer_runtime::{CompositeRuntime, Runtime};
 
 /// The stock docker CLI.
 pub const DOCKER: &str = "/usr/local/bin/docker";

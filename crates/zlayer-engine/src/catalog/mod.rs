@@ -11,7 +11,7 @@ pub use record::ContainerRecord;
 use crate::error::{EngineError, Result};
 use crate::fsutil::{write_json_atomic, write_json_atomic_with, FileLock};
 use std::path::{Path, PathBuf};
-use zlayer_agent::runtimes::common::atomic::remove_keeping_spare;
+use zlayer_sys::atomic::remove_keeping_spare;
 
 /// Containers known to the engine, persisted one file per container.
 #[derive(Debug, Clone)]
@@ -144,7 +144,7 @@ fn read_record(path: &Path) -> Result<Option<ContainerRecord>> {
 mod tests {
     use super::*;
     use std::time::SystemTime;
-    use zlayer_agent::ContainerId;
+    use zlayer_runtime::ContainerId;
     use zlayer_spec::ServiceSpec;
 
     fn record(id: &str, name: &str) -> ContainerRecord {

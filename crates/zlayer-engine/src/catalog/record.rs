@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use zlayer_agent::ContainerId;
+use zlayer_runtime::ContainerId;
 use zlayer_spec::ServiceSpec;
 
 /// The engine's record of one container, beside the runtime's own state.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zlayer_agent::ContainerState;
+use zlayer_runtime::ContainerState;
 use zlayer_spec::{DependsCondition, DependsSpec, DeploymentSpec, OnTimeout};
 
 /// How long a dependency may take when its `timeout` is not set.

@@ -6,7 +6,7 @@ use crate::catalog::ContainerRecord;
 use crate::engine::{DEPLOYMENT_LABEL, SERVICE_LABEL};
 use crate::spec_hash::spec_hash;
 use std::collections::BTreeMap;
-use zlayer_agent::ContainerId;
+use zlayer_runtime::ContainerId;
 use zlayer_spec::{DeploymentSpec, ResourceType, ScaleSpec, ServiceSpec};
 
 /// An existing container of the deployment and whether it runs.

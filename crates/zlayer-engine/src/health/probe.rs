@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zlayer_agent::{ExecOptions, Runtime};
+use zlayer_runtime::{ExecOptions, Runtime};
 use zlayer_spec::HealthCheck;
 
 /// At most this much probe output is kept.

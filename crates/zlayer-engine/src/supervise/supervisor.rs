@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
-use zlayer_agent::{ContainerState, Runtime};
+use zlayer_runtime::{ContainerState, Runtime};
 use zlayer_spec::RestartKind;
 
 /// How often the supervisor looks for running containers it does not watch

@@ -277,7 +277,7 @@ pub fn to_request(
     spec.user = body.user.clone().filter(|u| !u.is_empty());
     spec.stop_signal = body.stop_signal.clone().filter(|s| !s.is_empty());
     if let Some(sig) = &spec.stop_signal {
-        zlayer_agent::validate_signal(sig).map_err(|e| bad(e.to_string()))?;
+        zlayer_runtime::validate_signal(sig).map_err(|e| bad(e.to_string()))?;
     }
     if let Some(t) = body.stop_timeout.filter(|t| *t >= 0) {
         spec.stop_grace_period = Some(DurationSpec::from_duration(Duration::from_secs(t as u64)));

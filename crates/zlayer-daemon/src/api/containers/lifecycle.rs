@@ -11,9 +11,9 @@ use axum::response::Response;
 use hyper::StatusCode;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use zlayer_agent::ContainerState;
 use zlayer_engine::supervise::{EventKind, SupervisionStore};
 use zlayer_engine::ContainerRecord;
+use zlayer_runtime::ContainerState;
 
 fn status(code: StatusCode) -> Response {
     Response::builder()
@@ -75,7 +75,7 @@ pub async fn kill(
 ) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     let signal = q.get("signal").filter(|v| !v.is_empty()).unwrap_or("KILL");
-    zlayer_agent::validate_signal(signal).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    zlayer_runtime::validate_signal(signal).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if !s.engine.state(&record).await?.is_alive() {
         return Err(ApiError::conflict(format!(
             "Cannot kill container: {id}: container {} is not running",
@@ -164,7 +164,7 @@ pub async fn resize(
     if !record.tty || rows == 0 || cols == 0 || !s.engine.state(&record).await?.is_alive() {
         return Ok(status(StatusCode::OK));
     }
-    use zlayer_agent::Runtime;
+    use zlayer_runtime::Runtime;
     s.engine
         .runtime()
         .resize_terminal(&record.container, rows, cols)

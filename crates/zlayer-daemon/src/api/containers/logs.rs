@@ -17,10 +17,12 @@ use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc;
-use zlayer_agent::{ContainerId, ContainerState, LogEntry, LogStream, LogsStreamOptions, Runtime};
 use zlayer_engine::supervise::{Event, EventKind};
 use zlayer_engine::ContainerRecord;
 use zlayer_engine::Engine;
+use zlayer_runtime::{
+    ContainerId, ContainerState, LogEntry, LogStream, LogsStreamOptions, Runtime,
+};
 
 /// One log record as the client wants it: framed, one line per record; for
 /// a container with a terminal, the raw bytes as they were read.
@@ -116,7 +118,7 @@ pub async fn logs(
 async fn until_running(engine: &Engine, id: &ContainerId) -> bool {
     loop {
         match engine.runtime().container_state(id).await {
-            Ok(zlayer_agent::ContainerState::Pending) => {
+            Ok(zlayer_runtime::ContainerState::Pending) => {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await
             }
             Ok(s) => return s.is_alive(),
@@ -226,7 +228,7 @@ pub async fn attach(
 async fn pump_output(
     engine: &Engine,
     record: &ContainerRecord,
-    mut logs: zlayer_agent::LogsStream,
+    mut logs: zlayer_runtime::LogsStream,
     exits: Option<broadcast::Receiver<Event>>,
     filter: LogsStreamOptions,
     tty: bool,

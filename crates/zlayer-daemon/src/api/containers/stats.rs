@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hyper::StatusCode;
 use serde_json::{json, Value};
-use zlayer_agent::{ContainerStats, Runtime};
 use zlayer_engine::ContainerRecord;
+use zlayer_runtime::{ContainerStats, Runtime};
 
 fn cpu(s: Option<&ContainerStats>) -> Value {
     json!({

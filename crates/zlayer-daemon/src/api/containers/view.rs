@@ -8,11 +8,11 @@ use crate::state::AppState;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 use std::time::SystemTime;
-use zlayer_agent::{ContainerState, PortMappingEntry, Runtime};
 use zlayer_engine::health::{HealthState, HealthStore};
 use zlayer_engine::supervise::{SupervisionState, SupervisionStore};
 use zlayer_engine::ContainerRecord;
 use zlayer_image::{ImageConfig, ImageRecord};
+use zlayer_runtime::{ContainerState, PortMappingEntry, Runtime};
 use zlayer_spec::{NetworkMode, RestartKind, StorageSpec};
 
 /// Everything known about one container right now.

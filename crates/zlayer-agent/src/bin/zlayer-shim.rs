@@ -1,7 +1,0 @@
-//! `zlayer-shim`: the per-container monitor of the `container` runtime.
-//! See `zlayer_agent::runtimes::container::shim`.
-
-fn main() {
-    let code = zlayer_agent::runtimes::container::shim::main(std::env::args_os().skip(1).collect());
-    std::process::exit(code);
-}

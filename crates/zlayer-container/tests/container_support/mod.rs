@@ -1,0 +1,281 @@
+//! Shared helpers of the `container_*` integration tests: a runtime on a
+//! fresh data root with the busybox fixture loaded, unique container ids,
+//! and leak checks (mounts, cgroups, monitor processes).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use zlayer_container::{
+    teardown, ContainerPaths, ContainerRuntime, ContainerRuntimeConfig, Layout,
+};
+use zlayer_image::fixtures::{self, FixtureOptions};
+use zlayer_network::{NetworkManager, NetworkOptions};
+use zlayer_runtime::*;
+use zlayer_spec::ServiceSpec;
+
+/// The busybox image every test runs.
+pub const IMAGE: &str = fixtures::BUSYBOX_REF;
+
+/// A runtime on its own data root (removed on drop).
+pub struct TestEnv {
+    /// The test's own bridge network, torn down after the containers and
+    /// before the root (fields drop in declaration order).
+    pub net: Option<NetGuard>,
+    pub rt: Arc<ContainerRuntime>,
+    pub root: tempfile::TempDir,
+}
+
+/// Network options of a test: its own bridge `zlc<n>` on 10.219.<n>.0/24,
+/// user networks from 10.219.<100+2n>.0/23, the `zlayer-dns` built with the
+/// tests, and a DNS upstream on loopback where nothing answers (no query
+/// leaves the host).
+pub fn test_network(n: u8) -> NetworkOptions {
+    NetworkOptions {
+        default_bridge: format!("zlc{n}"),
+        default_subnet: format!("10.219.{n}.0/24").parse().unwrap(),
+        bridge_prefix: format!("zlc{n}n"),
+        subnet_pool: format!("10.219.{}.0/23", 100 + 2 * u32::from(n))
+            .parse()
+            .unwrap(),
+        dns_binary: Some(
+            std::env::current_exe()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("zlayer-dns"),
+        ),
+        dns_upstreams: vec!["127.0.0.1:9".parse().unwrap()],
+        mtu: 65535,
+    }
+}
+
+/// Removes a test's networks, bridges and rules (after its containers).
+pub struct NetGuard {
+    pub mgr: NetworkManager,
+    pub opts: NetworkOptions,
+    /// `<root>/network`.
+    pub dir: PathBuf,
+}
+
+impl Drop for NetGuard {
+    fn drop(&mut self) {
+        if let Ok(nets) = self.mgr.list_networks() {
+            for n in &nets {
+                // The DNS responders would outlive the test's root.
+                if let Some(pid) = zlayer_network::dns::running(&self.dir, &n.name) {
+                    unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    }
+                }
+                if n.name != "bridge" {
+                    let _ = self.mgr.remove_network(&n.name);
+                }
+            }
+        }
+        let _ = self.mgr.prune();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.opts.default_bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The busybox OCI layout, built once per test binary run. It lives in
+/// cargo's target tmp dir under this binary's name and is rebuilt on each
+/// run: a static is never dropped, so a temp dir here would stay in /tmp.
+fn fixture_layout() -> &'static Path {
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current exe");
+        let name = exe
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tests".into());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-fixture-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("busybox");
+        fixtures::busybox_layout(&path, &FixtureOptions::default()).expect("busybox fixture");
+        path
+    })
+}
+
+/// The shim binary built with the tests.
+pub fn shim_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zlayer-shim"))
+}
+
+/// A runtime over `root` (which must already hold the image).
+pub fn runtime_at(root: &Path) -> ContainerRuntime {
+    ContainerRuntime::new(ContainerRuntimeConfig::new(root, shim_path())).expect("runtime")
+}
+
+impl TestEnv {
+    /// A fresh root with the busybox image loaded.
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("zl-ct")
+            .tempdir()
+            .expect("tempdir");
+        let rt = runtime_at(root.path());
+        rt.image_store()
+            .load(fixture_layout(), Some(IMAGE))
+            .expect("load busybox");
+        TestEnv {
+            rt: Arc::new(rt),
+            root,
+            net: None,
+        }
+    }
+
+    /// [`TestEnv::new`] whose runtime attaches bridge containers with
+    /// `opts` (see [`test_network`]); everything is torn down on drop.
+    pub fn with_network(opts: NetworkOptions) -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("zl-ct")
+            .tempdir()
+            .expect("tempdir");
+        let mut config = ContainerRuntimeConfig::new(root.path(), shim_path());
+        config.network = opts.clone();
+        let rt = ContainerRuntime::new(config).expect("runtime");
+        rt.image_store()
+            .load(fixture_layout(), Some(IMAGE))
+            .expect("load busybox");
+        let mgr = NetworkManager::with_options(root.path(), opts.clone()).expect("network");
+        let root_dir = root.path().to_path_buf();
+        TestEnv {
+            rt: Arc::new(rt),
+            root,
+            net: Some(NetGuard {
+                mgr,
+                opts,
+                dir: root_dir.join("network"),
+            }),
+        }
+    }
+
+    /// The test's network manager (same root and options as the runtime).
+    pub fn net(&self) -> &NetworkManager {
+        &self.net.as_ref().expect("TestEnv::with_network").mgr
+    }
+}
+
+impl Drop for TestEnv {
+    /// A failed test must not leave containers, mounts or cgroups behind:
+    /// remove whatever is left under the root before it is deleted.
+    fn drop(&mut self) {
+        let layout = Layout::new(self.root.path());
+        let Ok(entries) = std::fs::read_dir(layout.containers_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if let Some(paths) = ContainerPaths::of_dir(e.path()) {
+                let _ = teardown::remove_container(
+                    &paths,
+                    None,
+                    Some(self.rt.image_store()),
+                    teardown::Deletion::Now,
+                );
+            }
+        }
+    }
+}
+
+/// A unique container id for this test process.
+pub fn unique_id(name: &str) -> ContainerId {
+    static N: AtomicU32 = AtomicU32::new(0);
+    ContainerId::new(
+        format!(
+            "{name}{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        ),
+        1,
+    )
+}
+
+/// A service running `sh -c script` in busybox.
+pub fn sh(name: &str, script: &str) -> ServiceSpec {
+    let mut s = ServiceSpec::minimal(name, IMAGE);
+    s.command.entrypoint = Some(vec!["sh".into(), "-c".into(), script.into()]);
+    s
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// Panics if anything of container `id` remains: its state dir, a mount
+/// under it, its cgroups, or a monitor process naming its state dir.
+pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
+    let dir = env.root.path().join("containers").join(id.to_string());
+    assert!(!dir.exists(), "state dir {} left", dir.display());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let needle = dir.to_string_lossy().to_string();
+    assert!(
+        !mountinfo.lines().any(|l| l.contains(&needle)),
+        "mount under {needle} left"
+    );
+    let cg = env.rt.cgroup(id);
+    assert!(
+        cg.existing_dirs().is_empty(),
+        "cgroups left: {:?}",
+        cg.existing_dirs()
+    );
+    // A monitor that removed its own container (delete_on_exit) exits just
+    // after deleting the state dir: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !monitor_pids(&dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        monitor_pids(&dir).is_empty(),
+        "monitor processes left for {}",
+        dir.display()
+    );
+    // libcontainer's state lived in the state dir's `run/` tmpfs: the
+    // checks of the dir and of the mounts under it above cover it.
+}
+
+/// Pids of zlayer-shim processes whose command line names `dir`.
+pub fn monitor_pids(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                    c.contains("zlayer-shim") && c.contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The stdout lines of a container's logs.
+pub async fn stdout_lines(rt: &ContainerRuntime, id: &ContainerId) -> Vec<String> {
+    rt.get_logs(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.stream == LogStream::Stdout)
+        .map(|e| e.message)
+        .collect()
+}

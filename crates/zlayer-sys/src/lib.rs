@@ -1,0 +1,9 @@
+//! zlayer-sys: the small Linux helpers every zlayer layer shares, each in
+//! one place: crash-safe state files ([`atomic`]), `/proc` process
+//! accounting ([`procfs`]), the stable hash names derive from ([`hash`])
+//! and where helper binaries live ([`exe`]).
+
+pub mod atomic;
+pub mod exe;
+pub mod hash;
+pub mod procfs;

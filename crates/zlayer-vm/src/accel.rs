@@ -1,0 +1,144 @@
+//! Choosing the accelerator: KVM only when a probe guest really boots under
+//! it in time (a para-virtual `/dev/kvm` such as `kvm_pvm` may exist and
+//! still be far too slow for a stock kernel), else TCG. The verdict is
+//! cached in `<root>/accel.json`, keyed by the QEMU version and the kernel
+//! bundle's size and mtime.
+
+use super::config::{Accel, VmConfig};
+use super::kernel::KernelBundle;
+use super::qemu::BASE_CMDLINE;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use zlayer_runtime::error::Result;
+use zlayer_sys::atomic::{read_json, write_json_atomic};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProbeCache {
+    key: String,
+    accel: Accel,
+    probe_ms: u64,
+}
+
+fn file_key(p: &Path) -> String {
+    std::fs::metadata(p)
+        .map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("{}:{}:{mtime}", p.display(), m.len())
+        })
+        .unwrap_or_default()
+}
+
+/// Resolves `config.accel` to `Kvm` or `Tcg` for `bundle`.
+pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
+    match config.accel {
+        Accel::Kvm => return Ok(Accel::Kvm),
+        Accel::Tcg => return Ok(Accel::Tcg),
+        Accel::Auto => {}
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return Ok(Accel::Tcg);
+    }
+    let version = super::qemu::version(&config.qemu_binary).await?;
+    let key = format!(
+        "{version}|{}|{}",
+        file_key(&bundle.kernel),
+        file_key(&bundle.initrd)
+    );
+    let cache_path = config.root.join("accel.json");
+    if let Ok(Some(c)) = read_json::<ProbeCache>(&cache_path) {
+        if c.key == key {
+            return Ok(c.accel);
+        }
+    }
+    let t0 = Instant::now();
+    let ok = probe_kvm(config, bundle).await;
+    let accel = if ok { Accel::Kvm } else { Accel::Tcg };
+    tracing::info!(
+        ?accel,
+        probe_ms = t0.elapsed().as_millis() as u64,
+        "vm: accelerator probe done"
+    );
+    let _ = std::fs::create_dir_all(&config.root);
+    let _ = write_json_atomic(
+        &cache_path,
+        &ProbeCache {
+            key,
+            accel,
+            probe_ms: t0.elapsed().as_millis() as u64,
+        },
+    );
+    Ok(accel)
+}
+
+/// Boots the bundle under KVM with `zlayer.probe=1` (the agent powers off
+/// at once) and reports whether QEMU exited cleanly within the timeout.
+async fn probe_kvm(config: &VmConfig, bundle: &KernelBundle) -> bool {
+    let cmdline = format!("{BASE_CMDLINE} zlayer.probe=1");
+    let child = tokio::process::Command::new(&config.qemu_binary)
+        .args([
+            "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "256M", "-smp", "1",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(&bundle.kernel)
+        .arg("-initrd")
+        .arg(&bundle.initrd)
+        .args(["-append", &cmdline])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    match tokio::time::timeout(config.probe_timeout, child.wait()).await {
+        Ok(Ok(status)) => status.success(),
+        _ => {
+            let _ = child.kill().await;
+            false
+        }
+    }
+}
+
+/// The host TSC frequency in kHz, measured against `CLOCK_MONOTONIC_RAW`.
+/// Under TCG the guest's TSC ticks at the host's rate, so the guest is told
+/// this rate (`tsc_early_khz=`) instead of calibrating it slowly.
+pub fn host_tsc_khz() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static KHZ: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        *KHZ.get_or_init(|| {
+            // SAFETY: rdtsc has no preconditions on x86_64.
+            let tsc = || unsafe { core::arch::x86_64::_rdtsc() };
+            let t0 = Instant::now();
+            let c0 = tsc();
+            std::thread::sleep(Duration::from_millis(20));
+            let c1 = tsc();
+            let ns = t0.elapsed().as_nanos() as u64;
+            let khz = (c1.wrapping_sub(c0)).checked_mul(1_000_000)? / ns.max(1);
+            (100_000..20_000_000).contains(&khz).then_some(khz)
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
