@@ -15,11 +15,7 @@ use zlayer_runtime::{
 };
 use zlayer_spec::{ServiceSpec, TTY_LABEL};
 
-/// Label carrying the deployment a container belongs to.
-pub const DEPLOYMENT_LABEL: &str = "com.zlayer.deployment";
-/// Label carrying the service a container belongs to (the container
-/// runtime makes the service name a network alias of the container).
-pub const SERVICE_LABEL: &str = zlayer_network::SERVICE_LABEL;
+pub use zlayer_spec::labels::{DEPLOYMENT_LABEL, SERVICE_LABEL};
 
 /// How long a catalog record may exist without its runtime container
 /// before [`Engine::list`] takes it for one whose container vanished: the

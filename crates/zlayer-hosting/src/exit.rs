@@ -20,6 +20,17 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
+    /// The container state this record stands for: `Exited`, or `Failed`
+    /// with the reason when the engine ended the workload.
+    pub fn state(&self) -> zlayer_runtime::ContainerState {
+        match &self.reason {
+            Some(reason) => zlayer_runtime::ContainerState::Failed {
+                reason: reason.clone(),
+            },
+            None => zlayer_runtime::ContainerState::Exited { code: self.code },
+        }
+    }
+
     /// A record for `status`, stamped now.
     pub fn from_status(status: ExitStatus) -> Self {
         ExitRecord {

@@ -47,9 +47,7 @@ use zlayer_runtime::types::{ContainerId, PortMappingEntry};
 /// Name of the default bridge network (`--network bridge`).
 pub const DEFAULT_NETWORK: &str = "bridge";
 
-/// Label naming the service a container belongs to (set by deployments);
-/// the service name becomes one of the container's network aliases.
-pub const SERVICE_LABEL: &str = "com.zlayer.service";
+pub use zlayer_spec::labels::SERVICE_LABEL;
 
 /// Tunables of a [`NetworkManager`]; [`Default`] is what zlayer uses.
 ///

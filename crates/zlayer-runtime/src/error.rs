@@ -1,5 +1,6 @@
 //! The one error enum of the runtimes.
 
+use crate::types::{InvokeFailure, EXIT_ENGINE_ERROR};
 use thiserror::Error;
 
 /// Everything a [`crate::Runtime`] can fail with.
@@ -42,6 +43,33 @@ pub enum RuntimeError {
         /// Why, in words a user can act on.
         reason: String,
     },
+    /// The command of a container or exec could not be started: docker's
+    /// 127 or 126 (see [`RuntimeError::exit_code`]).
+    #[error("{message}")]
+    Invoke {
+        /// Why, as a type.
+        failure: InvokeFailure,
+        /// What was wrong and how to fix it, naming the command.
+        message: String,
+    },
+    /// The name (or the container id) is taken by another container.
+    #[error("the container name {name:?} is already in use by container {id}; remove that container or choose another name")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The id of the container holding it.
+        id: String,
+    },
+    /// The container is not in a state that allows the operation.
+    #[error("container {id} is {state}; {hint}")]
+    WrongState {
+        /// The container.
+        id: String,
+        /// Its state, as `ps` shows it.
+        state: String,
+        /// What to do.
+        hint: String,
+    },
     /// The request or spec is invalid (empty command, bad signal, ...).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
@@ -71,6 +99,25 @@ fn hint_suffix(hint: &Option<String>) -> String {
 }
 
 impl RuntimeError {
+    /// Docker's exit code for a command that failed with this error: 127
+    /// (command not found) or 126 (cannot be invoked) for an
+    /// [`RuntimeError::Invoke`], else 125 (the engine failed). The one place
+    /// this mapping lives; front ends call it.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Invoke { failure, .. } => failure.exit_code(),
+            _ => EXIT_ENGINE_ERROR,
+        }
+    }
+
+    /// An [`RuntimeError::Invoke`].
+    pub fn invoke(failure: InvokeFailure, message: impl Into<String>) -> Self {
+        RuntimeError::Invoke {
+            failure,
+            message: message.into(),
+        }
+    }
+
     /// A `NotFound` for a container id.
     pub fn container_not_found(id: impl std::fmt::Display) -> Self {
         RuntimeError::NotFound {

@@ -1,17 +1,15 @@
-//! zlayer-runtime: the [`Runtime`] trait every isolation implements, its
-//! data types, the typed errors, and the [`CompositeRuntime`] that routes a
-//! container to the runtime of its isolation.
+//! zlayer-runtime: the [`Runtime`] trait, the one interface to a node's
+//! containers whatever their isolation, its data types and the typed
+//! errors (with docker's exit codes).
 //!
 //! Layout (after youki's libcontainer/libcgroups split): `types/` holds
-//! plain data, `runtime.rs` the trait, `composite.rs` the router.
+//! plain data, `runtime.rs` the trait, `error.rs` the error enum.
 
-pub mod composite;
 pub mod error;
 pub mod runtime;
 pub mod signal;
 pub mod types;
 
-pub use composite::{AnnotationLookup, CompositeRuntime};
 pub use error::{Result, RuntimeError};
 pub use runtime::{
     collect_logs, exec_output_as_stream, require_command, ExecStream, LogsStream, RegistryAuth,

@@ -2,15 +2,15 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::types::{
-    ContainerId, ContainerState, ContainerStats, ExecOptions, ExecOutput, ImageInfo, LogChunk,
-    LogEntry, LogsStreamOptions, PortMappingEntry,
+    ContainerId, ContainerRecord, ContainerState, ContainerStats, ContainerView, ExecOptions,
+    ExecOutput, ImageInfo, LogChunk, LogEntry, LogsStreamOptions, NewContainer, PortMappingEntry,
 };
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use std::net::IpAddr;
 use std::time::Duration;
-use zlayer_spec::{PullPolicy, ServiceSpec};
+use zlayer_spec::PullPolicy;
 
 /// A stream of log records, ending when the snapshot is exhausted (or, with
 /// `follow`, when the container has exited and everything was delivered).
@@ -35,7 +35,7 @@ pub use zlayer_image::RegistryAuth;
 /// Interval of the default [`Runtime::stats_stream`].
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One isolation technology (`container`, `sandbox`, `vm`) behind one
+/// The containers of a node, whatever isolation each runs under, behind one
 /// interface.
 ///
 /// Conventions every implementation follows:
@@ -50,7 +50,7 @@ pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 ///   processes, network devices, state directories).
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// The isolation name this runtime serves (`container`, `sandbox`, `vm`).
+    /// The name of this runtime, for messages.
     fn name(&self) -> &str;
 
     /// Makes `image` available locally, pulling it if absent.
@@ -67,9 +67,24 @@ pub trait Runtime: Send + Sync {
         auth: Option<&RegistryAuth>,
     ) -> Result<()>;
 
-    /// Creates the container (state `Pending`); a stale one with the same id
-    /// is cleaned up first.
-    async fn create_container(&self, id: &ContainerId, spec: &ServiceSpec) -> Result<()>;
+    /// Creates the container (state `Pending`) under the isolation its spec
+    /// or image asks for, and returns its record. Fails when the name or
+    /// the container id is taken.
+    async fn create_container(&self, new: &NewContainer) -> Result<ContainerRecord>;
+
+    /// Creates container `id` from `spec`, named `service-replica`, with a
+    /// fresh id and defaults for everything else.
+    async fn create_from_spec(
+        &self,
+        id: &ContainerId,
+        spec: &zlayer_spec::ServiceSpec,
+    ) -> Result<ContainerRecord> {
+        self.create_container(&NewContainer::new(id.clone(), spec.clone()))
+            .await
+    }
+
+    /// The record of a container.
+    async fn container_record(&self, id: &ContainerId) -> Result<ContainerRecord>;
 
     /// Starts a created container (state `Running`).
     async fn start_container(&self, id: &ContainerId) -> Result<()>;
@@ -169,15 +184,17 @@ pub trait Runtime: Send + Sync {
     /// Images this runtime can run without pulling.
     async fn list_images(&self) -> Result<Vec<ImageInfo>>;
 
-    /// Every container this runtime knows, including ones created by an
-    /// earlier process (re-adopted from disk).
-    async fn list_containers(&self) -> Result<Vec<ContainerId>>;
+    /// Every container, including ones created by an earlier process, with
+    /// its state (oldest first).
+    async fn list_containers(&self) -> Result<Vec<ContainerView>>;
 
-    /// Whether this runtime has the container `id`. The default lists them
-    /// all; runtimes that can look one up directly override it (the
-    /// composite asks every runtime on each create).
+    /// Whether the container `id` exists.
     async fn has_container(&self, id: &ContainerId) -> Result<bool> {
-        Ok(self.list_containers().await?.contains(id))
+        match self.container_record(id).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! One sandbox run for benchmarks: registers `--rootfs` as an image (a no-op
-//! after the first time), then create + start + wait + remove of `-- CMD...`.
+//! One sandbox run for benchmarks: stores `--rootfs` as an image in the
+//! node's image store (a no-op after the first time), then create + start +
+//! wait + remove of `-- CMD...` through the node's hosted runtime.
 //! Exits with the workload's exit code.
 //!
 //! ```text
@@ -11,12 +12,14 @@
 //! on stderr: `new register create start wait remove drop`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zlayer_hosting::HostedRuntime;
 use zlayer_runtime::{ContainerId, Runtime};
-use zlayer_sandbox::{SandboxConfig, SandboxRuntime};
-use zlayer_spec::ServiceSpec;
+use zlayer_sandbox::{SandboxConfig, SandboxLauncher};
+use zlayer_spec::{Isolation, ServiceSpec};
 
-const IMAGE: &str = "bench/rootfs:latest";
+const IMAGE: &str = "localhost/bench/rootfs:latest";
 
 fn usage() -> ! {
     eprintln!("usage: sandbox_bench --data DIR --rootfs DIR -- CMD [ARGS...]");
@@ -96,14 +99,20 @@ impl Drop for Phases {
 
 async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_runtime::Result<i32> {
     let mut phases = Phases::new();
-    let runtime = SandboxRuntime::new(SandboxConfig::under(&data))?;
+    let images = zlayer_image::ImageStore::open(&data)
+        .map_err(|e| zlayer_runtime::RuntimeError::Configuration(e.to_string()))?;
+    let runtime = HostedRuntime::new(
+        images,
+        vec![Arc::new(SandboxLauncher::new(SandboxConfig::new(&data)))],
+        Isolation::Sandbox,
+    )?;
     phases.mark("new");
-    runtime.register_local_rootfs(IMAGE, &rootfs).await?;
+    register(&runtime, &rootfs)?;
     phases.mark("register");
     let id = ContainerId::new(format!("bench-{}", std::process::id()), 0);
     let mut spec = ServiceSpec::minimal("bench", IMAGE);
     spec.command.entrypoint = Some(cmd);
-    runtime.create_container(&id, &spec).await?;
+    runtime.create_from_spec(&id, &spec).await?;
     phases.mark("create");
     runtime.start_container(&id).await?;
     phases.mark("start");
@@ -118,4 +127,21 @@ async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_runtime
     drop(runtime);
     phases.mark("drop");
     Ok(code)
+}
+
+/// Stores `rootfs` as [`IMAGE`] unless the store has it.
+fn register(runtime: &HostedRuntime, rootfs: &std::path::Path) -> zlayer_runtime::Result<()> {
+    let store = runtime.images();
+    let err = |e: zlayer_image::Error| zlayer_runtime::RuntimeError::Internal(e.to_string());
+    if store.lookup(IMAGE).map_err(err)?.is_some() {
+        return Ok(());
+    }
+    let layout = rootfs.with_extension("layout");
+    let _ = std::fs::remove_dir_all(&layout);
+    zlayer_image::fixtures::directory_image(IMAGE, rootfs)
+        .and_then(|i| i.write_layout(&layout))
+        .map_err(err)?;
+    store.load(&layout, Some(IMAGE)).map_err(err)?;
+    let _ = std::fs::remove_dir_all(&layout);
+    Ok(())
 }

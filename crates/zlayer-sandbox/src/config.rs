@@ -2,68 +2,39 @@
 
 use std::path::{Path, PathBuf};
 
-/// Label choosing the sandbox's network: `full` (default), `localhost` or
-/// `none`. `network_mode: none` in the spec also means `none`.
-pub const NETWORK_LABEL: &str = "com.zlayer.sandbox.network";
+pub use zlayer_spec::labels::{
+    SANDBOX_ALLOW_SYSCALLS_LABEL as ALLOW_SYSCALLS_LABEL,
+    SANDBOX_CONNECT_PORTS_LABEL as CONNECT_PORTS_LABEL, SANDBOX_DEGRADED_LABEL as DEGRADED_LABEL,
+    SANDBOX_NETWORK_LABEL as NETWORK_LABEL, SANDBOX_READ_PATHS_LABEL as READ_PATHS_LABEL,
+    TTY_LABEL,
+};
 
-/// Label listing extra TCP ports (comma separated) a `localhost` sandbox may
-/// connect to, besides its own endpoints.
-pub const CONNECT_PORTS_LABEL: &str = "com.zlayer.sandbox.connect-ports";
-
-/// Label listing syscalls (comma separated, from the default deny list) the
-/// sandbox may use after all, e.g. `ptrace` for a debugger.
-pub const ALLOW_SYSCALLS_LABEL: &str = "com.zlayer.sandbox.allow-syscalls";
-
-/// Label (`true`) allowing a start without Landlock (or with a Landlock too
-/// old for the network rules), enforced by seccomp and capabilities only.
-pub const DEGRADED_LABEL: &str = "com.zlayer.sandbox.allow-degraded";
-
-/// Label listing extra host paths (colon separated) the sandbox may read and
-/// execute, e.g. `/usr/share/perl:/usr/bin`.
-pub const READ_PATHS_LABEL: &str = "com.zlayer.sandbox.read-paths";
-
-/// Label (`true`) giving the workload a terminal: a pty on stdin, stdout
-/// and stderr; `write_stdin` types into it, `close_stdin` sends EOF (^D),
-/// and output is logged raw as it comes (a prompt without a newline
-/// included).
-pub use zlayer_spec::TTY_LABEL;
-
-/// Where the sandbox runtime keeps its state.
+/// How the sandbox launcher works on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
-    /// Root of the runtime's state: `containers/` (one directory per
-    /// container) and `images/` (registered root filesystems).
-    pub data_dir: PathBuf,
-    /// Where container logs are written (`<service>-<replica>.log`).
-    pub log_dir: PathBuf,
+    /// The node's data root.
+    pub root: PathBuf,
     /// Whether this node lets sandboxes that ask for a GPU open the GPU
     /// device nodes (`/dev/nvidia*`, `/dev/dri`).
     pub gpu_access: bool,
+    /// The monitor binary; `None`: `$ZLAYER_SANDBOX_SHIM`, next to this
+    /// executable (or one directory up), or on `PATH`.
+    pub monitor: Option<PathBuf>,
 }
 
 impl SandboxConfig {
-    /// A configuration with everything under `root` (`root/data`,
-    /// `root/logs`), GPU access off.
-    pub fn under(root: &Path) -> Self {
+    /// The configuration of a node with data root `root`, GPU access off.
+    pub fn new(root: &Path) -> Self {
         SandboxConfig {
-            data_dir: root.join("data"),
-            log_dir: root.join("logs"),
+            root: root.to_path_buf(),
             gpu_access: false,
+            monitor: None,
         }
     }
 
-    /// `data_dir/containers`.
-    pub fn containers_dir(&self) -> PathBuf {
-        self.data_dir.join("containers")
-    }
-
-    /// `data_dir/images`.
-    pub fn images_dir(&self) -> PathBuf {
-        self.data_dir.join("images")
-    }
-
-    /// `data_dir/volumes` (named volumes).
-    pub fn volumes_dir(&self) -> PathBuf {
-        self.data_dir.join("volumes")
+    /// Where images' layers are flattened once for the overlay rootfs of
+    /// every sandbox that runs them (`<root>/sandbox/flat`).
+    pub fn flat_dir(&self) -> PathBuf {
+        self.root.join("sandbox").join("flat")
     }
 }

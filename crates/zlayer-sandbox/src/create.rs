@@ -1,77 +1,58 @@
-//! `create_container`: mount (or clone) the rootfs, resolve the command,
-//! assign ports, build the policy, write `config.json` and `sandbox.policy`.
+//! Preparing a sandbox (the launcher's `prepare`): mount (or clone) the
+//! rootfs, resolve the command, assign ports, build the policy, write
+//! `sandbox.policy`; the result is the [`SandboxPlan`].
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use zlayer_hosting::exit::now_ms;
+use zlayer_hosting::{PrepareContext, SpawnError};
 use zlayer_runtime::error::{Result, RuntimeError};
-use zlayer_runtime::types::ContainerId;
+use zlayer_runtime::InvokeFailure;
 use zlayer_spec::{ServiceSpec, StorageSpec};
-use zlayer_sys::atomic::{write_atomic, write_json_atomic};
+use zlayer_sys::atomic::write_atomic;
 
 use super::clone;
 use super::config::SandboxConfig;
-use super::images::{ImageDefaults, ImageResolver, ImageRootfs, LocalImages, ResolvedImage};
-use super::layout::ContainerPaths;
 use super::options::{resolve_user, SandboxOptions};
 use super::overlay;
+use super::plan::{SandboxPlan, PLAN_VERSION};
 use super::policy::{Policy, PolicyInput, VolumeGrant};
 use super::ports::{env_suffix, AllocatedPort, PortAllocator};
-use super::record::{ContainerRecord, RECORD_VERSION};
-use super::trash::Trash;
 
 /// The default search path inside an image.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// What create needs from the runtime.
-pub struct CreateCtx<'a> {
-    /// Runtime configuration.
-    pub config: &'a SandboxConfig,
-    /// Registered directories.
-    pub images: &'a LocalImages,
-    /// The image store, if any.
-    pub resolver: Option<&'a dyn ImageResolver>,
-    /// Port allocator.
-    pub ports: &'a PortAllocator,
-    /// Emptied container directories to reuse, if any.
-    pub recycle: Option<&'a Trash>,
-}
-
-fn failed(id: &ContainerId, reason: impl Into<String>) -> RuntimeError {
+fn failed(ctx: &PrepareContext<'_>, reason: impl Into<String>) -> RuntimeError {
     RuntimeError::CreateFailed {
-        id: id.to_string(),
+        id: ctx.record.name.clone(),
         reason: reason.into(),
     }
 }
 
-/// Resolves `image` to a root filesystem.
-pub fn resolve_image(ctx: &CreateCtx<'_>, id: &ContainerId, image: &str) -> Result<ResolvedImage> {
-    if let Some(dir) = ctx.images.rootfs(image) {
-        return Ok(ResolvedImage {
-            rootfs: ImageRootfs::Dir(dir),
-            defaults: ImageDefaults::default(),
-        });
+/// Prepares the sandbox in `ctx.dir`; returns its plan. On error, what it
+/// allocated in memory (ports) is released; the files go with the launcher's
+/// teardown.
+pub fn prepare(
+    config: &SandboxConfig,
+    ports: &PortAllocator,
+    ctx: &PrepareContext<'_>,
+) -> Result<SandboxPlan> {
+    let mut allocated: Vec<AllocatedPort> = Vec::new();
+    let result = build(config, ports, ctx, &mut allocated);
+    if result.is_err() {
+        ports.release(allocated.iter().map(|p| p.host_port));
     }
-    if let Some(resolver) = ctx.resolver {
-        if let Some(found) = resolver.resolve(image)? {
-            return Ok(found);
-        }
-    }
-    Err(failed(
-        id,
-        format!(
-            "rootfs not found for image {image:?}: register a host directory with register_local_rootfs, or pull the image into the local store"
-        ),
-    ))
+    result
 }
 
-/// Creates the container's directory and record. On error nothing is left.
-pub fn create(
-    ctx: &CreateCtx<'_>,
-    id: &ContainerId,
-    spec: &ServiceSpec,
-) -> Result<ContainerRecord> {
-    let paths = ContainerPaths::new(ctx.config, id)?;
+fn build(
+    config: &SandboxConfig,
+    port_allocator: &PortAllocator,
+    ctx: &PrepareContext<'_>,
+    ports: &mut Vec<AllocatedPort>,
+) -> Result<SandboxPlan> {
+    let spec: &ServiceSpec = &ctx.record.spec;
+    let dir = &ctx.dir.dir;
+    let io = |what: &str, e: std::io::Error| failed(ctx, format!("{what}: {e}"));
     let options = SandboxOptions::from_spec(spec)?;
     let memory_limit = spec
         .resources
@@ -80,46 +61,206 @@ pub fn create(
         .map(|m| m.bytes())
         .transpose()
         .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
-    let image = resolve_image(ctx, id, &spec.image.name)?;
-    let stop_signal = match spec
-        .stop_signal
-        .as_ref()
-        .or(image.defaults.stop_signal.as_ref())
-    {
-        Some(s) => zlayer_runtime::signal::validate_signal(s)?,
-        None => libc::SIGTERM,
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    let tmpfs = overlay::make_run_dir(dir).map_err(|e| io("creating run/", e))?;
+    let rootfs = dir.join("rootfs");
+    let layers = ctx
+        .store
+        .ensure_unpacked(ctx.image)
+        .map_err(|e| failed(ctx, format!("unpacking image {}: {e}", ctx.image.reference)))?;
+    // Flattened once per image (symlinks made relative), then an overlay
+    // lower; else merged into this container's own copy.
+    let flat = if tmpfs {
+        flattened_layers(&config.flat_dir(), &layers)
+            .map_err(|e| tracing::debug!(error = %e, "flattening the image's layers"))
+            .ok()
+    } else {
+        None
     };
-    remove_container_dir(&paths.dir)?;
-    let _ = std::fs::remove_file(&paths.log);
-    let mut ports: Vec<AllocatedPort> = Vec::new();
-    let result = build(
-        ctx,
-        id,
-        spec,
-        &paths,
-        &options,
-        &image,
-        memory_limit,
-        stop_signal,
-        &mut ports,
-    );
-    let result = result.and_then(|rec| {
-        if let (ImageRootfs::Layers(_), Some(resolver)) = (&image.rootfs, ctx.resolver) {
-            resolver.acquire(&spec.image.name, &paths.dir)?;
+    let rootfs_lower = match flat {
+        Some(src) if overlay_rootfs(&src, dir) => Some(src),
+        _ => {
+            let _ = std::fs::create_dir_all(&rootfs);
+            let mut stats = clone::CloneStats::default();
+            for layer in &layers {
+                clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
+                    .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
+            }
+            None
         }
-        Ok(rec)
-    });
-    if result.is_err() {
-        let _ = remove_container_dir(&paths.dir);
-        ctx.ports.release(ports.iter().map(|p| p.host_port));
+    };
+    ctx.store
+        .register_use(dir, ctx.image)
+        .map_err(|e| failed(ctx, format!("recording the image lease: {e}")))?;
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| io("creating tmp", e))?;
+    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));
+
+    // Command.
+    let defaults = ctx.image_config;
+    let mut argv: Vec<String> = match &spec.command.entrypoint {
+        Some(ep) => ep.clone(),
+        None => defaults.entrypoint.clone().unwrap_or_default(),
+    };
+    match &spec.command.args {
+        Some(args) => argv.extend(args.iter().cloned()),
+        None if spec.command.entrypoint.is_none() => {
+            argv.extend(defaults.cmd.clone().unwrap_or_default())
+        }
+        None => {}
     }
-    result
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(failed(
+            ctx,
+            "no command: set command.entrypoint in the service (the image has no Entrypoint/Cmd)",
+        ));
+    }
+    let workdir = spec
+        .command
+        .workdir
+        .clone()
+        .or_else(|| defaults.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "command.workdir {workdir:?} must be an absolute path inside the image"
+        )));
+    }
+    let cwd = inside(&rootfs, &workdir);
+    std::fs::create_dir_all(&cwd).map_err(|e| io("creating the working directory", e))?;
+
+    // Environment: defaults < image < spec < engine-provided.
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v));
+    };
+    set("PATH", map_path_list(&rootfs, DEFAULT_PATH));
+    set("HOME", tmp.display().to_string());
+    set("TMPDIR", tmp.display().to_string());
+    for kv in &defaults.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            let v = if k == "PATH" {
+                map_path_list(&rootfs, v)
+            } else {
+                v.to_string()
+            };
+            set(k, v);
+        }
+    }
+    for (k, v) in &spec.env {
+        set(k, v.clone());
+    }
+    *ports = port_allocator.allocate(spec).map_err(|e| match e {
+        RuntimeError::CreateFailed { reason, .. } => failed(ctx, reason),
+        other => other,
+    })?;
+    if let Some(first) = ports.first() {
+        set("PORT", first.host_port.to_string());
+    }
+    for p in ports.iter() {
+        set(
+            &format!("ZLAYER_PORT_{}", env_suffix(&p.name)),
+            p.host_port.to_string(),
+        );
+    }
+    set("ZLAYER_CONTAINER", ctx.record.container.to_string());
+    set("ZLAYER_ROOTFS", rootfs.display().to_string());
+    set("ZLAYER_ISOLATION", "sandbox".to_string());
+
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    // A command that is not there fails the start (docker's 126/127), as
+    // with every isolation; the container is created all the same.
+    let (program, unresolved) = match resolve_program(&rootfs, &cwd, &argv[0], &path_var) {
+        Some(p) => (p, None),
+        None if is_plain_file(&rootfs, &cwd, &argv[0]) => (
+            PathBuf::new(),
+            Some(SpawnError::invoke(
+                InvokeFailure::NotExecutable,
+                format!(
+                    "entrypoint {:?} in the image is not executable; `chmod +x` it or run it through /bin/sh",
+                    argv[0]
+                ),
+            )),
+        ),
+        None => (
+            PathBuf::new(),
+            Some(SpawnError::invoke(
+                InvokeFailure::CommandNotFound,
+                format!(
+                    "entrypoint {:?} not found in the image; give a path inside the image, e.g. /bin/sh",
+                    argv[0]
+                ),
+            )),
+        ),
+    };
+
+    let user = match spec
+        .user
+        .as_ref()
+        .or(defaults.user.as_ref())
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => Some(resolve_user(u, &rootfs)?),
+        None => None,
+    };
+    let volumes = volumes(ctx, &rootfs)?;
+    if let Some(u) = user {
+        for dir in std::iter::once(&tmp).chain(
+            volumes
+                .iter()
+                .filter(|v| !v.readonly && v.kind != "bind")
+                .map(|v| &v.host),
+        ) {
+            let _ = std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid));
+        }
+    }
+    let gpu_spec = spec
+        .resources
+        .gpu
+        .as_ref()
+        .map(|g| format!("{} x{}", g.vendor, g.count));
+    let name = ctx.record.container.to_string();
+    let policy = Policy::build(&PolicyInput {
+        container: name.clone(),
+        image: spec.image.name.clone(),
+        rootfs: &rootfs,
+        tmp: &tmp,
+        volumes,
+        gpu_runtime: config.gpu_access,
+        gpu_spec,
+        options: &options,
+        ports,
+        user,
+        pids_limit: spec.resources.pids_limit,
+        memory_limit,
+    });
+    let plan = SandboxPlan {
+        version: PLAN_VERSION,
+        argv,
+        program,
+        unresolved,
+        env,
+        workdir,
+        cwd,
+        ports: ports.clone(),
+        policy,
+        pids_limit: spec.resources.pids_limit,
+        tty: ctx.record.tty,
+        rootfs_lower,
+    };
+    let text = plan.policy.render(&name, &spec.image.name, ports);
+    write_atomic(&ctx.dir.file("sandbox.policy"), text.as_bytes())?;
+    Ok(plan)
 }
 
 /// The merged tree of the store image made of `layers` (lowest first),
-/// built once under `images_dir/.store/<key>` (in a temp directory, then
-/// renamed) and shared read-only by the overlays of its containers.
-fn flattened_layers(images_dir: &Path, layers: &[PathBuf]) -> std::io::Result<PathBuf> {
+/// built once under `store/<key>` (in a temp directory, then renamed) and shared read-only by the overlays of its containers.
+fn flattened_layers(store: &Path, layers: &[PathBuf]) -> std::io::Result<PathBuf> {
     let mut chain = Vec::new();
     for l in layers {
         chain.extend_from_slice(l.as_os_str().as_encoded_bytes());
@@ -127,12 +268,11 @@ fn flattened_layers(images_dir: &Path, layers: &[PathBuf]) -> std::io::Result<Pa
     }
     let digest = zlayer_image::Digest::of(&chain);
     let key = &digest.hex()[..24];
-    let store = images_dir.join(".store");
     let dest = store.join(key);
     if dest.is_dir() {
         return Ok(dest);
     }
-    std::fs::create_dir_all(&store)?;
+    std::fs::create_dir_all(store)?;
     let tmp = store.join(format!(".{key}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -169,7 +309,7 @@ fn overlay_rootfs(src: &Path, dir: &Path) -> bool {
 
 /// Applies create's changes of the rootfs again (volume links, the working
 /// directory) on a fresh overlay upper layer (after a reboot).
-pub fn reapply_rootfs_edits(rec: &ContainerRecord) -> std::io::Result<()> {
+pub fn reapply_rootfs_edits(rec: &SandboxPlan) -> std::io::Result<()> {
     let rootfs = &rec.policy.rootfs;
     for v in &rec.policy.volumes {
         let at = inside(rootfs, &v.target);
@@ -184,278 +324,6 @@ pub fn reapply_rootfs_edits(rec: &ContainerRecord) -> std::io::Result<()> {
         std::os::unix::fs::symlink(&v.host, &at)?;
     }
     std::fs::create_dir_all(&rec.cwd)
-}
-
-/// Unmounts the overlay rootfs and the runtime tmpfs of the container in
-/// `dir`, whichever is mounted.
-pub fn unmount_rootfs(dir: &Path) -> Result<()> {
-    overlay::unmount(dir).map_err(|e| {
-        RuntimeError::Internal(format!(
-            "unmounting the rootfs of {} failed: {e}; unmount it by hand (umount -l {d}/rootfs {d}/run)",
-            dir.display(),
-            d = dir.display()
-        ))
-    })
-}
-
-/// Removes a container directory: unmounts what is mounted in it, then
-/// deletes the tree.
-pub fn remove_container_dir(dir: &Path) -> Result<()> {
-    unmount_rootfs(dir)?;
-    remove_dir(dir)
-}
-
-/// Removes a directory tree, making read-only directories writable first.
-pub fn remove_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            make_writable(dir);
-            std::fs::remove_dir_all(dir).or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(RuntimeError::Internal(format!(
-                        "removing {} failed: {e}; remove it by hand",
-                        dir.display()
-                    )))
-                }
-            })
-        }
-    }
-}
-
-fn make_writable(dir: &Path) {
-    if let Ok(m) = std::fs::symlink_metadata(dir) {
-        if m.is_dir() {
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    make_writable(&e.path());
-                }
-            }
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    ctx: &CreateCtx<'_>,
-    id: &ContainerId,
-    spec: &ServiceSpec,
-    paths: &ContainerPaths,
-    options: &SandboxOptions,
-    image: &ResolvedImage,
-    memory_limit: Option<u64>,
-    stop_signal: i32,
-    ports: &mut Vec<AllocatedPort>,
-) -> Result<ContainerRecord> {
-    let io = |what: &str, e: std::io::Error| failed(id, format!("{what}: {e}"));
-    if !ctx.recycle.is_some_and(|t| t.reuse(&paths.dir)) {
-        std::fs::create_dir_all(&paths.dir)
-            .map_err(|e| io("creating the container directory", e))?;
-    }
-    let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o755));
-    let tmpfs = overlay::make_run_dir(&paths.dir).map_err(|e| io("creating run/", e))?;
-    let rootfs = paths.rootfs();
-    let rootfs_lower = match &image.rootfs {
-        ImageRootfs::Dir(src) => {
-            if tmpfs && overlay_rootfs(src, &paths.dir) {
-                Some(src.clone())
-            } else {
-                // A reused directory has an empty rootfs/ already.
-                let _ = std::fs::remove_dir(&rootfs);
-                clone::clone_tree(src, &rootfs).map_err(|e| io("cloning the rootfs", e))?;
-                None
-            }
-        }
-        ImageRootfs::Layers(layers) => {
-            // Flattened once per image (symlinks made relative), then an
-            // overlay lower like a registered directory; else merged into
-            // this container's own copy.
-            let flat = if tmpfs {
-                flattened_layers(&ctx.config.images_dir(), layers)
-                    .map_err(|e| tracing::debug!(error = %e, "flattening the image's layers"))
-                    .ok()
-            } else {
-                None
-            };
-            match flat {
-                Some(src) if overlay_rootfs(&src, &paths.dir) => Some(src),
-                _ => {
-                    let _ = std::fs::create_dir_all(&rootfs);
-                    let mut stats = clone::CloneStats::default();
-                    for layer in layers {
-                        clone::merge_layer(layer, &rootfs, &rootfs, &mut stats)
-                            .map_err(|e| io(&format!("merging layer {}", layer.display()), e))?;
-                    }
-                    None
-                }
-            }
-        }
-    };
-    let tmp = paths.tmp();
-    std::fs::create_dir_all(&tmp).map_err(|e| io("creating tmp", e))?;
-    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));
-
-    // Command.
-    let defaults = &image.defaults;
-    let mut argv: Vec<String> = match &spec.command.entrypoint {
-        Some(ep) => ep.clone(),
-        None => defaults.entrypoint.clone(),
-    };
-    match &spec.command.args {
-        Some(args) => argv.extend(args.iter().cloned()),
-        None if spec.command.entrypoint.is_none() => argv.extend(defaults.cmd.iter().cloned()),
-        None => {}
-    }
-    if argv.is_empty() || argv[0].is_empty() {
-        return Err(failed(
-            id,
-            "no command: set command.entrypoint in the service (the image has no Entrypoint/Cmd)",
-        ));
-    }
-    let workdir = spec
-        .command
-        .workdir
-        .clone()
-        .or_else(|| defaults.workdir.clone().filter(|w| !w.is_empty()))
-        .unwrap_or_else(|| "/".to_string());
-    if !workdir.starts_with('/') {
-        return Err(RuntimeError::InvalidSpec(format!(
-            "command.workdir {workdir:?} must be an absolute path inside the image"
-        )));
-    }
-    let cwd = inside(&rootfs, &workdir);
-    std::fs::create_dir_all(&cwd).map_err(|e| io("creating the working directory", e))?;
-
-    // Environment: defaults < image < spec < engine-provided.
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: String| {
-        env.retain(|(ek, _)| ek != k);
-        env.push((k.to_string(), v));
-    };
-    set("PATH", map_path_list(&rootfs, DEFAULT_PATH));
-    set("HOME", tmp.display().to_string());
-    set("TMPDIR", tmp.display().to_string());
-    for kv in &defaults.env {
-        if let Some((k, v)) = kv.split_once('=') {
-            let v = if k == "PATH" {
-                map_path_list(&rootfs, v)
-            } else {
-                v.to_string()
-            };
-            set(k, v);
-        }
-    }
-    for (k, v) in &spec.env {
-        set(k, v.clone());
-    }
-    *ports = ctx.ports.allocate(spec).map_err(|e| match e {
-        RuntimeError::CreateFailed { reason, .. } => failed(id, reason),
-        other => other,
-    })?;
-    if let Some(first) = ports.first() {
-        set("PORT", first.host_port.to_string());
-    }
-    for p in ports.iter() {
-        set(
-            &format!("ZLAYER_PORT_{}", env_suffix(&p.name)),
-            p.host_port.to_string(),
-        );
-    }
-    set("ZLAYER_CONTAINER", id.to_string());
-    set("ZLAYER_ROOTFS", rootfs.display().to_string());
-    set("ZLAYER_ISOLATION", "sandbox".to_string());
-
-    let path_var = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let program = resolve_program(&rootfs, &cwd, &argv[0], &path_var).ok_or_else(|| {
-        let reason = if is_plain_file(&rootfs, &cwd, &argv[0]) {
-            format!(
-                "entrypoint {:?} in the image is not executable; `chmod +x` it or run it through /bin/sh",
-                argv[0]
-            )
-        } else {
-            format!(
-                "entrypoint {:?} not found in the image rootfs ({}); give a path inside the image, e.g. /bin/sh",
-                argv[0],
-                rootfs.display()
-            )
-        };
-        failed(id, reason)
-    })?;
-
-    let user = match spec
-        .user
-        .as_ref()
-        .or(defaults.user.as_ref())
-        .filter(|u| !u.is_empty())
-    {
-        Some(u) => Some(resolve_user(u, &rootfs)?),
-        None => None,
-    };
-    let volumes = volumes(ctx.config, paths, &rootfs, spec, id)?;
-    if let Some(u) = user {
-        for dir in std::iter::once(&tmp).chain(
-            volumes
-                .iter()
-                .filter(|v| !v.readonly && v.kind != "bind")
-                .map(|v| &v.host),
-        ) {
-            let _ = std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid));
-        }
-    }
-    let gpu_spec = spec
-        .resources
-        .gpu
-        .as_ref()
-        .map(|g| format!("{} x{}", g.vendor, g.count));
-    let policy = Policy::build(&PolicyInput {
-        container: id.to_string(),
-        image: spec.image.name.clone(),
-        rootfs: &rootfs,
-        tmp: &tmp,
-        volumes,
-        gpu_runtime: ctx.config.gpu_access,
-        gpu_spec,
-        options,
-        ports,
-        user,
-        pids_limit: spec.resources.pids_limit,
-        memory_limit,
-    });
-    let record = ContainerRecord {
-        version: RECORD_VERSION,
-        id: id.clone(),
-        image: spec.image.name.clone(),
-        created_at_ms: now_ms(),
-        argv,
-        program,
-        env,
-        workdir,
-        cwd,
-        ports: ports.clone(),
-        policy,
-        stop_signal,
-        pids_limit: spec.resources.pids_limit,
-        log_path: paths.log.clone(),
-        tty: spec
-            .labels
-            .get(super::config::TTY_LABEL)
-            .is_some_and(|v| v.trim() == "true"),
-        rootfs_lower,
-    };
-    let text = record
-        .policy
-        .render(&id.to_string(), &spec.image.name, ports);
-    write_atomic(&paths.policy(), text.as_bytes())?;
-    write_json_atomic(&paths.config(), &record)?;
-    Ok(record)
 }
 
 /// `path` (absolute, inside the container) as a host path under `rootfs`.
@@ -585,13 +453,9 @@ fn is_plain_file(rootfs: &Path, cwd: &Path, argv0: &str) -> bool {
         })
 }
 
-fn volumes(
-    config: &SandboxConfig,
-    paths: &ContainerPaths,
-    rootfs: &Path,
-    spec: &ServiceSpec,
-    id: &ContainerId,
-) -> Result<Vec<VolumeGrant>> {
+fn volumes(ctx: &PrepareContext<'_>, rootfs: &Path) -> Result<Vec<VolumeGrant>> {
+    let spec = &ctx.record.spec;
+    let anon = ctx.dir.file("volumes");
     let mut out = Vec::new();
     for (i, s) in spec.storage.iter().enumerate() {
         let target = s.target().to_string();
@@ -607,7 +471,7 @@ fn volumes(
                 let p = PathBuf::from(source);
                 if !p.exists() {
                     return Err(failed(
-                        id,
+                        ctx,
                         format!(
                             "bind source {source} does not exist; create it or fix storage.source"
                         ),
@@ -616,27 +480,18 @@ fn volumes(
                 (p, *readonly, "bind")
             }
             StorageSpec::Named { name, readonly, .. } => {
-                if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                    return Err(RuntimeError::InvalidSpec(format!(
-                        "volume name {name:?} is not valid"
-                    )));
-                }
-                (config.volumes_dir().join(name), *readonly, "named")
+                (ctx.volumes.ensure(name)?, *readonly, "named")
             }
-            StorageSpec::Anonymous { .. } => (
-                paths.volumes().join(format!("anon-{i}")),
-                false,
-                "anonymous",
-            ),
+            StorageSpec::Anonymous { .. } => (anon.join(format!("anon-{i}")), false, "anonymous"),
             StorageSpec::Tmpfs { .. } => (
-                paths.volumes().join(format!("tmpfs-{i}")),
+                anon.join(format!("tmpfs-{i}")),
                 false,
                 "tmpfs (disk-backed)",
             ),
         };
         if kind != "bind" {
             std::fs::create_dir_all(&host)
-                .map_err(|e| failed(id, format!("creating volume {}: {e}", host.display())))?;
+                .map_err(|e| failed(ctx, format!("creating volume {}: {e}", host.display())))?;
         }
         // Make the target visible inside the rootfs: a symlink to the
         // volume (image content there seeds an empty volume).
@@ -646,15 +501,15 @@ fn volumes(
                 let _ = clone::clone_tree(&at, &host.with_extension("seed"))
                     .and_then(|_| move_contents(&host.with_extension("seed"), &host));
             }
-            remove_dir(&at)?;
+            zlayer_hosting::removal::remove_dir(&at)?;
             let _ = std::fs::remove_file(&at);
         }
         if let Some(parent) = at.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| failed(id, format!("creating {}: {e}", parent.display())))?;
+                .map_err(|e| failed(ctx, format!("creating {}: {e}", parent.display())))?;
         }
         std::os::unix::fs::symlink(&host, &at)
-            .map_err(|e| failed(id, format!("linking volume {target}: {e}")))?;
+            .map_err(|e| failed(ctx, format!("linking volume {target}: {e}")))?;
         out.push(VolumeGrant {
             target,
             host,

@@ -106,7 +106,7 @@ impl Prepared {
         cwd: &Path,
         tty: bool,
         stdio: [OwnedFd; 3],
-    ) -> std::io::Result<i32> {
+    ) -> Result<i32, LaunchError> {
         let prog = c_string(program.as_os_str().as_bytes(), "the program path")?;
         let mut args: Vec<CString> = Vec::with_capacity(argv.len().max(1));
         match argv.first() {
@@ -148,12 +148,15 @@ impl Prepared {
                 drop_caps: self.drop_caps,
                 cap_last: self.cap_last,
                 tty,
+                // SAFETY: getpid cannot fail.
+                parent: unsafe { libc::getpid() },
             },
             bpf: self.bpf.as_ptr(),
             bpf_len: self.bpf.len(),
             failure: None,
         };
-        let stack = ChildStack::new()?;
+        let stack =
+            ChildStack::new().map_err(|e| LaunchError::new("allocating the child's stack", e))?;
         // All signals stay blocked from before the clone until the child
         // has reset its handlers (it shares our memory: one of our handlers
         // running in it would run on our data).
@@ -181,7 +184,7 @@ impl Prepared {
         drop(stack);
         drop(stdio);
         if pid < 0 {
-            return Err(clone_error);
+            return Err(LaunchError::new("clone", clone_error));
         }
         // The child wrote `failure` before it exited, and we resumed only
         // after that (CLONE_VFORK).
@@ -191,21 +194,57 @@ impl Prepared {
             // It exited with 127 without exec'ing: reap it here.
             // SAFETY: waits for our own child.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            let err = std::io::Error::from_raw_os_error(f.errno);
-            return Err(match f.step {
-                "execve" => err,
-                step => std::io::Error::new(err.kind(), format!("{step}: {err}")),
-            });
+            return Err(LaunchError::new(
+                f.step,
+                std::io::Error::from_raw_os_error(f.errno),
+            ));
         }
         Ok(pid)
     }
 }
 
-fn c_string(bytes: &[u8], what: &str) -> std::io::Result<CString> {
+/// Why [`Prepared::spawn`] failed: the step and its error.
+#[derive(Debug)]
+pub struct LaunchError {
+    /// The step that failed (`execve`, `entering the working directory`...).
+    pub step: &'static str,
+    /// Its error.
+    pub error: std::io::Error,
+}
+
+impl LaunchError {
+    fn new(step: &'static str, error: std::io::Error) -> Self {
+        LaunchError { step, error }
+    }
+
+    /// The command-level failure this is (docker's 126/127), if it is one.
+    pub fn invoke_failure(&self) -> Option<zlayer_runtime::InvokeFailure> {
+        let errno = self.error.raw_os_error()?;
+        match self.step {
+            "execve" => zlayer_runtime::InvokeFailure::from_exec_errno(errno),
+            "entering the working directory" => Some(zlayer_runtime::InvokeFailure::BadWorkingDir),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.step {
+            "execve" => write!(f, "{}", self.error),
+            step => write!(f, "{step}: {}", self.error),
+        }
+    }
+}
+
+fn c_string(bytes: &[u8], what: &str) -> Result<CString, LaunchError> {
     CString::new(bytes).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{what} contains a NUL byte"),
+        LaunchError::new(
+            "preparing the arguments",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{what} contains a NUL byte"),
+            ),
         )
     })
 }
@@ -376,6 +415,8 @@ struct ChildSetup {
     drop_caps: bool,
     cap_last: u32,
     tty: bool,
+    /// The monitor: the child dies with it (parent-death signal).
+    parent: i32,
 }
 
 /// Runs in the child between clone and exec: async-signal-safe syscalls only.
@@ -387,6 +428,7 @@ fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> Result<(), Failure> 
         drop_caps,
         cap_last,
         tty,
+        parent,
     } = setup;
     // SAFETY: plain syscalls on stack values and on the pre-built BPF slice.
     unsafe {
@@ -422,6 +464,15 @@ fn confine(setup: ChildSetup, bpf: &[libc::sock_filter]) -> Result<(), Failure> 
             )?;
             check(libc::setgid(gid) as libc::c_long, "setgid")?;
             check(libc::setuid(uid) as libc::c_long, "setuid")?;
+        }
+        // Dies with the monitor (set after the credential change, which
+        // clears it); if the monitor already died, the check sees it.
+        check(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as libc::c_long,
+            "setting the parent-death signal",
+        )?;
+        if libc::getppid() != parent {
+            libc::_exit(137);
         }
         if drop_caps {
             // Without CAP_SETPCAP these fail; the bounding set is then

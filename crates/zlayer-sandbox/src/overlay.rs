@@ -3,7 +3,7 @@
 //!
 //! The image directory is the read-only lower layer; the upper and work
 //! directories live in the container's runtime directory (`run/`, a private
-//! tmpfs, see [`super::layout::run_dir`]); the merged view is mounted on
+//! tmpfs); the merged view is mounted on
 //! `rootfs/` in the host's mount namespace (the sandbox has no namespace of
 //! its own; the workload sees a normal directory). Creating it is O(1)
 //! whatever the image size, where a copy is O(image) on filesystems without
@@ -26,7 +26,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::layout::run_dir;
+/// The runtime directory of the container in `dir` (the hosting layer's
+/// `run/`).
+fn run_dir(dir: &Path) -> PathBuf {
+    dir.join("run")
+}
 use zlayer_hosting::run_tmpfs::{self, is_mounted};
 
 /// The upper layer of the container in `dir`.

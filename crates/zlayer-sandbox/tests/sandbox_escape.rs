@@ -11,7 +11,7 @@ use zlayer_runtime::Runtime;
 use zlayer_sandbox::{ALLOW_SYSCALLS_LABEL, CONNECT_PORTS_LABEL, NETWORK_LABEL};
 
 /// The busybox rootfs plus the host's perl (for raw syscalls).
-async fn perl_runtime() -> (zlayer_sandbox::SandboxRuntime, TestDir) {
+async fn perl_runtime() -> (SandboxRuntime, TestDir) {
     let (rt, tmp) = ready_runtime(false).await;
     let src = tmp.path().join("perl-rootfs");
     std::process::Command::new("cp")
@@ -22,14 +22,12 @@ async fn perl_runtime() -> (zlayer_sandbox::SandboxRuntime, TestDir) {
         .unwrap();
     std::fs::copy("/usr/bin/perl", src.join("usr/bin/perl"))
         .expect("perl-base is part of every Debian");
-    rt.register_local_rootfs("local/perl:test", &src)
-        .await
-        .unwrap();
+    register(&rt, "localhost/perl:test", &src);
     (rt, tmp)
 }
 
 fn perl_spec(name: &str, code: &str) -> zlayer_spec::ServiceSpec {
-    let mut s = zlayer_spec::ServiceSpec::minimal(name, "local/perl:test");
+    let mut s = zlayer_spec::ServiceSpec::minimal(name, "localhost/perl:test");
     s.command.entrypoint = Some(vec!["/usr/bin/perl".into(), "-e".into(), code.into()]);
     s
 }
@@ -69,7 +67,7 @@ async fn cannot_write_outside_writable_set() {
         o = outside.display()
     );
     let id = cid("write");
-    rt.create_container(&id, &spec("write", &["/bin/sh", "-c", &script]))
+    rt.create_from_spec(&id, &spec("write", &["/bin/sh", "-c", &script]))
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
@@ -214,8 +212,8 @@ async fn localhost_network_limits_ports() {
     s.labels.insert(NETWORK_LABEL.into(), "localhost".into());
     s.labels.insert(CONNECT_PORTS_LABEL.into(), ap.to_string());
     let id = cid("netlocal");
-    rt.create_container(&id, &s).await.unwrap();
-    let port = rt.get_container_port_override(&id).await.unwrap().unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
+    let port = port_of(&rt, &id).await;
     rt.start_container(&id).await.unwrap();
     // The sandbox serves on its assigned port.
     let mut served = String::new();

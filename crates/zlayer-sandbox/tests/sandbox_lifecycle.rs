@@ -10,31 +10,17 @@ use std::time::{Duration, Instant};
 use zlayer_runtime::{
     ContainerId, ContainerState, ExecOptions, LogStream, LogsStreamOptions, Runtime, RuntimeError,
 };
-use zlayer_sandbox::{SandboxConfig, SandboxRuntime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_initialization_creates_dirs() {
-    let (rt, _tmp) = runtime(false);
-    let c = rt.config();
-    for d in [
-        c.data_dir.clone(),
-        c.log_dir.clone(),
-        c.data_dir.join("containers"),
-        c.data_dir.join("images"),
-    ] {
+    let (rt, tmp) = runtime(false);
+    let root = data_root(tmp.path());
+    for d in [root.join("containers"), root.join("volumes")] {
         assert!(d.is_dir(), "{} missing", d.display());
     }
-    assert_eq!(rt.name(), "sandbox");
-    // Bad locations are a configuration error, not a panic.
-    let err = SandboxRuntime::new(SandboxConfig::under(std::path::Path::new("/proc/zlayer")))
-        .unwrap_err();
-    assert!(matches!(err, RuntimeError::Configuration(_)), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gpu_config_is_stored() {
-    assert!(runtime(true).0.config().gpu_access);
-    assert!(!runtime(false).0.config().gpu_access);
+    assert_eq!(rt.isolations(), [zlayer_spec::Isolation::Sandbox]);
+    // Bad locations are an error, not a panic.
+    assert!(zlayer_image::ImageStore::open(std::path::Path::new("/proc/zlayer")).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +28,7 @@ async fn lifecycle_echo() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("lifecycle");
     let s = spec_with_endpoint("lifecycle", &["/bin/echo", "hello from sandbox"]);
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
         ContainerState::Pending
@@ -50,10 +36,10 @@ async fn lifecycle_echo() {
     assert_eq!(rt.get_container_pid(&id).await.unwrap(), None);
     let dir = cdir(&rt, &id);
     assert!(dir.join("sandbox.policy").is_file());
-    assert!(dir.join("config.json").is_file());
+    assert!(dir.join("launch.json").is_file());
     assert!(dir.join("rootfs/bin/echo").exists());
     rt.start_container(&id).await.unwrap();
-    assert!(dir.join("pid").is_file());
+    assert!(dir.join("monitor.json").is_file());
     let st = wait_state(&rt, &id, Duration::from_secs(10), |s| s.is_terminal()).await;
     assert_eq!(st, ContainerState::Exited { code: 0 });
     let logs = rt.container_logs(&id, 100).await.unwrap();
@@ -62,10 +48,16 @@ async fn lifecycle_echo() {
             .any(|e| e.message == "hello from sandbox" && e.stream == LogStream::Stdout),
         "{logs:?}"
     );
-    assert_eq!(rt.list_containers().await.unwrap(), vec![id.clone()]);
+    let listed: Vec<_> = rt
+        .list_containers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.record.container)
+        .collect();
+    assert_eq!(listed, vec![id.clone()]);
     rt.remove_container(&id).await.unwrap();
     assert!(!dir.exists());
-    assert!(!rt.config().log_dir.join("lifecycle-1.log").exists());
     assert!(rt.container_state(&id).await.unwrap_err().is_not_found());
     assert!(rt.list_containers().await.unwrap().is_empty());
 }
@@ -74,7 +66,7 @@ async fn lifecycle_echo() {
 async fn stop_sends_sigterm_then_sigkill() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("stop");
-    rt.create_container(&id, &spec("stop", &["/bin/sleep", "300"]))
+    rt.create_from_spec(&id, &spec("stop", &["/bin/sleep", "300"]))
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
@@ -107,7 +99,7 @@ async fn stop_sends_sigterm_then_sigkill() {
 
     // A workload ignoring SIGTERM is killed after the timeout.
     let id2 = cid("stubborn");
-    rt.create_container(
+    rt.create_from_spec(
         &id2,
         &spec(
             "stubborn",
@@ -136,7 +128,7 @@ async fn stop_sends_sigterm_then_sigkill() {
 async fn wait_returns_exit_code_and_restart_appends_logs() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("code");
-    rt.create_container(&id, &spec("code", &["/bin/sh", "-c", "echo run; exit 7"]))
+    rt.create_from_spec(&id, &spec("code", &["/bin/sh", "-c", "echo run; exit 7"]))
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
@@ -165,7 +157,7 @@ async fn unique_ports_and_localhost_ip() {
     let mut ports = HashSet::new();
     for i in 0..3 {
         let id = ContainerId::new("port", i + 1);
-        rt.create_container(
+        rt.create_from_spec(
             &id,
             &spec_with_endpoint(
                 "port",
@@ -174,11 +166,7 @@ async fn unique_ports_and_localhost_ip() {
         )
         .await
         .unwrap();
-        let p = rt
-            .get_container_port_override(&id)
-            .await
-            .unwrap()
-            .expect("endpoint port");
+        let p = port_of(&rt, &id).await;
         assert!(p > 1024, "{p}");
         assert!(ports.insert(p), "duplicate port {p}");
         let maps = rt.port_mappings_container(&id).await.unwrap();
@@ -224,7 +212,7 @@ async fn exec_runs_under_the_same_policy() {
     let id = cid("exec");
     let mut s = spec("exec", &["/bin/sleep", "60"]);
     s.env.insert("FROM_SPEC".into(), "yes".into());
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     // Not running yet.
     assert!(rt.exec(&id, &["echo".into(), "x".into()]).await.is_err());
     rt.start_container(&id).await.unwrap();
@@ -291,7 +279,7 @@ async fn exec_runs_under_the_same_policy() {
 async fn stats_come_from_the_process_tree() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("stats");
-    rt.create_container(
+    rt.create_from_spec(
         &id,
         &spec(
             "stats",
@@ -302,7 +290,7 @@ async fn stats_come_from_the_process_tree() {
     .unwrap();
     let err = rt.get_container_stats(&id).await.unwrap_err();
     assert!(
-        matches!(&err, RuntimeError::InvalidSpec(m) if m.contains("not running")),
+        matches!(&err, RuntimeError::WrongState { state, .. } if state == "created"),
         "{err}"
     );
     rt.start_container(&id).await.unwrap();
@@ -330,7 +318,7 @@ async fn memory_watchdog_kills_the_tree() {
         &["/bin/sh", "-c", "tail /dev/zero; echo survived"],
     );
     s.resources.memory = Some(zlayer_spec::ByteSize::parse("32Mi").unwrap());
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     rt.start_container(&id).await.unwrap();
     let code = tokio::time::timeout(Duration::from_secs(20), rt.wait_container(&id))
         .await
@@ -366,29 +354,26 @@ async fn errors_for_unknown_and_bad_input() {
         .is_some_and(|e| e.is_not_found()));
 
     let mut s = spec("noimg", &["/bin/true"]);
-    s.image.name = "local/does-not-exist:1".into();
-    let err = rt.create_container(&cid("noimg"), &s).await.unwrap_err();
-    assert!(
-        matches!(&err, RuntimeError::CreateFailed { reason, .. } if reason.contains("rootfs not found")),
-        "{err}"
-    );
+    s.image.name = "localhost:1/does-not-exist:1".into();
+    let err = rt.create_from_spec(&cid("noimg"), &s).await.unwrap_err();
+    assert!(matches!(&err, RuntimeError::PullFailed { .. }), "{err}");
     assert!(
         !cdir(&rt, &cid("noimg")).exists(),
         "a failed create leaves nothing"
     );
 
-    let err = rt
-        .create_container(&cid("nobin"), &spec("nobin", &["/bin/nonexistent"]))
+    // A missing command is docker's 127 at start; the container stays.
+    rt.create_from_spec(&cid("nobin"), &spec("nobin", &["/bin/nonexistent"]))
         .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("not found in the image rootfs"),
-        "{err}"
-    );
+        .unwrap();
+    let err = rt.start_container(&cid("nobin")).await.unwrap_err();
+    assert_eq!(err.exit_code(), 127, "{err}");
+    assert!(err.to_string().contains("not found"), "{err}");
+    rt.remove_container(&cid("nobin")).await.unwrap();
     assert!(!cdir(&rt, &cid("nobin")).exists());
 
     let err = rt
-        .create_container(&ContainerId::new("../evil", 1), &spec("x", &["/bin/true"]))
+        .create_from_spec(&ContainerId::new("../evil", 1), &spec("x", &["/bin/true"]))
         .await
         .unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidSpec(_)), "{err}");
@@ -398,7 +383,7 @@ async fn errors_for_unknown_and_bad_input() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown signal"), "{err}");
-    assert!(rt.pull_image("local/does-not-exist:1").await.is_err());
+    assert!(rt.pull_image("localhost:1/does-not-exist:1").await.is_err());
     rt.pull_image(IMAGE).await.unwrap();
     assert!(rt
         .list_images()
@@ -412,14 +397,14 @@ async fn errors_for_unknown_and_bad_input() {
 async fn failed_start_leaves_it_created() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("badstart");
-    rt.create_container(&id, &spec("badstart", &["/bin/true"]))
+    rt.create_from_spec(&id, &spec("badstart", &["/bin/true"]))
         .await
         .unwrap();
     // The binary vanishes between create and start.
     std::fs::remove_file(cdir(&rt, &id).join("rootfs/bin/true")).unwrap();
     let err = rt.start_container(&id).await.unwrap_err();
     assert!(
-        matches!(&err, RuntimeError::StartFailed { reason, .. } if reason.contains("executing")),
+        matches!(&err, RuntimeError::Invoke { failure: zlayer_runtime::InvokeFailure::CommandNotFound, message } if message.contains("executing")),
         "{err}"
     );
     assert_eq!(
@@ -444,7 +429,7 @@ async fn five_concurrent_containers() {
         let rt = rt.clone();
         tasks.push(tokio::spawn(async move {
             let id = ContainerId::new(format!("conc-{i}"), 1);
-            rt.create_container(
+            rt.create_from_spec(
                 &id,
                 &spec_with_endpoint("conc", &["/bin/sh", "-c", &format!("echo n={i}")]),
             )
@@ -462,37 +447,41 @@ async fn five_concurrent_containers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_dir_and_stale_container_are_replaced() {
+async fn stale_dir_is_replaced_and_a_live_container_is_not() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("stale");
     let dir = cdir(&rt, &id);
+    // The remains of a create that crashed before its record.
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("leftover.txt"), "stale").unwrap();
-    rt.create_container(&id, &spec("stale", &["/bin/sleep", "60"]))
+    rt.create_from_spec(&id, &spec("stale", &["/bin/sleep", "60"]))
         .await
         .unwrap();
     assert!(!dir.join("leftover.txt").exists());
-    assert!(dir.join("config.json").exists());
+    assert!(dir.join("launch.json").exists());
     rt.start_container(&id).await.unwrap();
     let old = rt.get_container_pid(&id).await.unwrap().unwrap();
-    // Creating again over a running container removes it, process included.
-    rt.create_container(&id, &spec("stale", &["/bin/true"]))
+    // The id is taken: a second create fails and the first runs on.
+    let err = rt
+        .create_from_spec(&id, &spec("stale", &["/bin/true"]))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::NameInUse { .. }), "{err}");
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
-        ContainerState::Pending
+        ContainerState::Running
     );
+    assert_eq!(rt.get_container_pid(&id).await.unwrap(), Some(old));
+    rt.remove_container(&id).await.unwrap();
     let gone = zlayer_sys::procfs::stat(old as i32).is_none_or(|s| s.state == 'Z');
     assert!(gone, "old process {old} still runs");
-    rt.remove_container(&id).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_tail_streams_and_follow_from_before_start() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("logs");
-    rt.create_container(
+    rt.create_from_spec(
         &id,
         &spec(
             "logs",
@@ -560,7 +549,7 @@ async fn logs_tail_streams_and_follow_from_before_start() {
 async fn pause_unpause_kill_and_stdin() {
     let (rt, _tmp) = ready_runtime(false).await;
     let id = cid("pause");
-    rt.create_container(&id, &spec("pause", &["/bin/sleep", "60"]))
+    rt.create_from_spec(&id, &spec("pause", &["/bin/sleep", "60"]))
         .await
         .unwrap();
     assert!(rt.pause_container(&id).await.is_err(), "not running yet");
@@ -586,7 +575,7 @@ async fn pause_unpause_kill_and_stdin() {
     );
 
     let id = cid("stdin");
-    rt.create_container(&id, &spec("stdin", &["/bin/cat"]))
+    rt.create_from_spec(&id, &spec("stdin", &["/bin/cat"]))
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
@@ -619,17 +608,15 @@ async fn helper_agent_process() {
     let Ok(root) = std::env::var("ZLAYER_SANDBOX_TEST_AGENT") else {
         return;
     };
-    let rt = SandboxRuntime::new(SandboxConfig::under(std::path::Path::new(&root)))
-        .unwrap()
-        .with_shim_path(shim_path());
+    let rt = runtime_at(&data_root(std::path::Path::new(&root)), false);
     let src = busybox_rootfs(std::path::Path::new(&root));
-    rt.register_local_rootfs(IMAGE, &src).await.unwrap();
+    register(&rt, IMAGE, &src);
     let id = cid("survivor");
     let s = spec(
         "survivor",
         &["/bin/sh", "-c", "echo before; sleep 1; echo after; exit 5"],
     );
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     rt.start_container(&id).await.unwrap();
     std::fs::write(std::path::Path::new(&root).join("started"), b"").unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -662,9 +649,9 @@ async fn killed_agent_loses_nothing() {
     agent.kill().unwrap(); // SIGKILL
     agent.wait().unwrap();
     // A new agent re-adopts the container from disk.
-    let rt = SandboxRuntime::new(SandboxConfig::under(tmp.path())).unwrap();
+    let rt = runtime_at(&data_root(tmp.path()), false);
     let id = cid("survivor");
-    assert_eq!(rt.list_containers().await.unwrap(), vec![id.clone()]);
+    assert_eq!(rt.list_containers().await.unwrap()[0].record.container, id);
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
         ContainerState::Running
@@ -701,7 +688,7 @@ async fn tty_label_gives_a_terminal() {
     );
     s.labels
         .insert(zlayer_sandbox::TTY_LABEL.into(), "true".into());
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     rt.start_container(&id).await.unwrap();
     // The prompt has no newline; it is logged anyway.
     let t = Instant::now();

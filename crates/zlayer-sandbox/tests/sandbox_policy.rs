@@ -41,7 +41,7 @@ async fn gpu_allowed_only_when_runtime_and_spec_agree() {
         } else {
             spec_with_endpoint("gpu", &["/bin/true"])
         };
-        rt.create_container(&id, &s).await.unwrap();
+        rt.create_from_spec(&id, &s).await.unwrap();
         let devices = gpu_section(&policy(&rt, &id));
         assert_eq!(
             devices.contains("gpu             allowed"),
@@ -67,8 +67,8 @@ async fn network_modes_in_the_policy() {
     let id = cid("net");
     let mut s = spec_with_endpoint("net", &["/bin/true"]);
     s.labels.insert(NETWORK_LABEL.into(), "localhost".into());
-    rt.create_container(&id, &s).await.unwrap();
-    let port = rt.get_container_port_override(&id).await.unwrap().unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
+    let port = port_of(&rt, &id).await;
     let p = policy(&rt, &id);
     assert!(p.contains("mode            localhost"), "{p}");
     assert!(p.contains(&format!("network-bind    tcp/{port}")), "{p}");
@@ -76,7 +76,8 @@ async fn network_modes_in_the_policy() {
     assert!(p.contains("UDP and raw"), "{p}");
     assert!(!p.contains("full access"), "{p}");
 
-    rt.create_container(&id, &spec("net", &["/bin/true"]))
+    rt.remove_container(&id).await.unwrap();
+    rt.create_from_spec(&id, &spec("net", &["/bin/true"]))
         .await
         .unwrap();
     let p = policy(&rt, &id);
@@ -87,14 +88,16 @@ async fn network_modes_in_the_policy() {
         "{p}"
     );
 
+    rt.remove_container(&id).await.unwrap();
     let mut s = spec("net", &["/bin/true"]);
     s.network_mode = zlayer_spec::NetworkMode::None;
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     assert!(policy(&rt, &id).contains("mode            none"));
 
+    rt.remove_container(&id).await.unwrap();
     let mut s = spec("net", &["/bin/true"]);
     s.labels.insert(NETWORK_LABEL.into(), "internet".into());
-    let err = rt.create_container(&id, &s).await.unwrap_err();
+    let err = rt.create_from_spec(&id, &s).await.unwrap_err();
     assert!(
         matches!(&err, RuntimeError::InvalidSpec(m) if m.contains("full, localhost or none")),
         "{err}"
@@ -125,7 +128,7 @@ async fn volumes_are_writable_and_tmp_always() {
         },
     ];
     let id = cid("vol");
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     let p = policy(&rt, &id);
     let write = p
         .split("[write]")
@@ -158,7 +161,7 @@ async fn volumes_are_writable_and_tmp_always() {
     assert!(!logs.contains("ro=0") && !ro.join("new").exists(), "{logs}");
     rt.remove_container(&id).await.unwrap();
     // A named volume outlives its container.
-    let vol = rt.config().data_dir.join("volumes/data/file");
+    let vol = rt.volumes().path("data").unwrap().join("file");
     assert_eq!(std::fs::read_to_string(vol).unwrap(), "kept\n");
 }
 
@@ -171,7 +174,7 @@ async fn policy_structure() {
     s.labels
         .insert(READ_PATHS_LABEL.into(), "/usr/share/doc".into());
     s.labels.insert(DEGRADED_LABEL.into(), "true".into());
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     let p = policy(&rt, &id);
     let root = cdir(&rt, &id).join("rootfs");
     for needle in [
@@ -199,7 +202,7 @@ async fn policy_structure() {
         assert!(p.contains(needle), "policy lacks {needle:?}:\n{p}");
     }
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cdir(&rt, &id).join("config.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(cdir(&rt, &id).join("launch.json")).unwrap())
             .unwrap();
     assert_eq!(config["policy"]["memory_limit"], 67108864);
     assert_eq!(config["argv"][0], "/bin/echo");

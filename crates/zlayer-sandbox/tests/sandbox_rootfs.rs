@@ -6,15 +6,14 @@ mod sandbox_support;
 
 use sandbox_support::*;
 use zlayer_runtime::Runtime;
-use zlayer_sandbox::SandboxRuntime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rootfs_is_cloned_per_container_and_removed() {
-    let (rt, _tmp) = ready_runtime(false).await;
+    let (rt, tmp) = ready_runtime(false).await;
     let (a, b) = (cid("clone-a"), cid("clone-b"));
     let s = spec("clone", &["/bin/true"]);
-    rt.create_container(&a, &s).await.unwrap();
-    rt.create_container(&b, &s).await.unwrap();
+    rt.create_from_spec(&a, &s).await.unwrap();
+    rt.create_from_spec(&b, &s).await.unwrap();
     use std::os::unix::fs::MetadataExt;
     let (ma, mb) = (
         std::fs::metadata(cdir(&rt, &a).join("rootfs/bin/busybox")).unwrap(),
@@ -43,7 +42,7 @@ async fn rootfs_is_cloned_per_container_and_removed() {
             .len()
     );
     assert!(!cdir(&rt, &b).join("rootfs/etc/new").exists());
-    let image = image_rootfs(&rt);
+    let image = image_rootfs(tmp.path());
     assert_eq!(
         ma.len(),
         std::fs::metadata(image.join("bin/busybox")).unwrap().len()
@@ -55,13 +54,13 @@ async fn rootfs_is_cloned_per_container_and_removed() {
     assert!(cdir(&rt, &b).join("rootfs/bin/busybox").exists());
     rt.remove_container(&b).await.unwrap();
     rt.wait_for_deletions();
-    let containers = rt.config().data_dir.join("containers");
+    let containers = data_root(tmp.path()).join("containers");
     assert!(!mounted_under(&containers), "nothing stays mounted");
     let left: Vec<_> = std::fs::read_dir(&containers)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".trash" && n != ".free")
+        .filter(|n| n != ".trash" && n != ".free" && n != ".names")
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(
@@ -71,16 +70,15 @@ async fn rootfs_is_cloned_per_container_and_removed() {
     );
 }
 
-/// The registered image's rootfs directory (the overlay's lower layer).
-fn image_rootfs(rt: &SandboxRuntime) -> std::path::PathBuf {
-    let images = rt.config().data_dir.join("images");
-    let dir = std::fs::read_dir(&images)
+/// The image's flattened tree (the overlay's lower layer).
+fn image_rootfs(tmp: &std::path::Path) -> std::path::PathBuf {
+    let flat = data_root(tmp).join("sandbox/flat");
+    std::fs::read_dir(&flat)
         .unwrap()
         .flatten()
-        .find(|e| e.path().join("image.json").exists())
+        .find(|e| e.path().is_dir())
         .unwrap()
-        .path();
-    dir.join("rootfs")
+        .path()
 }
 
 /// Whether anything is mounted at or below `dir` (this mount namespace).
@@ -113,7 +111,7 @@ async fn overlay_rootfs_survives_reboot_and_image_replacement() {
         target: "/data".into(),
         readonly: false,
     }];
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     let dir = cdir(&rt, &id);
     assert!(mounted_under(&dir.join("rootfs")) && mounted_under(&dir.join("run")));
     rt.start_container(&id).await.unwrap();
@@ -146,14 +144,14 @@ async fn overlay_rootfs_survives_reboot_and_image_replacement() {
     std::fs::create_dir_all(other.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", other.join("bin/busybox")).unwrap();
     std::fs::write(other.join("marker"), b"v2").unwrap();
-    rt.register_local_rootfs(IMAGE, &other).await.unwrap();
+    register(&rt, IMAGE, &other);
     assert!(
         dir.join("rootfs/bin/echo").exists(),
         "the running container keeps its image"
     );
     assert!(!dir.join("rootfs/marker").exists());
     let id2 = cid("reboot2");
-    rt.create_container(&id2, &spec("reboot2", &["/bin/busybox", "true"]))
+    rt.create_from_spec(&id2, &spec("reboot2", &["/bin/busybox", "true"]))
         .await
         .unwrap();
     assert!(
@@ -162,20 +160,4 @@ async fn overlay_rootfs_survives_reboot_and_image_replacement() {
     );
     rt.remove_container(&id).await.unwrap();
     rt.remove_container(&id2).await.unwrap();
-    // The old tree goes with its last user, at the next registration.
-    rt.register_local_rootfs(IMAGE, &other).await.unwrap();
-    let images = rt.config().data_dir.join("images");
-    let trees: usize = std::fs::read_dir(&images)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("image.json").exists())
-        .map(|e| {
-            std::fs::read_dir(e.path())
-                .unwrap()
-                .flatten()
-                .filter(|f| f.file_name().to_string_lossy().starts_with("rootfs"))
-                .count()
-        })
-        .sum();
-    assert_eq!(trees, 1, "unused image trees are deleted");
 }

@@ -4,20 +4,15 @@
 mod sandbox_support;
 
 use sandbox_support::*;
-use std::sync::Arc;
 use zlayer_image::fixtures::{self, FixtureOptions, MULTILAYER_REF};
-use zlayer_image::ImageStore;
 use zlayer_runtime::{ContainerState, Runtime};
-use zlayer_sandbox::StoreImages;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_a_multilayer_store_image() {
     let (rt, tmp) = runtime(false);
-    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
     let layout = tmp.path().join("layout");
     fixtures::multilayer_layout(&layout, &FixtureOptions::default()).unwrap();
-    store.load(&layout, None).unwrap();
-    let rt = rt.with_image_resolver(Arc::new(StoreImages::new(store.clone())));
+    rt.images().load(&layout, None).unwrap();
 
     rt.pull_image(MULTILAYER_REF).await.unwrap();
     assert!(rt
@@ -35,7 +30,7 @@ async fn runs_a_multilayer_store_image() {
         "-c".into(),
         "ls data; ls opaque; cat etc/motd; echo path=$PATH".into(),
     ]);
-    rt.create_container(&id, &s).await.unwrap();
+    rt.create_from_spec(&id, &s).await.unwrap();
     let root = cdir(&rt, &id).join("rootfs");
     assert!(root.join("bin/busybox").is_file());
     // Whiteouts and opaque directories were applied while merging.
@@ -72,7 +67,7 @@ async fn runs_a_multilayer_store_image() {
 
     // The container holds a lease on the image's layers until removed.
     let leases = || {
-        std::fs::read_dir(tmp.path().join("store/leases"))
+        std::fs::read_dir(data_root(tmp.path()).join("leases"))
             .unwrap()
             .count()
     };

@@ -21,6 +21,7 @@
 mod collect;
 mod duration;
 mod error;
+pub mod labels;
 mod lines;
 mod macros;
 mod parse;

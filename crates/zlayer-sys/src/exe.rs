@@ -21,3 +21,20 @@ pub fn dir() -> Option<&'static Path> {
 pub fn sibling(name: &str) -> PathBuf {
     dir().map_or_else(|| PathBuf::from(name), |d| d.join(name))
 }
+
+/// Finds the helper binary `name`: next to the running executable, one
+/// directory up (test and example binaries live in `target/*/deps` and
+/// `target/*/examples`), or on `PATH`.
+pub fn find_helper(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = dir() {
+        dirs.push(d.to_path_buf());
+        if let Some(up) = d.parent() {
+            dirs.push(up.to_path_buf());
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}

@@ -141,6 +141,37 @@ pub fn is_alive(pid: i32, starttime: Option<u64>) -> bool {
     }
 }
 
+/// A process named by its pid and its start time, so a later check is
+/// not fooled by pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessRef {
+    /// The pid.
+    pub pid: i32,
+    /// Its start time (clock ticks after boot, `/proc/<pid>/stat` field 22).
+    pub starttime: u64,
+}
+
+impl ProcessRef {
+    /// `pid`, with its start time read now; `None` when it does not run.
+    pub fn of(pid: i32) -> Option<ProcessRef> {
+        stat(pid).map(|s| ProcessRef {
+            pid,
+            starttime: s.starttime,
+        })
+    }
+
+    /// The calling process.
+    pub fn current() -> ProcessRef {
+        let pid = std::process::id() as i32;
+        ProcessRef::of(pid).unwrap_or(ProcessRef { pid, starttime: 0 })
+    }
+
+    /// Whether this very process still runs (zombies count as ended).
+    pub fn is_alive(&self) -> bool {
+        is_alive(self.pid, Some(self.starttime))
+    }
+}
+
 /// Summed usage of a set of processes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {

@@ -15,7 +15,6 @@ pub mod monitor;
 pub mod protocol;
 pub mod spawn;
 pub mod start;
-pub mod trim;
 pub mod tty;
 
 use super::paths::ContainerPaths;

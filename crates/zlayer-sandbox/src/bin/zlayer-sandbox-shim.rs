@@ -1,6 +1,9 @@
-//! `zlayer-sandbox-shim`: the per-container monitor of the sandbox runtime
-//! (see `crate::shim`).
+//! `zlayer-sandbox-shim`: the monitor of a sandbox container (the hosting
+//! layer's monitor loop with the sandbox launcher).
 
 fn main() {
-    std::process::exit(zlayer_sandbox::shim::main_with_args(std::env::args_os()));
+    std::process::exit(zlayer_hosting::monitor::main(
+        |root| zlayer_sandbox::SandboxLauncher::new(zlayer_sandbox::SandboxConfig::new(root)),
+        std::env::args_os(),
+    ));
 }

@@ -3,10 +3,15 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zlayer_hosting::HostedRuntime;
 use zlayer_runtime::{ContainerId, ContainerState, Runtime};
-use zlayer_sandbox::{SandboxConfig, SandboxRuntime};
-use zlayer_spec::ServiceSpec;
+use zlayer_sandbox::{SandboxConfig, SandboxLauncher};
+use zlayer_spec::{Isolation, ServiceSpec};
+
+/// The runtime the tests drive: a node with the sandbox isolation only.
+pub type SandboxRuntime = HostedRuntime;
 
 /// Busybox applets linked into the test rootfs.
 pub const APPLETS: &[&str] = &[
@@ -15,7 +20,7 @@ pub const APPLETS: &[&str] = &[
 ];
 
 /// The image name the tests register.
-pub const IMAGE: &str = "local/busybox:test";
+pub const IMAGE: &str = "localhost/busybox:test";
 
 /// Builds, under `parent`, a directory shaped like an image:
 /// `bin/busybox` (Debian's busybox-static) with relative applet symlinks,
@@ -98,25 +103,50 @@ pub fn shim_path() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_zlayer-sandbox-shim").into())
 }
 
+/// The data root of a test runtime in `tmp`.
+pub fn data_root(tmp: &Path) -> PathBuf {
+    tmp.join("data")
+}
+
 /// A runtime over a fresh temporary directory (kept alive by the guard).
 pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
     let tmp = TestDir::create();
-    let config = SandboxConfig {
-        data_dir: tmp.path().join("data"),
-        log_dir: tmp.path().join("logs"),
-        gpu_access,
-    };
-    let rt = SandboxRuntime::new(config)
-        .unwrap()
-        .with_shim_path(shim_path());
+    let rt = runtime_at(&data_root(tmp.path()), gpu_access);
     (rt, tmp)
+}
+
+/// A runtime over the data root `root`.
+pub fn runtime_at(root: &Path, gpu_access: bool) -> SandboxRuntime {
+    let images = zlayer_image::ImageStore::open(root).unwrap();
+    let mut config = SandboxConfig::new(root);
+    config.gpu_access = gpu_access;
+    config.monitor = Some(shim_path());
+    HostedRuntime::new(
+        images,
+        vec![Arc::new(SandboxLauncher::new(config))],
+        Isolation::Sandbox,
+    )
+    .unwrap()
+}
+
+/// Stores the tree under `dir` as image `reference` in the runtime's image
+/// store.
+pub fn register(rt: &SandboxRuntime, reference: &str, dir: &Path) {
+    let layout = dir.with_extension("layout");
+    let _ = std::fs::remove_dir_all(&layout);
+    zlayer_image::fixtures::directory_image(reference, dir)
+        .unwrap()
+        .write_layout(&layout)
+        .unwrap();
+    rt.images().load(&layout, Some(reference)).unwrap();
+    let _ = std::fs::remove_dir_all(&layout);
 }
 
 /// A runtime with the busybox image registered.
 pub async fn ready_runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
     let (rt, tmp) = runtime(gpu_access);
     let src = busybox_rootfs(tmp.path());
-    rt.register_local_rootfs(IMAGE, &src).await.unwrap();
+    register(&rt, IMAGE, &src);
     (rt, tmp)
 }
 
@@ -163,7 +193,7 @@ pub async fn wait_state(
 
 /// The container's directory.
 pub fn cdir(rt: &SandboxRuntime, id: &ContainerId) -> PathBuf {
-    rt.config().data_dir.join("containers").join(id.to_string())
+    rt.state_dir(id).unwrap().dir
 }
 
 /// Reads the policy file.
@@ -174,7 +204,7 @@ pub fn policy(rt: &SandboxRuntime, id: &ContainerId) -> String {
 /// Runs `argv` in a fresh container to completion; returns (code, logs).
 pub async fn run_to_end(rt: &SandboxRuntime, name: &str, s: &ServiceSpec) -> (i32, String) {
     let id = cid(name);
-    rt.create_container(&id, s).await.unwrap();
+    rt.create_from_spec(&id, s).await.unwrap();
     rt.start_container(&id).await.unwrap();
     let code = tokio::time::timeout(Duration::from_secs(20), rt.wait_container(&id))
         .await
@@ -188,4 +218,9 @@ pub async fn run_to_end(rt: &SandboxRuntime, name: &str, s: &ServiceSpec) -> (i3
         .join("\n");
     rt.remove_container(&id).await.unwrap();
     (code, text)
+}
+
+/// The host port of the container's first endpoint (its `PORT`).
+pub async fn port_of(rt: &SandboxRuntime, id: &ContainerId) -> u16 {
+    rt.port_mappings_container(id).await.unwrap()[0].host_port
 }

@@ -2,16 +2,7 @@
 
 use crate::macros::string_enum;
 
-/// The label that picks a service's isolation: `com.zlayer.isolation: sandbox`.
-pub const ISOLATION_LABEL: &str = "com.zlayer.isolation";
-
-/// The label asking for a terminal (`docker run -t`): `com.zlayer.tty: "true"`.
-/// The workload's stdin, stdout and stderr are a pseudo-terminal; its
-/// output is logged raw (CR LF line ends and prompts included).
-pub const TTY_LABEL: &str = "com.zlayer.tty";
-
-/// The OCI annotation recording which runtime created a container.
-pub const RUNTIME_ANNOTATION: &str = "com.zlayer.runtime";
+pub use crate::labels::{ISOLATION_LABEL, RUNTIME_ANNOTATION, TTY_LABEL};
 
 string_enum! {
     /// How strongly a service is isolated from the host.

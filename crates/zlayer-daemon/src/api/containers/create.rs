@@ -12,7 +12,7 @@ use zlayer_spec::{
 };
 
 /// The label that keeps the workload's stdin open (`docker run -i`).
-pub const STDIN_LABEL: &str = "com.zlayer.stdin";
+pub use zlayer_spec::labels::STDIN_LABEL;
 
 /// Docker's `StrSlice`: a string or a list of strings (or null).
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {

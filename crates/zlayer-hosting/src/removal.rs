@@ -1,27 +1,83 @@
-//! Deferred deletion of removed container directories: `remove` unmounts
-//! the rootfs, renames the directory into `containers/.trash` (one rename)
-//! and a background thread empties it, so `remove` returns without waiting
-//! for a dozen deletions (each an inode-table update, and with the
-//! `discard` mount option a synchronous TRIM of the file's blocks). The
-//! emptied directory keeps its skeleton (`rootfs/`, `run/`, `tmp/`, all
-//! empty, owned by root) and goes to `containers/.free` (up to
+//! Removing a container: the launcher's teardown, then its state
+//! directory, deleted in the background.
+//!
+//! [`remove_container`] has the launcher release what it allocated (mounts,
+//! cgroups, network, image leases), unmounts the `run/` tmpfs, renames the
+//! directory into `containers/.trash` (one rename) and empties it on a
+//! background thread, so a remove returns without waiting for a dozen
+//! deletions (each an inode-table update, and with the `discard` mount
+//! option a synchronous TRIM). The emptied directory keeps its skeleton
+//! (`rootfs/`, `run/`, `tmp/`, all empty, owned by root) and the inodes of
+//! its small state files as spares, and goes to `containers/.free` (up to
 //! [`MAX_FREE`] of them), where the next create takes it instead of
-//! allocating directory inodes: on ext4 without a journal each new inode
-//! scans past every inode freed in the last minutes, so inodes not freed
-//! are inodes the next allocation does not scan. A process that exits
-//! before its deletions finish leaves the rest in the trash; the next
-//! runtime over the same data directory sweeps it, also in the background
-//! (unmounting anything a crash left mounted there first).
+//! allocating inodes: on ext4 without a journal each new inode scans past
+//! every inode freed in the last minutes. A process that exits before its
+//! deletions finish leaves the rest in the trash; the next
+//! [`crate::runtime::HostedRuntime`] sweeps it (unmounting anything a crash
+//! left mounted there first).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use zlayer_runtime::error::Result;
+use crate::launcher::Launcher;
+use crate::layout::{StateDir, SPARED_FILES};
+use zlayer_runtime::{ContainerRecord, Result, RuntimeError};
 use zlayer_sys::atomic::spare_path;
 
-use super::layout;
+/// The log of a removed container, moved into its directory by `remove`
+/// (on the same filesystem, that is one rename instead of an unlink).
+pub const REMOVED_LOG: &str = "removed.log";
+
+/// The spare log inode of a recycled container directory: an empty
+/// [`REMOVED_LOG`] kept for the next container's log.
+pub const LOG_SPARE: &str = ".log.spare";
+
+/// Removes the container in `dir` completely: the launcher's teardown, the
+/// `run/` tmpfs, then the directory (through the trash of its data root).
+/// No workload process may run any more. Idempotent.
+pub fn remove_container<L: Launcher + ?Sized>(
+    launcher: &L,
+    dir: &StateDir,
+    record: &ContainerRecord,
+) -> Result<()> {
+    let containers = dir
+        .dir
+        .parent()
+        .ok_or_else(|| RuntimeError::Internal(format!("{} has no parent", dir.dir.display())))?;
+    let trash = Trash::new(containers);
+    let r = remove_with(launcher, dir, record, &trash);
+    trash.wait();
+    r
+}
+
+/// [`remove_container`] with the caller's trash (whose deletions it waits
+/// for when it wants).
+pub fn remove_with<L: Launcher + ?Sized>(
+    launcher: &L,
+    dir: &StateDir,
+    record: &ContainerRecord,
+    trash: &Trash,
+) -> Result<()> {
+    if !dir.dir.exists() {
+        return Ok(());
+    }
+    launcher.teardown(dir, record)?;
+    // The log goes with the directory: a rename, not an unlink.
+    let _ = std::fs::rename(dir.log(), dir.file(REMOVED_LOG));
+    unmount_known(dir);
+    trash.discard(&dir.dir)
+}
+
+/// Unmounts the `run/` tmpfs (the launchers unmount their own mounts).
+fn unmount_known(dir: &StateDir) {
+    if crate::run_tmpfs::is_mounted(&dir.run())
+        && nix::mount::umount2(&dir.run(), nix::mount::MntFlags::empty()).is_err()
+    {
+        let _ = nix::mount::umount2(&dir.run(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
 
 /// How many emptied container directories `.free` keeps for reuse.
 pub const MAX_FREE: usize = 8;
@@ -97,7 +153,10 @@ impl Trash {
                 Err(_) => break,
             }
         }
-        super::create::remove_container_dir(tree)
+        if crate::mounts::unmount_all_under(tree).is_ok() {
+            remove_dir(tree)?;
+        }
+        Ok(())
     }
 
     /// Empties what earlier processes left in the trash, in the background
@@ -128,7 +187,7 @@ impl Trash {
             }
         };
         let spawned = std::thread::Builder::new()
-            .name("sandbox-trash".into())
+            .name("zlayer-trash".into())
             .spawn({
                 let trees = trees.clone();
                 let empty = empty.clone();
@@ -161,7 +220,9 @@ impl Trash {
 /// as soon as a file or directory would have to be deleted, and the caller
 /// leaves that to a background thread; true when `tree` is dealt with.
 fn recycle(tree: &Path, free: &Path, deletes: bool) -> bool {
-    if super::create::unmount_rootfs(tree).is_err() {
+    // Anything a crash left mounted (a fast check: most trees have none
+    // left, and their skeleton directories are then plain directories).
+    if has_mounts(tree) && crate::mounts::unmount_all_under(tree).is_err() {
         return true;
     }
     let kept = std::fs::read_dir(free).map_or(0, |d| d.count());
@@ -182,7 +243,7 @@ fn recycle(tree: &Path, free: &Path, deletes: bool) -> bool {
     if !deletes {
         return false;
     }
-    let _ = super::create::remove_dir(tree);
+    let _ = remove_dir(tree);
     true
 }
 
@@ -192,8 +253,7 @@ fn recycle(tree: &Path, free: &Path, deletes: bool) -> bool {
 /// first deletion.
 fn empty_to_skeleton(tree: &Path, deletes: bool) -> std::io::Result<bool> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let remove_tree =
-        |p: &Path| super::create::remove_dir(p).map_err(|e| std::io::Error::other(e.to_string()));
+    let remove_tree = |p: &Path| remove_dir(p).map_err(|e| std::io::Error::other(e.to_string()));
     for entry in std::fs::read_dir(tree)? {
         let entry = entry?;
         let path = entry.path();
@@ -237,7 +297,7 @@ const MAX_SPARE: u64 = 64 * 1024;
 
 /// Keeps the file `path` (named `name`) of an emptied container directory
 /// as a spare inode for the next container when it is one of the state
-/// files ([`layout::SPARED_FILES`], renamed to their spare name), an empty
+/// files ([`SPARED_FILES`], renamed to their spare name), an empty
 /// log, or already a spare; false when it is to be deleted.
 fn keep_inode(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
     let Some(name) = name.to_str() else {
@@ -251,9 +311,9 @@ fn keep_inode(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
     if !meta.is_file() {
         return Ok(false);
     }
-    let spare = if name == layout::REMOVED_LOG && meta.len() == 0 {
-        path.with_file_name(layout::LOG_SPARE)
-    } else if layout::SPARED_FILES.contains(&name) && meta.len() <= MAX_SPARE {
+    let spare = if name == REMOVED_LOG && meta.len() == 0 {
+        path.with_file_name(LOG_SPARE)
+    } else if SPARED_FILES.contains(&name) && meta.len() <= MAX_SPARE {
         match spare_path(path) {
             Some(s) => s,
             None => return Ok(false),
@@ -263,6 +323,49 @@ fn keep_inode(path: &Path, name: &std::ffi::OsStr) -> std::io::Result<bool> {
     };
     std::fs::rename(path, spare)?;
     Ok(true)
+}
+
+/// Whether anything is mounted in the skeleton of `tree` (its `rootfs/`
+/// or `run/` is a mount point).
+fn has_mounts(tree: &Path) -> bool {
+    SKELETON
+        .iter()
+        .any(|d| crate::run_tmpfs::is_mounted(&tree.join(d)))
+}
+
+/// Removes a directory tree, making read-only directories writable first.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_writable(dir);
+            std::fs::remove_dir_all(dir).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(RuntimeError::Internal(format!(
+                        "removing {} failed: {e}; remove it by hand",
+                        dir.display()
+                    )))
+                }
+            })
+        }
+    }
+}
+
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        if m.is_dir() {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +381,7 @@ mod tests {
         std::fs::write(tree.join("a/b/f"), b"x").unwrap();
         std::fs::create_dir_all(tree.join("tmp/x")).unwrap();
         std::fs::create_dir_all(tree.join("rootfs/bin")).unwrap();
-        std::fs::write(tree.join("config.json"), b"{}").unwrap();
+        std::fs::write(tree.join("record.json"), b"{}").unwrap();
         let trash = Trash::new(&containers);
         trash.discard(&tree).unwrap();
         assert!(!tree.exists(), "gone at once");
@@ -298,7 +401,7 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, [".config.json.spare", "rootfs", "tmp"]);
+        assert_eq!(names, [".record.json.spare", "rootfs", "tmp"]);
         assert_eq!(std::fs::read_dir(reused.join("rootfs")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(reused.join("tmp")).unwrap().count(), 0);
         assert!(!trash.reuse(&containers.join("svc-3")), "none left");

@@ -1,0 +1,63 @@
+//! Reading and writing a container's state files. Each is written whole
+//! (temp file + rename, reusing a spare inode) by one writer, so a reader
+//! in any process sees a whole file or none.
+
+use crate::exit::ExitRecord;
+use crate::layout::StateDir;
+use crate::monitor_record::MonitorRecord;
+use zlayer_runtime::{ContainerRecord, Result};
+use zlayer_sys::atomic;
+
+/// Writes `record.json`; flushed to disk when `durable`.
+pub fn write_record(dir: &StateDir, record: &ContainerRecord, durable: bool) -> Result<()> {
+    let mut bytes = serde_json::to_vec(record).map_err(|e| {
+        zlayer_runtime::RuntimeError::Internal(format!("encoding the container record: {e}"))
+    })?;
+    bytes.push(b'\n');
+    let path = dir.record();
+    Ok(
+        atomic::write_file_atomic(&path, &bytes, durable, atomic::spare_path(&path).as_deref())
+            .map_err(|e| atomic::StateFileError::Write(path.clone(), e))?,
+    )
+}
+
+/// Reads `record.json`; `None` when the container does not exist.
+pub fn read_record(dir: &StateDir) -> Result<Option<ContainerRecord>> {
+    Ok(
+        atomic::read_json::<ContainerRecord>(&dir.record())?.map(|mut r| {
+            // The spec's name is not serialized (it is the map key in YAML).
+            r.spec.name = r.container.service.clone();
+            r
+        }),
+    )
+}
+
+/// Writes `launch.json` (the end of a create).
+pub fn write_plan(dir: &StateDir, plan: &serde_json::Value) -> Result<()> {
+    Ok(atomic::write_json_atomic(&dir.launch(), plan)?)
+}
+
+/// Reads `launch.json`; `None` while the container is being created.
+pub fn read_plan(dir: &StateDir) -> Result<Option<serde_json::Value>> {
+    Ok(atomic::read_json(&dir.launch())?)
+}
+
+/// Writes `monitor.json`.
+pub fn write_monitor(dir: &StateDir, rec: &MonitorRecord) -> Result<()> {
+    Ok(atomic::write_json_atomic(&dir.monitor(), rec)?)
+}
+
+/// Reads `monitor.json`.
+pub fn read_monitor(dir: &StateDir) -> Result<Option<MonitorRecord>> {
+    Ok(atomic::read_json(&dir.monitor())?)
+}
+
+/// Writes `exit.json`.
+pub fn write_exit(dir: &StateDir, rec: &ExitRecord) -> Result<()> {
+    Ok(atomic::write_json_atomic(&dir.exit(), rec)?)
+}
+
+/// Reads `exit.json`.
+pub fn read_exit(dir: &StateDir) -> Result<Option<ExitRecord>> {
+    Ok(atomic::read_json(&dir.exit())?)
+}
