@@ -24,11 +24,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zlayer_container::oci_spec_builder::default_capability_names;
 use zlayer_container::seccomp_profile::default_profile;
-use zlayer_container::state_dir::{read_json, ShimRecord};
-use zlayer_container::{ContainerRuntime, ContainerRuntimeConfig};
+use zlayer_container::{ContainerConfig, ContainerLauncher, Layout};
+use zlayer_hosting::HostedRuntime;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_runtime::{ContainerId, Runtime};
-use zlayer_spec::ServiceSpec;
+use zlayer_spec::{Isolation, ServiceSpec};
+
+type ContainerRuntime = HostedRuntime;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -63,7 +65,7 @@ fn usage() -> ! {
 async fn main() -> Res<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut root = None;
-    let mut shim = ContainerRuntimeConfig::shim_next_to_current_exe();
+    let mut shim = zlayer_sys::exe::sibling(zlayer_container::MONITOR_NAME);
     while args.first().is_some_and(|a| a.starts_with("--")) {
         let flag = args.remove(0);
         if args.is_empty() {
@@ -90,9 +92,14 @@ async fn main() -> Res<()> {
             shim = alt;
         }
     }
-    let rt = Arc::new(ContainerRuntime::new(ContainerRuntimeConfig::new(
-        &root, shim,
-    ))?);
+    let mut config = ContainerConfig::new(&root);
+    config.monitor = Some(shim);
+    let images = zlayer_image::ImageStore::open(&root)?;
+    let rt = Arc::new(HostedRuntime::new(
+        images,
+        vec![Arc::new(ContainerLauncher::new(config)?)],
+        Isolation::Container,
+    )?);
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let arg = args.get(1).cloned().unwrap_or_default();
     match cmd {
@@ -108,8 +115,7 @@ fn setup(rt: &ContainerRuntime) -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let layout = tmp.path().join("busybox");
     fixtures::busybox_layout(&layout, &FixtureOptions::default())?;
-    rt.image_store()
-        .load(&layout, Some(fixtures::BUSYBOX_REF))?;
+    rt.images().load(&layout, Some(fixtures::BUSYBOX_REF))?;
     out!("loaded {}", fixtures::BUSYBOX_REF);
     Ok(())
 }
@@ -120,7 +126,7 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
     for i in 0..n {
         let id = ContainerId::new(format!("bench{}", std::process::id()), i as u32);
         let t = Instant::now();
-        rt.create_container(&id, &spec).await?;
+        rt.create_from_spec(&id, &spec).await?;
         let created = t.elapsed();
         rt.start_container(&id).await?;
         let started = t.elapsed();
@@ -161,8 +167,8 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
 /// seccomp profile inline (masked comparisons in runc's argument order).
 async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
     let id = ContainerId::new(format!("bundle{}", std::process::id()), 0);
-    rt.create_container(&id, &spec("bundle", &["true"])).await?;
-    let paths = rt.layout().container(&id)?;
+    rt.create_from_spec(&id, &spec("bundle", &["true"])).await?;
+    let paths = Layout::new(rt.layout().root()).container(&id)?;
     let result = (|| -> Res<()> {
         std::fs::create_dir_all(out)?;
         let status = std::process::Command::new("cp")
@@ -244,9 +250,9 @@ async fn idle(rt: &Arc<ContainerRuntime>, n: usize) -> Res<()> {
         let rt = rt.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            rt.create_container(&id, &spec("idle", &["sleep", "300"]))
+            rt.create_from_spec(&id, &spec("idle", &["sleep", "300"]))
                 .await?;
-            rt.start_container(&id).await
+            rt.start_container(&id).await.map(|_| ())
         })
     });
     let results = futures_util::future::join_all(tasks).await;
@@ -261,10 +267,10 @@ async fn idle(rt: &Arc<ContainerRuntime>, n: usize) -> Res<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (mut rss, mut pss, mut count) = (0u64, 0u64, 0u64);
     for id in &ids {
-        let paths = rt.layout().container(id)?;
-        if let Ok(Some(shim)) = read_json::<ShimRecord>(&paths.shim()) {
-            rss += status_kib(shim.shim_pid, "VmRSS:");
-            pss += pss_kib(shim.shim_pid);
+        let dir = rt.state_dir(id)?;
+        if let Ok(Some(m)) = zlayer_hosting::records::read_monitor(&dir) {
+            rss += status_kib(m.monitor.pid, "VmRSS:");
+            pss += pss_kib(m.monitor.pid);
             count += 1;
         }
     }

@@ -1,86 +1,38 @@
-//! Building a container's state dir: rootfs, OCI spec, records. Runs on a
-//! blocking thread; on any error everything it made is removed again.
+//! Preparing a container (the launcher's `prepare`): rootfs, OCI spec,
+//! `/etc` files; the result is the [`ContainerPlan`].
 
 use super::cgroups::HostCgroups;
 use super::network::{self, NetworkPlan};
 use super::oci_spec_builder::{self, hostname_for, SpecInput};
 use super::paths::{ContainerPaths, Layout};
+use super::plan::ContainerPlan;
 use super::rootfs_fs::mkdir_all_in_root;
 use super::seccomp_profile;
-use super::state_dir::{self, ContainerRecord};
 use super::storage::storage_mounts;
-use super::teardown::{self, Deletion};
 use super::user::resolve_user;
 use std::path::{Path, PathBuf};
-use zlayer_image::{ImageConfig, ImageRecord, ImageStore};
+use zlayer_hosting::PrepareContext;
 use zlayer_network::NetworkOptions;
 use zlayer_runtime::error::{Result, RuntimeError};
-use zlayer_runtime::types::ContainerId;
-use zlayer_spec::{NetworkMode, ServiceSpec};
-
-/// Everything `create` needs, resolved by the (async) caller.
-pub struct CreateRequest<'a> {
-    /// The container.
-    pub id: &'a ContainerId,
-    /// Its service spec.
-    pub spec: &'a ServiceSpec,
-    /// The image record.
-    pub image: &'a ImageRecord,
-    /// The image's config.
-    pub image_config: &'a ImageConfig,
-    /// The image store.
-    pub store: &'a ImageStore,
-    /// The data root layout.
-    pub layout: &'a Layout,
-    /// The container's paths.
-    pub paths: &'a ContainerPaths,
-    /// Options of the network manager (bridge names, subnets, DNS).
-    pub network: &'a NetworkOptions,
-}
-
-/// Creates the container; on failure removes whatever was made.
-pub fn create(req: CreateRequest<'_>) -> Result<()> {
-    let fail = |e: RuntimeError| -> RuntimeError {
-        let _ = teardown::remove_container(req.paths, None, Some(req.store), Deletion::Now);
-        match e {
-            RuntimeError::InvalidSpec(_) | RuntimeError::Configuration(_) => e,
-            other => RuntimeError::CreateFailed {
-                id: req.id.to_string(),
-                reason: other.to_string(),
-            },
-        }
-    };
-    build(&req).map_err(fail)
-}
+use zlayer_spec::NetworkMode;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
     RuntimeError::Internal(format!("{what} {} failed: {e}", path.display()))
 }
 
-fn build(req: &CreateRequest<'_>) -> Result<()> {
-    let paths = req.paths;
-    let spec = req.spec;
+/// Prepares the container in `ctx.dir` (the launcher's teardown removes
+/// what it made when it fails).
+pub fn prepare(
+    layout: &Layout,
+    network: &NetworkOptions,
+    ctx: &PrepareContext<'_>,
+) -> Result<ContainerPlan> {
+    let id = &ctx.record.container;
+    let paths = layout.container(id)?;
+    let spec = &ctx.record.spec;
     // Port conflicts and unknown networks fail here, before anything exists.
-    let net_plan = NetworkPlan::new(req.id, spec, req.network);
-    if let Some(root) = paths.data_root() {
-        network::check(root, req.id, &net_plan).map_err(network::check_error)?;
-    }
-    std::fs::create_dir_all(&paths.dir).map_err(|e| io("creating", &paths.dir, e))?;
-    ensure_run_tmpfs(paths)?;
-    let stop_signal = match spec
-        .stop_signal
-        .as_deref()
-        .or(req.image_config.stop_signal.as_deref())
-    {
-        Some(s) => zlayer_runtime::validate_signal(s)?,
-        None => libc::SIGTERM,
-    };
-    let stop_grace_ms = spec
-        .stop_grace_period
-        .as_ref()
-        .map(|d| d.duration().map(|d| d.as_millis() as u64))
-        .transpose()
-        .map_err(|e| RuntimeError::InvalidSpec(format!("stop_grace_period: {e}")))?;
+    let net_plan = NetworkPlan::new(id, spec, network);
+    network::check(layout.root(), id, &net_plan).map_err(network::check_error)?;
     let memory_limit = spec
         .resources
         .memory
@@ -88,27 +40,27 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         .map(|m| m.bytes())
         .transpose()
         .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
-    // Fail on a missing command before touching the image.
-    oci_spec_builder::command_argv(spec, req.image_config)?;
-    let cwd = oci_spec_builder::working_dir(spec, req.image_config)?;
+    // Fail on a spec without any command before touching the image.
+    let argv = oci_spec_builder::command_argv(spec, ctx.image_config)?;
+    let cwd = oci_spec_builder::working_dir(spec, ctx.image_config)?;
 
-    let rootfs = req
+    let rootfs = ctx
         .store
-        .prepare_rootfs(req.image, &paths.dir)
+        .prepare_rootfs(ctx.image, &paths.dir)
         .map_err(|e| RuntimeError::Internal(format!("preparing the rootfs: {e}")))?;
-    let user_spec = spec.user.as_deref().or(req.image_config.user.as_deref());
+    let user_spec = spec.user.as_deref().or(ctx.image_config.user.as_deref());
     let user = resolve_user(&rootfs.path, user_spec)?;
     mkdir_all_in_root(&rootfs.path, Path::new(&cwd))
         .map_err(|e| io("creating the working directory in", &rootfs.path, e))?;
 
-    let hostname = hostname_for(&req.id.to_string());
-    let storage = storage_mounts(req.layout, paths, &spec.storage)?;
-    let etc_files = write_etc_files(paths, &hostname, spec.network_mode == NetworkMode::Host)?;
-    let cgroup_path = req.layout.cgroup_path(req.id);
-    let tty = oci_spec_builder::wants_tty(spec);
+    let hostname = hostname_for(&id.to_string());
+    let storage = storage_mounts(ctx.volumes, &paths, &spec.storage)?;
+    let etc_files = write_etc_files(&paths, &hostname, spec.network_mode == NetworkMode::Host)?;
+    let cgroup_path = layout.cgroup_path(id);
+    let tty = ctx.record.tty;
     let oci = oci_spec_builder::build_spec(SpecInput {
         service: spec,
-        image: req.image_config,
+        image: ctx.image_config,
         rootfs: &rootfs.path,
         hostname: &hostname,
         user: &user,
@@ -118,19 +70,22 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         storage,
         etc_files,
     })?;
+    let path = oci
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env| env.iter().find_map(|kv| kv.strip_prefix("PATH=")))
+        .unwrap_or(crate::command::DEFAULT_PATH)
+        .to_string();
     let json = serde_json::to_vec(&oci)
         .map_err(|e| RuntimeError::Internal(format!("encoding config.json: {e}")))?;
-    // Plain writes: nothing reads these before container.json exists.
+    // A plain write: nothing reads it before launch.json exists.
     std::fs::write(paths.oci_config(), &json).map_err(|e| io("writing", &paths.oci_config(), e))?;
 
     let oom_events = super::cgroups::ContainerCgroup::new(&cgroup_path).oom_events_file();
-    let record = ContainerRecord {
-        id: req.id.clone(),
-        image: spec.image.name.clone(),
-        image_digest: Some(req.image.digest().to_string()),
-        stop_signal,
-        stop_grace_ms,
-        delete_on_exit: spec.lifecycle.delete_on_exit,
+    Ok(ContainerPlan {
+        id: id.clone(),
+        image_digest: Some(ctx.image.digest().to_string()),
         cgroup_path,
         memory_limit,
         oom_events,
@@ -140,35 +95,20 @@ fn build(req: &CreateRequest<'_>) -> Result<()> {
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,
-        created_at_ms: state_dir::now_ms(),
-        spec: serde_json::to_value(spec).unwrap_or(serde_json::Value::Null),
-        network: Some(net_plan),
-    };
-    // Written last: a state dir without container.json is an unfinished
-    // create, cleaned up by the next create or remove of the same id.
-    state_dir::write_json(&paths.record(), &record)
+        argv,
+        path,
+        cwd,
+        network: net_plan,
+    })
 }
 
-/// Mounts the container's `run/` tmpfs unless it is mounted: at create,
-/// and again at start after a reboot emptied it. Where mounting is
-/// refused, `run/` stays a plain directory.
-pub fn ensure_run_tmpfs(paths: &ContainerPaths) -> Result<()> {
-    zlayer_hosting::run_tmpfs::ensure_private_tmpfs(
-        &paths.lc_root,
-        c"mode=0700,size=16m,nr_inodes=4096",
-    )
-    .map(|_| ())
-    .map_err(|e| io("creating", &paths.lc_root, e))
-}
-
-/// [`ensure_run_tmpfs`] for a start of the container `record` describes:
-/// a `run/` emptied by a reboot gets its `/etc` files again (with create's
+/// Refills `run/` for a start of the container `plan` describes: a `run/`
+/// emptied by a reboot gets its `/etc` files again (with create's
 /// contents; a bridge attach rewrites hosts and resolv.conf anyway).
-pub fn prepare_run_dir(paths: &ContainerPaths, record: &ContainerRecord) -> Result<()> {
-    ensure_run_tmpfs(paths)?;
+pub fn prepare_run_dir(paths: &ContainerPaths, plan: &ContainerPlan) -> Result<()> {
     if !paths.etc_file("hostname").exists() {
-        let hostname = hostname_for(&record.id.to_string());
-        write_etc_files(paths, &hostname, record.host_network)?;
+        let hostname = hostname_for(&plan.id.to_string());
+        write_etc_files(paths, &hostname, plan.host_network)?;
     }
     Ok(())
 }

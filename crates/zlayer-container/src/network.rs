@@ -15,7 +15,7 @@
 use super::netns;
 use super::oci_spec_builder::hostname_for;
 use super::paths::ContainerPaths;
-use super::state_dir::ContainerRecord;
+use super::plan::ContainerPlan;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,14 +89,14 @@ pub fn check(root: &Path, id: &ContainerId, plan: &NetworkPlan) -> Result<()> {
 /// the start fails later); on error nothing is left attached.
 pub fn attach(
     paths: &ContainerPaths,
-    record: &ContainerRecord,
+    record: &ContainerPlan,
     init_pid: i32,
 ) -> std::result::Result<bool, String> {
     let plan = match &record.network {
-        Some(p) if p.is_bridge() => p,
-        Some(p) if p.mode == NetworkMode::Host => return Ok(false),
-        // `none`, or a record of an older version: loopback only.
+        p if p.is_bridge() => p,
+        p if p.mode == NetworkMode::Host => return Ok(false),
         _ if record.host_network => return Ok(false),
+        // `none`: loopback only.
         _ => {
             netns::bring_up_loopback(init_pid)
                 .map_err(|e| format!("bringing up lo in the container failed: {e}"))?;
@@ -147,10 +147,11 @@ pub fn attach(
 
 /// [`detach`] for a container whose processes have all ended (the
 /// monitor, at exit): see [`NetworkManager::release`].
-pub fn detach_exited(paths: &ContainerPaths, record: &ContainerRecord) -> Result<()> {
-    let Some(plan) = record.network.as_ref().filter(|p| p.is_bridge()) else {
+pub fn detach_exited(paths: &ContainerPaths, record: &ContainerPlan) -> Result<()> {
+    let plan = &record.network;
+    if !plan.is_bridge() {
         return Ok(());
-    };
+    }
     let Some(root) = paths.data_root() else {
         return Ok(());
     };
@@ -160,8 +161,8 @@ pub fn detach_exited(paths: &ContainerPaths, record: &ContainerRecord) -> Result
 /// Undoes [`attach`] (veth, port rules, address lease). Idempotent; does
 /// nothing for `host` and `none` containers. `record` may be unreadable
 /// (a half-created container): the lease is then looked up by id.
-pub fn detach(paths: &ContainerPaths, record: Option<&ContainerRecord>) -> Result<()> {
-    if let Some(plan) = record.and_then(|r| r.network.as_ref()) {
+pub fn detach(paths: &ContainerPaths, record: Option<&ContainerPlan>) -> Result<()> {
+    if let Some(plan) = record.map(|r| &r.network) {
         if !plan.is_bridge() {
             return Ok(());
         }
@@ -181,8 +182,7 @@ pub fn detach(paths: &ContainerPaths, record: Option<&ContainerRecord>) -> Resul
         },
     };
     let opts = record
-        .and_then(|r| r.network.as_ref())
-        .map(|p| p.options.clone())
+        .map(|r| r.network.options.clone())
         .unwrap_or_default();
     NetworkManager::with_options(root, opts)?.detach(&id)
 }

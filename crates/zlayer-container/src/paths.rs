@@ -1,28 +1,21 @@
-//! The on-disk layout of the container runtime under its data root.
+//! The container launcher's files under a data root and in a state dir
+//! (the hosting layer's files are `zlayer_hosting::layout`'s).
 //!
 //! ```text
 //! <root>/containers/<service>-<replica>/   one container (its "state dir")
-//!     container.json   ContainerRecord: what was created, written once
+//!     launch.json      ContainerPlan (the hosting layer writes it)
 //!     config.json      the OCI runtime spec (the dir is the OCI bundle)
 //!     seccomp.json     a custom seccomp profile, if any (the default one is
-//!                      named in container.json); compiled once per host
-//!                      into <root>/run/seccomp/<hash>.bpf
-//!     shim.json        ShimRecord: monitor + init pids, written at start
-//!     exit.json        ExitRecord: how the init ended, written by the monitor
-//!     logs.jsonl       stdout/stderr, one JSON record per line
-//!     run/             a small tmpfs (see `run_tmpfs`) for what only
-//!                      matters while the container exists; remounted and
-//!                      refilled by a start after a reboot:
+//!                      named in the plan); compiled once per host into
+//!                      <root>/run/seccomp/<hash>.bpf
+//!     run/             the hosting layer's tmpfs, also holding:
 //!         <id>/            libcontainer's own state (state.json, notify.sock)
-//!         shim.sock        the monitor's control socket (wait, stdin)
 //!         console.sock     receives a terminal's master side (tty containers)
 //!         hosts, hostname, resolv.conf   bind-mounted into the container
 //!     rootfs/ upper/ work/           overlay of the image (zlayer-image)
 //!     volumes/anon-<n>/              anonymous volumes
 //!     exec/                          process specs of running execs
-//! <root>/volumes/<name>/_data         named volumes (outlive containers)
 //! <root>/run/seccomp/<hash>.bpf       compiled seccomp programs
-//! <root>/containers/.trash/           trees being deleted in the background
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,45 +42,26 @@ impl Layout {
         &self.root
     }
 
-    /// Directory holding one state dir per container.
-    pub fn containers_dir(&self) -> PathBuf {
-        self.root.join("containers")
-    }
-
-    /// Directory holding the named volumes.
-    pub fn volumes_dir(&self) -> PathBuf {
-        self.root.join("volumes")
-    }
-
-    /// The data directory of named volume `name`.
-    pub fn named_volume(&self, name: &str) -> Result<PathBuf> {
-        validate_volume_name(name)?;
-        Ok(self.volumes_dir().join(name).join("_data"))
-    }
-
     /// Runtime files shared by the containers (`<root>/run`: the compiled
     /// seccomp programs).
     pub fn run_dir(&self) -> PathBuf {
         self.root.join("run")
     }
 
-    /// The paths of container `id` (validating the id as a directory name).
+    /// The paths of container `id` (validating the id as a directory name
+    /// and its sockets' path length).
     pub fn container(&self, id: &ContainerId) -> Result<ContainerPaths> {
-        let name = container_dir_name(id)?;
-        let paths = ContainerPaths::of_dir(self.containers_dir().join(&name)).ok_or_else(|| {
-            RuntimeError::InvalidSpec(format!("container name {name:?} is not a directory name"))
+        let dir = zlayer_hosting::Layout::new(&self.root).state_dir(id)?.dir;
+        let paths = ContainerPaths::of_dir(dir).ok_or_else(|| {
+            RuntimeError::InvalidSpec(format!("container name {id} is not a directory name"))
         })?;
-        for sock in [
-            paths.socket(),
-            paths.lc_root.join(&paths.lc_id).join("notify.sock"),
-        ] {
-            if sock.as_os_str().len() > MAX_SOCKET_PATH {
-                return Err(RuntimeError::Configuration(format!(
-                    "the socket path {} is longer than the 107 bytes a unix socket allows; \
-                     use a shorter data root or service name",
-                    sock.display()
-                )));
-            }
+        let notify = paths.lc_root.join(&paths.lc_id).join("notify.sock");
+        if notify.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(RuntimeError::Configuration(format!(
+                "the socket path {} is longer than the 107 bytes a unix socket allows; \
+                 use a shorter data root or service name",
+                notify.display()
+            )));
         }
         Ok(paths)
     }
@@ -144,9 +118,9 @@ impl ContainerPaths {
         })
     }
 
-    /// `container.json`.
-    pub fn record(&self) -> PathBuf {
-        self.dir.join("container.json")
+    /// `launch.json`: the [`crate::plan::ContainerPlan`].
+    pub fn plan(&self) -> PathBuf {
+        self.dir.join("launch.json")
     }
     /// `config.json` (OCI runtime spec).
     pub fn oci_config(&self) -> PathBuf {
@@ -162,22 +136,6 @@ impl ContainerPaths {
             Some(root) => Layout::new(root).run_dir().join("seccomp"),
             None => self.dir.join("seccomp-cache"),
         }
-    }
-    /// `shim.json`.
-    pub fn shim(&self) -> PathBuf {
-        self.dir.join("shim.json")
-    }
-    /// `exit.json`.
-    pub fn exit(&self) -> PathBuf {
-        self.dir.join("exit.json")
-    }
-    /// `logs.jsonl`.
-    pub fn logs(&self) -> PathBuf {
-        self.dir.join("logs.jsonl")
-    }
-    /// The monitor's control socket.
-    pub fn socket(&self) -> PathBuf {
-        self.lc_root.join("shim.sock")
     }
     /// The console socket libcontainer sends a terminal's master side to.
     pub fn console_socket(&self) -> PathBuf {
@@ -210,40 +168,6 @@ impl ContainerPaths {
     }
 }
 
-/// `<service>-<replica>`, checked to be a safe single path component.
-pub fn container_dir_name(id: &ContainerId) -> Result<String> {
-    let s = &id.service;
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !s.starts_with(['.', '-']);
-    if !ok {
-        return Err(RuntimeError::InvalidSpec(format!(
-            "container name {s:?} is invalid; use 1 to 63 letters, digits, '-', '_' or '.', \
-             starting with a letter or digit"
-        )));
-    }
-    Ok(id.to_string())
-}
-
-fn validate_volume_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(RuntimeError::InvalidSpec(format!(
-            "volume name {name:?} is invalid; use 1 to 64 letters, digits, '-', '_' or '.', \
-             not starting with '.'"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,8 +196,6 @@ mod tests {
         for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
             assert!(l.container(&ContainerId::new(bad, 0)).is_err(), "{bad}");
         }
-        assert!(l.named_volume("data").is_ok());
-        assert!(l.named_volume("../etc").is_err());
         let long = Layout::new(format!("/tmp/{}", "x".repeat(100)));
         let err = long.container(&ContainerId::new("web", 1)).unwrap_err();
         assert!(err.to_string().contains("107 bytes"), "{err}");

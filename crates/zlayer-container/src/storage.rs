@@ -3,7 +3,8 @@
 //! in the state dir (removed with the container), and sized tmpfs.
 
 use super::oci_spec_builder::{bind_mount, tmpfs_mount};
-use super::paths::{ContainerPaths, Layout};
+use super::paths::ContainerPaths;
+use zlayer_hosting::VolumeStore;
 use oci_spec::runtime::Mount;
 use std::collections::HashSet;
 use std::path::{Component, Path};
@@ -36,7 +37,7 @@ fn mkdir(dir: &Path) -> Result<()> {
 
 /// Resolves `storage` to mounts, creating volume directories as needed.
 pub fn storage_mounts(
-    layout: &Layout,
+    volumes: &VolumeStore,
     paths: &ContainerPaths,
     storage: &[StorageSpec],
 ) -> Result<Vec<Mount>> {
@@ -68,8 +69,7 @@ pub fn storage_mounts(
                 target,
                 readonly,
             } => {
-                let dir = layout.named_volume(name)?;
-                mkdir(&dir)?;
+                let dir = volumes.ensure(name)?;
                 bind_mount(&dir, target, *readonly)
             }
             StorageSpec::Anonymous { target } => {
@@ -97,6 +97,7 @@ pub fn storage_mounts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paths::Layout;
     use zlayer_runtime::types::ContainerId;
     use zlayer_spec::ByteSize;
 
@@ -105,6 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
         let paths = layout.container(&ContainerId::new("s", 1)).unwrap();
+        let volumes = VolumeStore::new(dir.path().join("volumes"));
         let storage = vec![
             StorageSpec::Named {
                 name: "data".into(),
@@ -124,7 +126,7 @@ mod tests {
                 readonly: true,
             },
         ];
-        let m = storage_mounts(&layout, &paths, &storage).unwrap();
+        let m = storage_mounts(&volumes, &paths, &storage).unwrap();
         assert_eq!(m.len(), 4);
         assert!(dir.path().join("volumes/data/_data").is_dir());
         assert!(paths.anon_volumes().join("anon-1").is_dir());
@@ -157,7 +159,7 @@ mod tests {
                 readonly: false,
             }],
         ] {
-            assert!(storage_mounts(&layout, &paths, &bad).is_err(), "{bad:?}");
+            assert!(storage_mounts(&volumes, &paths, &bad).is_err(), "{bad:?}");
         }
     }
 }

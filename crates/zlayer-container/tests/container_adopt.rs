@@ -25,7 +25,7 @@ async fn agent_child() {
     let id = ContainerId::new(name, 1);
     let rt = runtime_at(Path::new(&root));
     let script = "echo started; read x; echo got:$x; echo done >&2; exit 5";
-    rt.create_container(&id, &sh("adopt", script))
+    rt.create_from_spec(&id, &sh("adopt", script))
         .await
         .unwrap();
     rt.start_container(&id).await.unwrap();
@@ -59,7 +59,7 @@ async fn agent_killed_container_survives() {
     child.wait().unwrap();
 
     let rt = runtime_at(env.root.path());
-    assert!(rt.list_containers().await.unwrap().contains(&id));
+    assert!(listed(&rt, &id).await);
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
         ContainerState::Running

@@ -19,7 +19,7 @@ async fn exec_runs_commands() {
     let mut spec = sh("exec", "exec sleep 300");
     spec.env.insert("FROM_SPEC".into(), "spec".into());
     spec.command.workdir = Some("/tmp".into());
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
 
     // Exec before start is a clear error.
     let err = env.rt.exec(&id, &cmd(&["true"])).await.unwrap_err();
@@ -119,9 +119,14 @@ async fn exec_runs_commands() {
         matches!(&err, RuntimeError::InvalidSpec(m) if m.contains("empty")),
         "{err}"
     );
-    let (code, _, stderr) = env.rt.exec(&id, &cmd(&["no-such-binary"])).await.unwrap();
-    assert_eq!(code, 127);
-    assert!(stderr.contains("not found"), "{stderr}");
+    // A missing command is a typed failure: docker's 127.
+    let err = env
+        .rt
+        .exec(&id, &cmd(&["no-such-binary"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 127, "{err}");
+    assert!(err.to_string().contains("not found"), "{err}");
     let bad_user = ExecOptions {
         user: Some("ghost".into()),
         ..ExecOptions::command(cmd(&["true"]))

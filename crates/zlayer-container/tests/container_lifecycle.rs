@@ -14,12 +14,12 @@ async fn full_lifecycle_echo() {
     let env = TestEnv::new();
     let id = unique_id("echo");
     let spec = sh("echo", "echo hello from zlayer; echo to stderr >&2");
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     assert_eq!(
         env.rt.container_state(&id).await.unwrap(),
         ContainerState::Pending
     );
-    assert!(env.rt.list_containers().await.unwrap().contains(&id));
+    assert!(listed(&env.rt, &id).await);
     assert_eq!(env.rt.get_container_pid(&id).await.unwrap(), None);
     env.rt.start_container(&id).await.unwrap();
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 0);
@@ -48,7 +48,7 @@ async fn full_lifecycle_echo() {
         .await
         .unwrap_err()
         .is_not_found());
-    assert!(!env.rt.list_containers().await.unwrap().contains(&id));
+    assert!(!listed(&env.rt, &id).await);
     // Removing twice is fine.
     env.rt.remove_container(&id).await.unwrap();
 }
@@ -58,7 +58,7 @@ async fn exit_codes_propagate() {
     let env = TestEnv::new();
     let seven = unique_id("seven");
     env.rt
-        .create_container(&seven, &sh("seven", "exit 7"))
+        .create_from_spec(&seven, &sh("seven", "exit 7"))
         .await
         .unwrap();
     env.rt.start_container(&seven).await.unwrap();
@@ -71,7 +71,7 @@ async fn exit_codes_propagate() {
     // Killed by SIGKILL: 128 + 9.
     let killed = unique_id("killed");
     env.rt
-        .create_container(&killed, &sh("killed", "sleep 300"))
+        .create_from_spec(&killed, &sh("killed", "sleep 300"))
         .await
         .unwrap();
     env.rt.start_container(&killed).await.unwrap();
@@ -110,7 +110,7 @@ async fn stop_uses_sigterm_then_sigkill() {
     // A workload that honours SIGTERM stops well within the timeout.
     let polite = unique_id("polite");
     env.rt
-        .create_container(
+        .create_from_spec(
             &polite,
             &sh(
                 "polite",
@@ -143,7 +143,7 @@ async fn stop_uses_sigterm_then_sigkill() {
     // `sleep 300` as PID 1 ignores SIGTERM (no handler): SIGKILL after the timeout.
     let stubborn = unique_id("stubborn");
     env.rt
-        .create_container(&stubborn, &sh("stubborn", "exec sleep 300"))
+        .create_from_spec(&stubborn, &sh("stubborn", "exec sleep 300"))
         .await
         .unwrap();
     env.rt.start_container(&stubborn).await.unwrap();
@@ -171,7 +171,7 @@ async fn stop_uses_sigterm_then_sigkill() {
     let custom = unique_id("custom");
     let mut spec = sh("custom", "trap 'exit 4' USR1; sleep 300 & wait");
     spec.stop_signal = Some("SIGUSR1".into());
-    env.rt.create_container(&custom, &spec).await.unwrap();
+    env.rt.create_from_spec(&custom, &spec).await.unwrap();
     env.rt.start_container(&custom).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     env.rt
@@ -233,7 +233,7 @@ async fn unknown_ids() {
     let bad = ContainerId::new("../etc", 1);
     assert!(matches!(
         env.rt
-            .create_container(&bad, &sh("x", "true"))
+            .create_from_spec(&bad, &sh("x", "true"))
             .await
             .unwrap_err(),
         RuntimeError::InvalidSpec(_)
@@ -247,14 +247,21 @@ async fn stale_state_is_cleaned_up() {
     let id = unique_id("stale");
     // A running container left by an earlier process, then created again.
     env.rt
-        .create_container(&id, &sh("stale", "sleep 300"))
+        .create_from_spec(&id, &sh("stale", "sleep 300"))
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();
     let old_pid = env.rt.get_container_pid(&id).await.unwrap().unwrap();
+    // Another process sees it, and may not create over it.
     let fresh = runtime_at(env.root.path());
+    let err = fresh
+        .create_from_spec(&id, &sh("stale", "echo second"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::NameInUse { .. }), "{err}");
+    fresh.remove_container(&id).await.unwrap();
     fresh
-        .create_container(&id, &sh("stale", "echo second"))
+        .create_from_spec(&id, &sh("stale", "echo second"))
         .await
         .unwrap();
     assert!(
@@ -289,7 +296,7 @@ async fn stale_state_is_cleaned_up() {
         .unwrap_err()
         .is_not_found());
     env.rt
-        .create_container(&junk, &sh("junk", "echo ok"))
+        .create_from_spec(&junk, &sh("junk", "echo ok"))
         .await
         .unwrap();
     env.rt.start_container(&junk).await.unwrap();
@@ -306,7 +313,7 @@ async fn five_concurrent_containers() {
         let rt = env.rt.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            rt.create_container(&id, &sh("conc", &format!("echo container {i}")))
+            rt.create_from_spec(&id, &sh("conc", &format!("echo container {i}")))
                 .await
                 .unwrap();
             rt.start_container(&id).await.unwrap();
@@ -341,21 +348,21 @@ async fn start_failure_reports_and_cleans_up() {
     let id = unique_id("nope");
     let mut spec = ServiceSpec::minimal("nope", IMAGE);
     spec.command.entrypoint = Some(vec!["/no/such/program".into()]);
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     let err = env.rt.start_container(&id).await.unwrap_err();
+    // A typed failure (docker's 127); the container stays created, with
+    // nothing of the start left (no process, no cgroup).
     assert!(
-        matches!(&err, RuntimeError::StartFailed { reason, .. } if reason.contains("not found")),
+        matches!(&err, RuntimeError::Invoke { failure: zlayer_runtime::InvokeFailure::CommandNotFound, message } if message.contains("no such file")),
         "{err}"
     );
-    // Nothing is left behind, but the state says why.
-    let dir = env.root.path().join("containers").join(id.to_string());
-    assert!(!dir.exists());
-    let cg = env.rt.cgroup(&id);
+    assert_eq!(err.exit_code(), 127);
+    let cg = cgroup_of(&env, &id);
     assert!(cg.existing_dirs().is_empty(), "{:?}", cg.existing_dirs());
-    assert!(
-        matches!(env.rt.container_state(&id).await.unwrap(), ContainerState::Failed { reason } if reason.contains("not found"))
+    assert_eq!(
+        env.rt.container_state(&id).await.unwrap(),
+        ContainerState::Pending
     );
-    assert_eq!(env.rt.wait_container(&id).await.unwrap(), 127);
     env.rt.remove_container(&id).await.unwrap();
     assert!(env
         .rt
@@ -369,7 +376,7 @@ async fn start_failure_reports_and_cleans_up() {
     let bare = unique_id("bare");
     let mut spec = ServiceSpec::minimal("bare", IMAGE);
     spec.command.args = Some(vec![]);
-    let err = env.rt.create_container(&bare, &spec).await.unwrap_err();
+    let err = env.rt.create_from_spec(&bare, &spec).await.unwrap_err();
     assert!(
         matches!(&err, RuntimeError::InvalidSpec(m) if m.contains("no command")),
         "{err}"
@@ -380,7 +387,7 @@ async fn start_failure_reports_and_cleans_up() {
     let nouser = unique_id("nouser");
     let mut spec = sh("nouser", "true");
     spec.user = Some("ghost".into());
-    let err = env.rt.create_container(&nouser, &spec).await.unwrap_err();
+    let err = env.rt.create_from_spec(&nouser, &spec).await.unwrap_err();
     assert!(err.to_string().contains("/etc/passwd"), "{err}");
     assert_nothing_left(&env, &nouser);
 
@@ -389,7 +396,7 @@ async fn start_failure_reports_and_cleans_up() {
     let mut spec = sh("noimg", "true");
     spec.image.name = "localhost/zlayer/absent:1".into();
     spec.image.pull_policy = PullPolicy::Never;
-    let err = env.rt.create_container(&noimg, &spec).await.unwrap_err();
+    let err = env.rt.create_from_spec(&noimg, &spec).await.unwrap_err();
     assert!(matches!(err, RuntimeError::PullFailed { .. }), "{err}");
     assert_nothing_left(&env, &noimg);
 }
@@ -398,9 +405,11 @@ async fn start_failure_reports_and_cleans_up() {
 async fn delete_on_exit_removes_the_container() {
     let env = TestEnv::new();
     let id = unique_id("rm");
-    let mut spec = sh("rm", "echo bye; exit 5");
+    // Long enough for the waiter below to reach the monitor: one that
+    // comes after the removal finds no container (as with docker).
+    let mut spec = sh("rm", "echo bye; sleep 0.5; exit 5");
     spec.lifecycle.delete_on_exit = true;
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     // A waiter still learns the code.
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 5);
@@ -427,7 +436,7 @@ async fn user_env_workdir_hostname_and_network() {
     spec.env.insert("FOO".into(), "bar baz".into());
     spec.command.workdir = Some("/srv/app".into());
     spec.network_mode = zlayer_spec::NetworkMode::None;
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 0);
     let lines = stdout_lines(&env.rt, &id).await;
@@ -467,7 +476,7 @@ async fn user_env_workdir_hostname_and_network() {
     let host = unique_id("hostnet");
     let mut spec = sh("hostnet", "ls /sys/class/net");
     spec.network_mode = zlayer_spec::NetworkMode::Host;
-    env.rt.create_container(&host, &spec).await.unwrap();
+    env.rt.create_from_spec(&host, &spec).await.unwrap();
     env.rt.start_container(&host).await.unwrap();
     assert_eq!(env.rt.wait_container(&host).await.unwrap(), 0);
     let stable: Vec<String> = before.intersection(&host_ifaces()).cloned().collect();
@@ -493,7 +502,7 @@ async fn stdin_relay() {
     let env = TestEnv::new();
     let id = unique_id("stdin");
     env.rt
-        .create_container(&id, &sh("stdin", "read a; echo got:$a; cat; echo eof"))
+        .create_from_spec(&id, &sh("stdin", "read a; echo got:$a; cat; echo eof"))
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();
@@ -517,7 +526,7 @@ async fn start_after_exit_restarts_in_place() {
     let id = unique_id("again");
     let script = "n=$(cat /runs 2>/dev/null | wc -l); echo run$n; echo x >> /runs; exit $((n+3))";
     env.rt
-        .create_container(&id, &sh("again", script))
+        .create_from_spec(&id, &sh("again", script))
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();
@@ -533,7 +542,7 @@ async fn start_after_exit_restarts_in_place() {
     // And after a kill too.
     let long = unique_id("again-long");
     env.rt
-        .create_container(&long, &sh("again-long", "echo up; exec sleep 300"))
+        .create_from_spec(&long, &sh("again-long", "echo up; exec sleep 300"))
         .await
         .unwrap();
     env.rt.start_container(&long).await.unwrap();
@@ -542,7 +551,7 @@ async fn start_after_exit_restarts_in_place() {
         .path()
         .join("containers")
         .join(long.to_string())
-        .join("logs.jsonl");
+        .join("log");
     let printed = |n: usize| {
         let logs = logs.clone();
         move || {

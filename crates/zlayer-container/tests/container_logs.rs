@@ -17,7 +17,7 @@ async fn follow_has_no_gaps_or_duplicates() {
                   sleep 0.5; \
                   while [ $i -lt 1000 ]; do echo line$i; [ $((i % 100)) -eq 0 ] && sleep 0.05; i=$((i+1)); done";
     env.rt
-        .create_container(&id, &sh("follow", script))
+        .create_from_spec(&id, &sh("follow", script))
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();
@@ -30,7 +30,7 @@ async fn follow_has_no_gaps_or_duplicates() {
                     .path()
                     .join("containers")
                     .join(id2.to_string())
-                    .join("logs.jsonl"),
+                    .join("log"),
             )
             .map(|m| m.len() > 0)
             .unwrap_or(false)
@@ -79,7 +79,7 @@ async fn tail_filters_and_since() {
     let env = TestEnv::new();
     let id = unique_id("tail");
     env.rt
-        .create_container(
+        .create_from_spec(
             &id,
             &sh(
                 "tail",
@@ -142,7 +142,7 @@ async fn pause_and_unpause_freeze_the_workload() {
     let env = TestEnv::new();
     let id = unique_id("pause");
     env.rt
-        .create_container(
+        .create_from_spec(
             &id,
             &sh("pause", "while true; do echo tick; sleep 0.05; done"),
         )
@@ -200,7 +200,7 @@ async fn follow_streams_while_running() {
     let env = TestEnv::new();
     let id = unique_id("live");
     env.rt
-        .create_container(
+        .create_from_spec(
             &id,
             &sh(
                 "live",
@@ -235,7 +235,7 @@ async fn follow_started_before_start_sees_the_run() {
     let env = TestEnv::new();
     let id = unique_id("early");
     env.rt
-        .create_container(&id, &sh("early", "echo first; sleep 0.2; echo second"))
+        .create_from_spec(&id, &sh("early", "echo first; sleep 0.2; echo second"))
         .await
         .unwrap();
     // docker attaches before it starts the container.

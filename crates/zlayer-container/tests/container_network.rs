@@ -63,7 +63,7 @@ fn retry<T>(timeout: Duration, mut f: impl FnMut() -> std::io::Result<T>) -> std
 }
 
 async fn run(env: &TestEnv, id: &ContainerId, spec: &ServiceSpec) {
-    env.rt.create_container(id, spec).await.unwrap();
+    env.rt.create_from_spec(id, spec).await.unwrap();
     env.rt.start_container(id).await.unwrap();
 }
 
@@ -157,9 +157,7 @@ async fn published_tcp_ports_serve_httpd_to_the_host_on_loopback() {
     }
     // Another agent process (a restarted daemon) sees the same network:
     // nothing of it lives in the runtime that started the container.
-    let mut config = zlayer_container::ContainerRuntimeConfig::new(env.root.path(), shim_path());
-    config.network = test_network(1);
-    let again = zlayer_container::ContainerRuntime::new(config).unwrap();
+    let again = runtime_with(env.root.path(), Some(test_network(1)));
     assert_eq!(again.port_mappings_container(&id).await.unwrap(), ports);
     assert_eq!(again.get_container_ip(&id).await.unwrap(), Some(ip));
     drop(again);
@@ -240,7 +238,7 @@ async fn port_conflicts_and_unknown_networks_fail_at_create() {
     let b = unique_id("clash");
     let mut clash = sh("clash", "true");
     clash.port_mappings = vec![map(Some("127.0.0.1"), Some(port), 8080, Protocol::Tcp)];
-    let err = env.rt.create_container(&b, &clash).await.unwrap_err();
+    let err = env.rt.create_from_spec(&b, &clash).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(err, RuntimeError::InvalidSpec(_)) && msg.contains(&port.to_string()),
@@ -254,20 +252,20 @@ async fn port_conflicts_and_unknown_networks_fail_at_create() {
     let held_port = held.local_addr().unwrap().port();
     let mut busy = sh("clash", "true");
     busy.port_mappings = vec![map(Some("127.0.0.1"), Some(held_port), 80, Protocol::Tcp)];
-    let err = env.rt.create_container(&b, &busy).await.unwrap_err();
+    let err = env.rt.create_from_spec(&b, &busy).await.unwrap_err();
     assert!(err.to_string().contains("another program"), "{err}");
     assert_nothing_left(&env, &b);
 
     // The same port over UDP is another port.
     let mut udp = sh("clash", "true");
     udp.port_mappings = vec![map(None, Some(port), 80, Protocol::Udp)];
-    env.rt.create_container(&b, &udp).await.unwrap();
+    env.rt.create_from_spec(&b, &udp).await.unwrap();
     env.rt.remove_container(&b).await.unwrap();
 
     // An unknown network.
     let mut lost = sh("clash", "true");
     lost.network_mode = NetworkMode::BridgeNamed("nosuchnet".into());
-    let err = env.rt.create_container(&b, &lost).await.unwrap_err();
+    let err = env.rt.create_from_spec(&b, &lost).await.unwrap_err();
     assert!(
         err.to_string().contains("zlayer network create nosuchnet"),
         "{err}"

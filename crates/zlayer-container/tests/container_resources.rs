@@ -20,7 +20,7 @@ async fn stats_of_a_running_container() {
     );
     spec.resources.memory = Some(ByteSize::parse("64Mi").unwrap());
     spec.resources.cpu = Some(0.5);
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     let err = env.rt.get_container_stats(&id).await.unwrap_err();
     assert!(err.to_string().contains("not running"), "{err}");
     assert!(env.rt.stats_stream(&id).await.is_err());
@@ -33,11 +33,9 @@ async fn stats_of_a_running_container() {
     assert!(s.cpu_total_ns > 0, "{s:?}");
     assert!(s.cpu_system_ns > 0 && s.online_cpus >= 1);
     // cpu: 0.5 is a CFS quota of half a period.
-    let cpu_dir = env
-        .rt
-        .cgroup(&id)
+    let cpu_dir = cgroup_of(&env, &id)
         .v1_dir("cpu")
-        .or_else(|| env.rt.cgroup(&id).v2_dir())
+        .or_else(|| cgroup_of(&env, &id).v2_dir())
         .unwrap();
     let quota = std::fs::read_to_string(cpu_dir.join("cpu.cfs_quota_us"))
         .or_else(|_| std::fs::read_to_string(cpu_dir.join("cpu.max")))
@@ -70,7 +68,7 @@ async fn memory_limit_oom_kills() {
         "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
     );
     spec.resources.memory = Some(ByteSize::parse("32Mi").unwrap());
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 137);
     match env.rt.container_state(&id).await.unwrap() {
@@ -90,7 +88,7 @@ async fn pids_limit_enforced() {
     let id = unique_id("pids");
     let mut spec = sh("pids", "exec sleep 300");
     spec.resources.pids_limit = Some(8);
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     // An exec (it joins the container's cgroup) tries to start 20 sleeps.
     let script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 30 >/dev/null 2>&1 & done; wait";
@@ -134,7 +132,7 @@ async fn volumes_binds_and_tmpfs() {
             size: Some(ByteSize::parse("2Mi").unwrap()),
         },
     ];
-    env.rt.create_container(&writer, &spec).await.unwrap();
+    env.rt.create_from_spec(&writer, &spec).await.unwrap();
     env.rt.start_container(&writer).await.unwrap();
     assert_eq!(env.rt.wait_container(&writer).await.unwrap(), 0);
     let df = stdout_lines(&env.rt, &writer).await;
@@ -163,7 +161,7 @@ async fn volumes_binds_and_tmpfs() {
             target: "/cache".into(),
         },
     ];
-    env.rt.create_container(&reader, &spec).await.unwrap();
+    env.rt.create_from_spec(&reader, &spec).await.unwrap();
     env.rt.start_container(&reader).await.unwrap();
     assert_eq!(env.rt.wait_container(&reader).await.unwrap(), 0);
     assert_eq!(stdout_lines(&env.rt, &reader).await, vec!["persisted", "0"]);
@@ -189,7 +187,7 @@ async fn volumes_binds_and_tmpfs() {
             readonly: false,
         },
     ];
-    env.rt.create_container(&binder, &spec).await.unwrap();
+    env.rt.create_from_spec(&binder, &spec).await.unwrap();
     env.rt.start_container(&binder).await.unwrap();
     assert_eq!(env.rt.wait_container(&binder).await.unwrap(), 0);
     assert_eq!(

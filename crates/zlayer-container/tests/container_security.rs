@@ -16,7 +16,7 @@ async fn default_confinement() {
                   echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo wrote-proc || echo proc-ro; \
                   head -c 1 /proc/kcore 2>/dev/null | wc -c";
     env.rt
-        .create_container(&id, &sh("sec", script))
+        .create_from_spec(&id, &sh("sec", script))
         .await
         .unwrap();
     env.rt.start_container(&id).await.unwrap();

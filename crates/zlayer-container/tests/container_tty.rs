@@ -22,7 +22,7 @@ async fn terminal_mode() {
         "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; stty size; printf 'prompt> '; read line; echo got:$line; read again; stty size; cat; echo after-eof",
     );
     spec.labels.insert("com.zlayer.tty".into(), "true".into());
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     // The prompt (no newline) is logged before anyone types.
     let mut seen = String::new();

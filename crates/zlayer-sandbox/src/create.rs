@@ -62,7 +62,7 @@ fn build(
         .transpose()
         .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
-    let tmpfs = overlay::make_run_dir(dir).map_err(|e| io("creating run/", e))?;
+    let tmpfs = zlayer_hosting::run_tmpfs::is_mounted(&ctx.dir.run());
     let rootfs = dir.join("rootfs");
     let layers = ctx
         .store

@@ -99,10 +99,9 @@ impl SandboxLauncher {
             failed("its launch.json is missing or corrupt; remove it and create it again".into())
         })?;
         let Some(lower) = &plan.rootfs_lower else {
-            // A cloned rootfs: only the runtime tmpfs may be missing.
-            return overlay::make_run_dir(&dir.dir)
-                .map(|_| ())
-                .map_err(|e| failed(format!("creating {}: {e}", dir.run().display())));
+            // A cloned rootfs: only the runtime tmpfs was missing, and the
+            // hosting layer mounted it again.
+            return Ok(());
         };
         let fail = |e: std::io::Error| {
             failed(format!(

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 fn run_dir(dir: &Path) -> PathBuf {
     dir.join("run")
 }
-use zlayer_hosting::run_tmpfs::{self, is_mounted};
+use zlayer_hosting::run_tmpfs::is_mounted;
 
 /// The upper layer of the container in `dir`.
 pub fn upper_dir(dir: &Path) -> PathBuf {
@@ -41,13 +41,6 @@ pub fn upper_dir(dir: &Path) -> PathBuf {
 /// The overlay work directory of the container in `dir`.
 pub fn work_dir(dir: &Path) -> PathBuf {
     run_dir(dir).join("work")
-}
-
-/// Creates the runtime directory of the container in `dir`: a private
-/// tmpfs (mode 0700) when this process may mount, else a plain directory.
-/// Returns whether it is a tmpfs.
-pub fn make_run_dir(dir: &Path) -> io::Result<bool> {
-    run_tmpfs::ensure_private_tmpfs(&run_dir(dir), c"mode=0700,size=64m,nr_inodes=65536")
 }
 
 /// Whether `path` can be written into overlayfs mount options as is (no
@@ -131,7 +124,7 @@ pub fn ensure_mounted(dir: &Path, lower: &Path) -> io::Result<bool> {
     if is_mounted(&rootfs) {
         return Ok(false);
     }
-    make_run_dir(dir)?;
+    // The hosting layer mounted `run/` again before the start.
     for d in [upper_dir(dir), work_dir(dir)] {
         if d.exists() {
             std::fs::remove_dir_all(&d)?;

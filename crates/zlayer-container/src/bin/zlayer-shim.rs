@@ -1,7 +1,19 @@
-//! `zlayer-shim`: the per-container monitor of the `container` runtime.
-//! See `crate::shim`.
+//! `zlayer-shim`: the monitor of a container (the hosting layer's monitor
+//! loop with the container launcher).
 
 fn main() {
-    let code = zlayer_container::shim::main(std::env::args_os().skip(1).collect());
-    std::process::exit(code);
+    std::process::exit(zlayer_hosting::monitor::main(
+        |root| {
+            match zlayer_container::ContainerLauncher::new(zlayer_container::ContainerConfig::new(
+                root,
+            )) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("zlayer-shim: {e}");
+                    std::process::exit(125);
+                }
+            }
+        },
+        std::env::args_os(),
+    ));
 }

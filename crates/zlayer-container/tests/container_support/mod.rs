@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use zlayer_container::{
-    teardown, ContainerPaths, ContainerRuntime, ContainerRuntimeConfig, Layout,
-};
+use zlayer_container::{cgroups::ContainerCgroup, ContainerConfig, ContainerLauncher, Layout};
+use zlayer_hosting::HostedRuntime;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_network::{NetworkManager, NetworkOptions};
 use zlayer_runtime::*;
-use zlayer_spec::ServiceSpec;
+use zlayer_spec::{Isolation, ServiceSpec};
+
+/// The runtime the tests drive: a node with the container isolation only.
+pub type ContainerRuntime = HostedRuntime;
 
 /// The busybox image every test runs.
 pub const IMAGE: &str = fixtures::BUSYBOX_REF;
@@ -103,14 +105,31 @@ fn fixture_layout() -> &'static Path {
     })
 }
 
-/// The shim binary built with the tests.
+/// The monitor binary built with the tests.
 pub fn shim_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zlayer-shim"))
 }
 
+/// A runtime over `root` (which must already hold the image) with
+/// networking `opts` (default: the root's own).
+pub fn runtime_with(root: &Path, opts: Option<NetworkOptions>) -> ContainerRuntime {
+    let mut config = ContainerConfig::new(root);
+    config.monitor = Some(shim_path());
+    if let Some(o) = opts {
+        config.network = o;
+    }
+    let images = zlayer_image::ImageStore::open(root).expect("image store");
+    HostedRuntime::new(
+        images,
+        vec![Arc::new(ContainerLauncher::new(config).expect("launcher"))],
+        Isolation::Container,
+    )
+    .expect("runtime")
+}
+
 /// A runtime over `root` (which must already hold the image).
 pub fn runtime_at(root: &Path) -> ContainerRuntime {
-    ContainerRuntime::new(ContainerRuntimeConfig::new(root, shim_path())).expect("runtime")
+    runtime_with(root, None)
 }
 
 impl TestEnv {
@@ -121,7 +140,7 @@ impl TestEnv {
             .tempdir()
             .expect("tempdir");
         let rt = runtime_at(root.path());
-        rt.image_store()
+        rt.images()
             .load(fixture_layout(), Some(IMAGE))
             .expect("load busybox");
         TestEnv {
@@ -138,10 +157,8 @@ impl TestEnv {
             .prefix("zl-ct")
             .tempdir()
             .expect("tempdir");
-        let mut config = ContainerRuntimeConfig::new(root.path(), shim_path());
-        config.network = opts.clone();
-        let rt = ContainerRuntime::new(config).expect("runtime");
-        rt.image_store()
+        let rt = runtime_with(root.path(), Some(opts.clone()));
+        rt.images()
             .load(fixture_layout(), Some(IMAGE))
             .expect("load busybox");
         let mgr = NetworkManager::with_options(root.path(), opts.clone()).expect("network");
@@ -167,24 +184,41 @@ impl Drop for TestEnv {
     /// A failed test must not leave containers, mounts or cgroups behind:
     /// remove whatever is left under the root before it is deleted.
     fn drop(&mut self) {
-        let layout = Layout::new(self.root.path());
-        let Ok(entries) = std::fs::read_dir(layout.containers_dir()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
+        let rt = self.rt.clone();
+        let cleanup = async move {
+            if let Ok(all) = rt.list_containers().await {
+                for v in all {
+                    let _ = rt.remove_container(&v.record.container).await;
+                }
             }
-            if let Some(paths) = ContainerPaths::of_dir(e.path()) {
-                let _ = teardown::remove_container(
-                    &paths,
-                    None,
-                    Some(self.rt.image_store()),
-                    teardown::Deletion::Now,
-                );
+            rt.wait_for_deletions();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => tokio::task::block_in_place(|| h.block_on(cleanup)),
+            Err(_) => {
+                if let Ok(r) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    r.block_on(cleanup);
+                }
             }
         }
     }
+}
+
+/// The cgroup of container `id` of `env`'s root.
+pub fn cgroup_of(env: &TestEnv, id: &ContainerId) -> ContainerCgroup {
+    ContainerCgroup::new(&Layout::new(env.root.path()).cgroup_path(id))
+}
+
+/// Whether `id` is among the runtime's containers.
+pub async fn listed(rt: &ContainerRuntime, id: &ContainerId) -> bool {
+    rt.list_containers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|v| v.record.container == *id)
 }
 
 /// A unique container id for this test process.
@@ -230,7 +264,7 @@ pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
         !mountinfo.lines().any(|l| l.contains(&needle)),
         "mount under {needle} left"
     );
-    let cg = env.rt.cgroup(id);
+    let cg = cgroup_of(env, id);
     assert!(
         cg.existing_dirs().is_empty(),
         "cgroups left: {:?}",
@@ -251,7 +285,8 @@ pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
     // checks of the dir and of the mounts under it above cover it.
 }
 
-/// Pids of zlayer-shim processes whose command line names `dir`.
+/// Pids of processes holding a file under `dir` open (a monitor holds
+/// its log and control socket).
 pub fn monitor_pids(dir: &Path) -> Vec<i32> {
     let needle = dir.to_string_lossy().to_string();
     std::fs::read_dir("/proc")
@@ -259,10 +294,12 @@ pub fn monitor_pids(dir: &Path) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                    c.contains("zlayer-shim") && c.contains(&needle)
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| {
+                    fds.flatten().any(|fd| {
+                        std::fs::read_link(fd.path())
+                            .is_ok_and(|t| t.to_string_lossy().starts_with(&needle))
+                    })
                 })
                 .unwrap_or(false)
         })

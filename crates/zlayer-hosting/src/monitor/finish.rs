@@ -34,7 +34,7 @@ impl<L: Launcher> Monitor<'_, L> {
         self.answer_all(exit.code, exit.reason);
         self.listener = None;
         let _ = std::fs::remove_file(self.dir.socket());
-        if self.record.auto_remove {
+        if self.record.spec.lifecycle.delete_on_exit {
             self.clients.clear();
             if let Err(e) = crate::removal::remove_container(self.launcher, &self.dir, &self.record)
             {

@@ -64,7 +64,6 @@ impl HostedRuntime {
             None => libc::SIGTERM,
         };
         let mut spec = new.spec.clone();
-        spec.name = new.container.service.clone();
         // A terminal is asked for with `-t` or with the label.
         let tty = new.tty
             || spec
@@ -174,6 +173,9 @@ impl HostedRuntime {
                 RuntimeError::Internal(format!("creating {} failed: {e}", dir.dir.display()))
             })?;
         }
+        crate::run_tmpfs::ensure_run_dir(dir).map_err(|e| {
+            RuntimeError::Internal(format!("creating {} failed: {e}", dir.run().display()))
+        })?;
         Ok(())
     }
 }

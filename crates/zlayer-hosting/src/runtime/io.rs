@@ -25,7 +25,7 @@ fn not_running(record: &ContainerRecord, phase: &Phase, what: &str) -> RuntimeEr
     RuntimeError::WrongState {
         id: record.name.clone(),
         state: phase.state(record).to_string(),
-        hint: what.to_string(),
+        hint: format!("it is not running; {what}"),
     }
 }
 

@@ -53,6 +53,10 @@ impl HostedRuntime {
             let _ = std::fs::remove_file(f);
         }
         let launcher = self.launcher(record.isolation)?.clone();
+        crate::run_tmpfs::ensure_run_dir(&dir).map_err(|e| RuntimeError::StartFailed {
+            id: record.name.clone(),
+            reason: format!("mounting {}: {e}", dir.run().display()),
+        })?;
         blocking(|| launcher.before_start(&dir, &record))?;
         let binary = launcher.monitor_binary()?;
         crate::standby::start_monitor(&binary, &dir, self.take_standby(record.isolation))

@@ -15,11 +15,23 @@ use std::sync::Arc;
 pub struct CleanSignalsExecutor {
     /// The seccomp program (classic BPF) to install, if any.
     pub seccomp: Option<Arc<Vec<u8>>>,
+    /// Give the process SIGKILL when its parent dies: the container's init
+    /// dies with its monitor (by then libcontainer's intermediate process is
+    /// gone and the monitor, a child subreaper, is the init's parent), and
+    /// with it the whole pid namespace.
+    pub die_with_parent: bool,
 }
 
 impl Executor for CleanSignalsExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         reset_signals();
+        if self.die_with_parent {
+            // SAFETY: plain prctl; set after libcontainer changed the
+            // credentials (which clears it).
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            }
+        }
         if let Some(program) = &self.seccomp {
             // libcontainer already set no_new_privs and dropped capabilities.
             seccomp_bpf::load(program).map_err(|e| {
@@ -55,15 +67,15 @@ pub fn reset_signals() {
 }
 
 /// The compiled seccomp program of the container at `paths` (its
-/// `seccomp.json` if there is one, else the profile its record names),
+/// `seccomp.json` if there is one, else the profile its plan names),
 /// through the on-disk cache; `None` when it runs without seccomp.
 pub fn seccomp_program(
     paths: &crate::paths::ContainerPaths,
-    record: &crate::state_dir::ContainerRecord,
+    record: &crate::plan::ContainerPlan,
 ) -> Result<Option<Arc<Vec<u8>>>, String> {
-    use crate::{oci_spec_builder, seccomp_profile, state_dir};
+    use crate::{oci_spec_builder, seccomp_profile};
     let custom: Option<libcontainer::oci_spec::runtime::LinuxSeccomp> =
-        state_dir::read_json(&paths.seccomp()).map_err(|e| e.to_string())?;
+        zlayer_sys::atomic::read_json(&paths.seccomp()).map_err(|e| e.to_string())?;
     let profile = match (custom, record.seccomp.as_deref()) {
         (Some(p), _) => p,
         (None, Some(seccomp_profile::DOCKER_DEFAULT)) => {
@@ -72,7 +84,7 @@ pub fn seccomp_program(
         (None, None) => return Ok(None),
         (None, Some(other)) => {
             return Err(format!(
-                "unknown seccomp profile {other:?} in container.json; recreate the container"
+                "unknown seccomp profile {other:?} in launch.json; recreate the container"
             ))
         }
     };
