@@ -316,13 +316,20 @@ impl Agent {
             Ok(c) => c,
             Err(e) => {
                 let message = e.to_string();
+                let kind = e.spawn_failure();
                 self.log(Msg::Log {
                     stream: OutputStream::Stderr,
                     unix_nanos: now_nanos(),
                     data: format!("{message}\n").into_bytes(),
                 });
-                self.log(Msg::Exited { code: 127 });
-                self.send(WORKLOAD_CHANNEL, Msg::Error { message });
+                self.log(Msg::Exited {
+                    code: if kind == zlayer_vm_proto::SpawnFailure::NotFound {
+                        127
+                    } else {
+                        126
+                    },
+                });
+                self.send(WORKLOAD_CHANNEL, Msg::SpawnFailed { kind, message });
                 if req.poweroff_on_exit {
                     self.flush(Duration::from_secs(1));
                     let _ = sys::power_off();
@@ -435,7 +442,8 @@ impl Agent {
             Err(e) => {
                 self.send(
                     ch,
-                    Msg::Error {
+                    Msg::SpawnFailed {
+                        kind: e.spawn_failure(),
                         message: e.to_string(),
                     },
                 );

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use zlayer_vm_proto::SpawnFailure;
 
 /// The `PATH` used when the environment has none (docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -63,9 +64,10 @@ pub fn resolve_program(program: &str, path: &str) -> Result<PathBuf> {
             }
         }
     }
-    Err(GuestError::Invalid(format!(
-        "exec: {program:?}: executable file not found in $PATH"
-    )))
+    Err(GuestError::Spawn {
+        kind: SpawnFailure::NotFound,
+        message: format!("exec: {program:?}: executable file not found in $PATH"),
+    })
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -167,10 +169,21 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned> {
     }
     if got == 4 {
         let code = i32::from_ne_bytes(errno);
-        return Err(GuestError::io(
-            format!("exec {}", program.display()),
-            std::io::Error::from_raw_os_error(code),
-        ));
+        let kind = match code {
+            libc::ENOENT | libc::ENOTDIR => SpawnFailure::NotFound,
+            libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY => {
+                SpawnFailure::NotExecutable
+            }
+            _ => SpawnFailure::Other,
+        };
+        return Err(GuestError::Spawn {
+            kind,
+            message: format!(
+                "exec {}: {}",
+                program.display(),
+                std::io::Error::from_raw_os_error(code)
+            ),
+        });
     }
     Ok(Spawned {
         pid,

@@ -57,10 +57,11 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity> {
         passwd_entries(passwd)
             .find(|e| e.0 == user)
             .map(|(n, u, g, h)| (Some(n), u, g, Some(h)))
-            .ok_or_else(|| {
-                GuestError::Invalid(format!(
+            .ok_or_else(|| GuestError::Spawn {
+                kind: zlayer_vm_proto::SpawnFailure::UnknownUser,
+                message: format!(
                     "unable to find user {user}: no matching entries in the container's /etc/passwd"
-                ))
+                    ),
             })?
     };
     let (name, uid, mut gid, home) = entry;
@@ -71,9 +72,12 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Identity> {
                 .find(|e| e.0 == g)
                 .map(|e| e.1)
                 .ok_or_else(|| {
-                    GuestError::Invalid(format!(
+                    GuestError::Spawn {
+                    kind: zlayer_vm_proto::SpawnFailure::UnknownUser,
+                    message: format!(
                         "unable to find group {g}: no matching entries in the container's /etc/group"
-                    ))
+                    ),
+                    }
                 })?,
         };
     }

@@ -3,6 +3,7 @@
 use crate::error::ProtoError;
 use crate::message::{
     tag_name, ChannelId, ExecRequest, Frame, GuestStats, Msg, OutputStream, RunRequest,
+    SpawnFailure,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -49,6 +50,7 @@ pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
         Msg::Exited { code } => payload(name, ch, code)?,
         Msg::Error { message } => payload(name, ch, message)?,
         Msg::Stats(s) => payload(name, ch, s)?,
+        Msg::SpawnFailed { kind, message } => payload(name, ch, &(kind, message))?,
         Msg::Log {
             stream,
             unix_nanos,
@@ -119,6 +121,8 @@ pub fn decode_frame(tag: u8, payload: &[u8]) -> Result<Frame, ProtoError> {
         0x84 => strict::<i32>(tag, name, p).map(|(c, code)| (c, Msg::Exited { code }))?,
         0x85 => strict::<String>(tag, name, p).map(|(c, message)| (c, Msg::Error { message }))?,
         0x86 => strict::<GuestStats>(tag, name, p).map(|(c, s)| (c, Msg::Stats(s)))?,
+        0x88 => strict::<(SpawnFailure, String)>(tag, name, p)
+            .map(|(c, (kind, message))| (c, Msg::SpawnFailed { kind, message }))?,
         0x87 => strict::<(OutputStream, u64, Vec<u8>)>(tag, name, p).map(
             |(c, (stream, unix_nanos, data))| {
                 (

@@ -40,8 +40,8 @@
 //! and `Exited` the end of the guest side of the connection.
 //!
 //! The workload's output does not travel on the control stream: the guest
-//! writes it as [`Msg::Log`] frames (with the guest's timestamp) to a second,
-//! file-backed port, so it is kept even while no host agent is connected.
+//! writes it as [`Msg::Log`] frames (with the guest's timestamp) to a second
+//! port, which the VM's monitor on the host reads.
 
 mod codec;
 mod error;
@@ -53,13 +53,13 @@ pub use error::ProtoError;
 pub use io::{read_frame, write_frame};
 pub use message::{
     ChannelId, Direction, ExecRequest, Frame, GuestStats, Msg, OutputStream, RunRequest,
-    PROTOCOL_VERSION, WORKLOAD_CHANNEL,
+    SpawnFailure, PROTOCOL_VERSION, WORKLOAD_CHANNEL,
 };
 
 /// Name of the virtio-serial port that carries the control stream.
 pub const CONTROL_PORT_NAME: &str = "zlayer.ctl";
 /// Name of the virtio-serial port that carries the workload's output
-/// ([`Msg::Log`] and the final [`Msg::Exited`]); QEMU appends it to a file.
+/// ([`Msg::Log`] and the final [`Msg::Exited`]); the VM's monitor reads it.
 pub const LOG_PORT_NAME: &str = "zlayer.log";
 /// The vsock port the guest listens on when the host offers vsock instead of
 /// virtio-serial.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version the guest announces in [`Msg::Ready`]; bumped on incompatible
 /// changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Identifies one session on the multiplexed stream (see the crate docs).
 pub type ChannelId = u32;
@@ -145,6 +145,14 @@ pub enum Msg {
     },
     /// Guest figures.
     Stats(GuestStats),
+    /// The process of this channel (the workload on channel 0, an exec
+    /// otherwise) could not be started, and why as a type.
+    SpawnFailed {
+        /// Why.
+        kind: SpawnFailure,
+        /// What was wrong, for the user.
+        message: String,
+    },
     /// A chunk of the workload's output with the guest's time (log port).
     Log {
         /// Which output.
@@ -154,6 +162,21 @@ pub enum Msg {
         /// The bytes.
         data: Vec<u8>,
     },
+}
+
+/// Why a process could not be started in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpawnFailure {
+    /// No such program (or not on `PATH`).
+    NotFound,
+    /// The program exists but cannot be executed.
+    NotExecutable,
+    /// The working directory cannot be entered.
+    BadWorkingDir,
+    /// The user does not exist in the guest's root filesystem.
+    UnknownUser,
+    /// Anything else.
+    Other,
 }
 
 /// Who sends a message.
@@ -204,6 +227,7 @@ impl Msg {
             Msg::Error { .. } => 0x85,
             Msg::Stats(_) => 0x86,
             Msg::Log { .. } => 0x87,
+            Msg::SpawnFailed { .. } => 0x88,
         }
     }
 
@@ -244,6 +268,7 @@ pub fn tag_name(tag: u8) -> Option<&'static str> {
         0x85 => "Error",
         0x86 => "Stats",
         0x87 => "Log",
+        0x88 => "SpawnFailed",
         _ => return None,
     })
 }

@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_image::ImageStore;
 use zlayer_runtime::{ContainerId, Runtime};
-use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmRuntime};
+use zlayer_hosting::HostedRuntime;
+use zlayer_spec::Isolation;
+use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmLauncher};
+
+type VmRuntime = HostedRuntime;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -52,7 +56,7 @@ fn build_kernel(out: &Path) -> Res<()> {
     Ok(())
 }
 
-fn setup(args: &[String]) -> Res<(VmRuntime, String, PathBuf)> {
+fn setup(args: &[String]) -> Res<(VmRuntime, Accel, String, PathBuf)> {
     let root = PathBuf::from(arg(args, "--root").unwrap_or_else(|| "/tmp/zlvm-bench".into()));
     let bundle_dir = arg(args, "--bundle")
         .map(PathBuf::from)
@@ -63,7 +67,7 @@ fn setup(args: &[String]) -> Res<(VmRuntime, String, PathBuf)> {
         _ => Accel::Auto,
     };
     std::fs::create_dir_all(&root)?;
-    let store = Arc::new(ImageStore::open(&root.join("images"))?);
+    let store = ImageStore::open(&root)?;
     let layout = root.join("layout");
     let img = if layout.exists() {
         fixtures::BUSYBOX_REF.to_string()
@@ -86,29 +90,35 @@ fn setup(args: &[String]) -> Res<(VmRuntime, String, PathBuf)> {
     if let Some(m) = arg(args, "--memory-mib").and_then(|v| v.parse().ok()) {
         cfg.default_memory_mib = m;
     }
-    Ok((VmRuntime::new(cfg, store)?, img, root))
+    if cfg.monitor.is_none() {
+        // examples live one directory below the binaries
+        cfg.monitor = zlayer_sys::exe::find_helper(vm::MONITOR_NAME);
+    }
+    let launcher = VmLauncher::new(cfg);
+    let accel = launcher.accelerator()?;
+    let rt = HostedRuntime::new(store, vec![Arc::new(launcher)], Isolation::Vm)?;
+    Ok((rt, accel, img, root))
 }
 
 async fn run(args: &[String]) -> Res<()> {
-    let (rt, img, _) = setup(args)?;
+    let (rt, accel, img, _) = setup(args)?;
     let runs: usize = arg(args, "--runs")
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let accel = rt.accelerator().await?;
     let mut times = Vec::new();
     for i in 0..runs {
         let id = ContainerId::new("bench", i as u32);
         let mut spec = zlayer_spec::ServiceSpec::minimal("bench", img.clone());
         spec.command.entrypoint = Some(vec!["true".into()]);
         let t0 = Instant::now();
-        rt.create_container(&id, &spec).await?;
+        rt.create_from_spec(&id, &spec).await?;
         let created = t0.elapsed();
         rt.start_container(&id).await?;
         let started = t0.elapsed();
         let code = rt.wait_container(&id).await?;
         let wall = t0.elapsed();
         let console =
-            std::fs::read_to_string(rt.state_dir(&id).join("console.log")).unwrap_or_default();
+            std::fs::read_to_string(rt.state_dir(&id)?.dir.join("console.log")).unwrap_or_default();
         let ready = console
             .lines()
             .find(|l| l.contains("zlayer-guest: ready"))
@@ -140,12 +150,11 @@ async fn run(args: &[String]) -> Res<()> {
 }
 
 async fn idle(args: &[String]) -> Res<()> {
-    let (rt, img, _) = setup(args)?;
-    let accel = rt.accelerator().await?;
+    let (rt, accel, img, _) = setup(args)?;
     let id = ContainerId::new("idle", 0);
     let mut spec = zlayer_spec::ServiceSpec::minimal("idle", img);
     spec.command.entrypoint = Some(vec!["sleep".into(), "600".into()]);
-    rt.create_container(&id, &spec).await?;
+    rt.create_from_spec(&id, &spec).await?;
     rt.start_container(&id).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = rt.get_container_pid(&id).await?.ok_or("no QEMU pid")?;

@@ -4,7 +4,7 @@
 //! cached in `<root>/accel.json`, keyed by the QEMU version and the kernel
 //! bundle's size and mtime.
 
-use super::config::{Accel, VmConfig};
+use super::config::Accel;
 use super::kernel::KernelBundle;
 use super::qemu::BASE_CMDLINE;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,21 @@ use std::path::Path;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use zlayer_runtime::error::Result;
 use zlayer_sys::atomic::{read_json, write_json_atomic};
+
+/// What the accelerator choice needs.
+#[derive(Debug, Clone)]
+pub struct Choice<'a> {
+    /// The configured choice.
+    pub accel: Accel,
+    /// The QEMU binary.
+    pub qemu: &'a Path,
+    /// The bundle a probe boots.
+    pub bundle: &'a KernelBundle,
+    /// Where the verdict is cached (`accel.json`).
+    pub cache: &'a Path,
+    /// How long the probe guest may take.
+    pub probe_timeout: Duration,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProbeCache {
@@ -34,9 +49,10 @@ fn file_key(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Resolves `config.accel` to `Kvm` or `Tcg` for `bundle`.
-pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
-    match config.accel {
+/// Resolves `c.accel` to `Kvm` or `Tcg` for `c.bundle`.
+pub fn choose(c: &Choice<'_>) -> Result<Accel> {
+    let bundle = c.bundle;
+    match c.accel {
         Accel::Kvm => return Ok(Accel::Kvm),
         Accel::Tcg => return Ok(Accel::Tcg),
         Accel::Auto => {}
@@ -49,29 +65,31 @@ pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
     {
         return Ok(Accel::Tcg);
     }
-    let version = super::qemu::version(&config.qemu_binary).await?;
+    let version = super::qemu::version(c.qemu)?;
     let key = format!(
         "{version}|{}|{}",
         file_key(&bundle.kernel),
         file_key(&bundle.initrd)
     );
-    let cache_path = config.root.join("accel.json");
-    if let Ok(Some(c)) = read_json::<ProbeCache>(&cache_path) {
-        if c.key == key {
-            return Ok(c.accel);
+    let cache_path = c.cache;
+    if let Ok(Some(cached)) = read_json::<ProbeCache>(cache_path) {
+        if cached.key == key {
+            return Ok(cached.accel);
         }
     }
     let t0 = Instant::now();
-    let ok = probe_kvm(config, bundle).await;
+    let ok = probe_kvm(c);
     let accel = if ok { Accel::Kvm } else { Accel::Tcg };
     tracing::info!(
         ?accel,
         probe_ms = t0.elapsed().as_millis() as u64,
         "vm: accelerator probe done"
     );
-    let _ = std::fs::create_dir_all(&config.root);
+    if let Some(dir) = cache_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let _ = write_json_atomic(
-        &cache_path,
+        cache_path,
         &ProbeCache {
             key,
             accel,
@@ -83,9 +101,9 @@ pub async fn choose(config: &VmConfig, bundle: &KernelBundle) -> Result<Accel> {
 
 /// Boots the bundle under KVM with `zlayer.probe=1` (the agent powers off
 /// at once) and reports whether QEMU exited cleanly within the timeout.
-async fn probe_kvm(config: &VmConfig, bundle: &KernelBundle) -> bool {
+fn probe_kvm(c: &Choice<'_>) -> bool {
     let cmdline = format!("{BASE_CMDLINE} zlayer.probe=1");
-    let child = tokio::process::Command::new(&config.qemu_binary)
+    let child = std::process::Command::new(c.qemu)
         .args([
             "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "256M", "-smp", "1",
         ])
@@ -97,23 +115,27 @@ async fn probe_kvm(config: &VmConfig, bundle: &KernelBundle) -> bool {
             "-no-reboot",
         ])
         .arg("-kernel")
-        .arg(&bundle.kernel)
+        .arg(&c.bundle.kernel)
         .arg("-initrd")
-        .arg(&bundle.initrd)
+        .arg(&c.bundle.initrd)
         .args(["-append", &cmdline])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn();
     let Ok(mut child) = child else {
         return false;
     };
-    match tokio::time::timeout(config.probe_timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        _ => {
-            let _ = child.kill().await;
-            false
+    let deadline = Instant::now() + c.probe_timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
         }
     }
 }

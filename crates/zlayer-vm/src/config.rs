@@ -1,4 +1,4 @@
-//! Configuration of the [`super::VmRuntime`].
+//! Configuration of the [`super::VmLauncher`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,8 +30,9 @@ impl Accel {
 /// How the `vm` runtime runs its microVMs.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
-    /// State root: `containers/<id>/` per VM, `kernel/` for the installed
-    /// kernel bundle, `accel.json` for the probe cache.
+    /// The vm isolation's directory under the data root (`<root>/vm`):
+    /// `kernel/` for the installed kernel bundle, `accel.json` for the
+    /// probe cache.
     pub root: PathBuf,
     /// Kernel to boot (else `ZLAYER_VM_KERNEL`, else `<root>/kernel/vmlinux`).
     pub kernel: Option<PathBuf>,
@@ -52,6 +53,9 @@ pub struct VmConfig {
     pub probe_timeout: Duration,
     /// Extra words appended to the kernel command line.
     pub extra_cmdline: String,
+    /// The monitor binary; `None`: next to this executable (or one
+    /// directory up), or on `PATH`.
+    pub monitor: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -68,16 +72,12 @@ impl VmConfig {
             boot_timeout: Duration::from_secs(90),
             probe_timeout: Duration::from_secs(3),
             extra_cmdline: String::new(),
+            monitor: None,
         }
     }
 
     /// Directory of the installed kernel bundle.
     pub fn kernel_dir(&self) -> PathBuf {
         self.root.join("kernel")
-    }
-
-    /// Directory holding one directory per container.
-    pub fn containers_dir(&self) -> PathBuf {
-        self.root.join("containers")
     }
 }

@@ -24,6 +24,8 @@ pub struct WorkloadEvents {
     pub exited: Option<i32>,
     /// The last error the agent reported on channel 0.
     pub error: Option<String>,
+    /// The workload could not be started, and why.
+    pub spawn_failed: Option<(zlayer_vm_proto::SpawnFailure, String)>,
 }
 
 #[derive(Default)]
@@ -194,6 +196,7 @@ fn dispatch(s: &Shared, frame: Frame) {
                 Msg::Started { pid } => ev.started = Some(pid),
                 Msg::Exited { code } => ev.exited = Some(code),
                 Msg::Error { message } => ev.error = Some(message),
+                Msg::SpawnFailed { kind, message } => ev.spawn_failed = Some((kind, message)),
                 other => tracing::debug!(msg = other.name(), "vm: unexpected frame on channel 0"),
             }
         }

@@ -23,7 +23,7 @@ pub const INITRD_FILE: &str = "initramfs.cpio";
 pub const DIGEST_FILE: &str = "digest";
 
 /// A kernel and initramfs pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelBundle {
     /// The uncompressed kernel (ELF with a PVH note).
     pub kernel: PathBuf,

@@ -1,11 +1,13 @@
-//! Launching QEMU (daemonized, so a VM outlives the agent) and talking QMP.
+//! The QEMU command line, starting QEMU as the child of the VM's monitor
+//! (it dies with the monitor), and QMP.
 
 use super::config::Accel;
 use super::kernel::KernelBundle;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use zlayer_runtime::error::{Result, RuntimeError};
 use zlayer_vm_proto::{CONTROL_PORT_NAME, LOG_PORT_NAME, ROOTFS_TAG};
 
@@ -46,7 +48,8 @@ pub struct Launch {
     pub memory_mib: u64,
     /// vCPUs.
     pub vcpus: u32,
-    /// The VM's state directory (sockets, logs, pid file).
+    /// The VM's state directory (the console log; the sockets live in its
+    /// `run/`).
     pub dir: PathBuf,
     /// The image root filesystem (shared read-only), or `None` to stay on
     /// the initramfs.
@@ -57,18 +60,18 @@ pub struct Launch {
     pub name: String,
 }
 
-/// Paths of a VM's state directory.
+/// Files of a VM's state directory.
 pub mod files {
     /// Serial console output (kernel and agent messages).
     pub const CONSOLE: &str = "console.log";
-    /// The log port's frames (workload output, exit record).
-    pub const OUTPUT: &str = "output.log";
-    /// The control port's socket.
-    pub const CONTROL: &str = "ctl.sock";
-    /// The QMP socket.
-    pub const QMP: &str = "qmp.sock";
-    /// QEMU's pid file.
-    pub const PID: &str = "qemu.pid";
+    /// The log port's socket (workload output, exit record), in `run/`.
+    pub const OUTPUT: &str = "run/out.sock";
+    /// The control port's socket, in `run/`.
+    pub const CONTROL: &str = "run/ctl.sock";
+    /// The QMP socket, in `run/`.
+    pub const QMP: &str = "run/qmp.sock";
+    /// Published ports with the host ports bound (written by the monitor).
+    pub const PORTS: &str = "ports.json";
 }
 
 /// The words of the QEMU command line for `l`.
@@ -112,14 +115,11 @@ pub fn args(l: &Launch) -> Vec<String> {
         "-device".into(),
         format!("virtserialport,chardev=ctl,name={CONTROL_PORT_NAME}"),
         "-chardev".into(),
-        format!("file,id=out,path={},append=on", d(files::OUTPUT)),
+        format!("socket,id=out,path={},server=on,wait=off", d(files::OUTPUT)),
         "-device".into(),
         format!("virtserialport,chardev=out,name={LOG_PORT_NAME}"),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", d(files::QMP)),
-        "-daemonize".into(),
-        "-pidfile".into(),
-        d(files::PID),
     ];
     let mut shares: Vec<Share> = Vec::new();
     if let Some(root) = &l.rootfs {
@@ -149,55 +149,50 @@ pub fn args(l: &Launch) -> Vec<String> {
     a
 }
 
-/// Starts QEMU daemonized and returns its pid (from the pid file).
-pub async fn launch(l: &Launch) -> Result<i32> {
-    for f in [files::CONTROL, files::QMP, files::PID] {
+/// Starts QEMU as a child of this process (which must reap it), dying
+/// with this process's calling thread (parent-death signal). Returns its pid.
+pub fn launch(l: &Launch) -> Result<i32> {
+    for f in [files::CONTROL, files::QMP, files::OUTPUT] {
         let _ = std::fs::remove_file(l.dir.join(f));
     }
     let sock = l.dir.join(files::CONTROL);
     if sock.as_os_str().len() >= 100 {
         return Err(RuntimeError::Configuration(format!(
-            "the VM state path {} is too long for a unix socket (limit ~100 bytes); use a shorter runtime root",
+            "the VM state path {} is too long for a unix socket (limit ~100 bytes); use a shorter data root",
             sock.display()
         )));
     }
-    let out = tokio::process::Command::new(&l.qemu)
-        .args(args(l))
+    let mut cmd = std::process::Command::new(&l.qemu);
+    cmd.args(args(l))
         .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            RuntimeError::Configuration(format!(
-                "cannot run {}: {e}; install QEMU (`apt-get install qemu-system-x86`)",
-                l.qemu.display()
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(RuntimeError::Internal(format!(
-            "QEMU failed to start ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: prctl and getppid are async-signal-safe.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
     }
-    read_pid(&l.dir)
-        .ok_or_else(|| RuntimeError::Internal("QEMU started but wrote no pid file".into()))
-}
-
-/// The pid in a VM directory's pid file.
-pub fn read_pid(dir: &Path) -> Option<i32> {
-    std::fs::read_to_string(dir.join(files::PID))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let child = cmd.spawn().map_err(|e| {
+        RuntimeError::Configuration(format!(
+            "cannot run {}: {e}; install QEMU (`apt-get install qemu-system-x86`)",
+            l.qemu.display()
+        ))
+    })?;
+    // Not waited for here: the monitor reaps it.
+    Ok(child.id() as i32)
 }
 
 /// The QEMU version line (`QEMU emulator version 7.2.22 ...`).
-pub async fn version(qemu: &Path) -> Result<String> {
-    let out = tokio::process::Command::new(qemu)
+pub fn version(qemu: &Path) -> Result<String> {
+    let out = std::process::Command::new(qemu)
         .arg("--version")
         .output()
-        .await
         .map_err(|e| {
             RuntimeError::Configuration(format!(
                 "cannot run {}: {e}; install QEMU (`apt-get install qemu-system-x86`)",
@@ -211,45 +206,40 @@ pub async fn version(qemu: &Path) -> Result<String> {
         .to_string())
 }
 
-/// Runs one QMP command (`stop`, `cont`, `quit`, ...) and returns its reply.
-pub async fn qmp(dir: &Path, command: &str) -> Result<serde_json::Value> {
-    let fail =
-        |e: String| RuntimeError::Internal(format!("QMP {command} on {}: {e}", dir.display()));
-    let run = async {
-        let stream = UnixStream::connect(dir.join(files::QMP))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let (r, mut w) = stream.into_split();
-        let mut lines = BufReader::new(r).lines();
-        qmp_reply(&mut lines).await.map_err(fail)?; // greeting
-        w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        qmp_reply(&mut lines).await.map_err(fail)?;
-        w.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let reply = qmp_reply(&mut lines).await.map_err(fail)?;
-        if let Some(err) = reply.get("error") {
-            return Err(fail(err.to_string()));
-        }
-        Ok(reply)
-    };
-    tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .map_err(|_| fail("no answer within 10s".into()))?
+/// Runs one QMP command (`stop`, `cont`, `quit`, ...) on the VM in `dir`
+/// and returns its reply.
+pub fn qmp(dir: &Path, command: &str) -> Result<serde_json::Value> {
+    let fail = |e: String| RuntimeError::Internal(format!("QMP {command} on {}: {e}", dir.display()));
+    let stream = UnixStream::connect(dir.join(files::QMP)).map_err(|e| fail(e.to_string()))?;
+    let timeout = Some(Duration::from_secs(10));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|_| stream.set_write_timeout(timeout))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut w = stream.try_clone().map_err(|e| fail(e.to_string()))?;
+    let mut lines = BufReader::new(stream).lines();
+    qmp_reply(&mut lines).map_err(fail)?; // greeting
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .map_err(|e| fail(e.to_string()))?;
+    qmp_reply(&mut lines).map_err(fail)?;
+    w.write_all(format!("{{\"execute\":\"{command}\"}}\n").as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let reply = qmp_reply(&mut lines).map_err(fail)?;
+    if let Some(err) = reply.get("error") {
+        return Err(fail(err.to_string()));
+    }
+    Ok(reply)
 }
 
 /// The next QMP reply, skipping asynchronous events.
-async fn qmp_reply(
-    lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+fn qmp_reply(
+    lines: &mut std::io::Lines<BufReader<UnixStream>>,
 ) -> std::result::Result<serde_json::Value, String> {
     loop {
         let line = lines
-            .next_line()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "QEMU closed the QMP socket".to_string())?;
+            .next()
+            .ok_or_else(|| "QEMU closed the QMP socket".to_string())?
+            .map_err(|e| e.to_string())?;
         let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
         if v.get("event").is_none() {
             return Ok(v);

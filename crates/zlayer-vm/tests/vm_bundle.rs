@@ -4,13 +4,12 @@
 mod vm_support;
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::Arc;
 use zlayer_image::fixtures::{
     EntryMeta, FixtureConfig, ImageBuilder, LayerBuilder, LayerCompression,
 };
 use zlayer_image::ImageStore;
 use zlayer_runtime::RuntimeError;
-use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmRuntime};
+use zlayer_vm::{self as vm, Accel, KernelBundle};
 
 fn bundle_image(dir: &std::path::Path, kernel: &[u8], initrd: &[u8]) -> std::path::PathBuf {
     let mut layer = LayerBuilder::new();
@@ -127,32 +126,27 @@ fn the_built_bundle_has_a_kernel_an_agent_and_ordered_modules() {
     assert!(mods.contains(&"overlay"));
 }
 
-#[tokio::test]
-async fn auto_accel_probes_once_and_caches_the_verdict() {
+#[test]
+fn auto_accel_probes_once_and_caches_the_verdict() {
     let b = vm_support::bundle();
     let tmp = tempfile::tempdir().unwrap();
-    let store = Arc::new(ImageStore::open(&tmp.path().join("images")).unwrap());
-    let mut cfg = VmConfig::new(tmp.path().join("vm"));
-    cfg.kernel = Some(b.kernel.clone());
-    cfg.initrd = Some(b.initrd.clone());
-    cfg.accel = Accel::Auto;
-    cfg.probe_timeout = std::time::Duration::from_secs(2);
-    let rt = VmRuntime::new(cfg.clone(), Arc::clone(&store)).unwrap();
-    let chosen = rt.accelerator().await.unwrap();
+    let cache = tmp.path().join("vm/accel.json");
+    let choice = vm::accel::Choice {
+        accel: Accel::Auto,
+        qemu: std::path::Path::new("qemu-system-x86_64"),
+        bundle: &b,
+        cache: &cache,
+        probe_timeout: std::time::Duration::from_secs(2),
+    };
+    let chosen = vm::accel::choose(&choice).unwrap();
     assert!(matches!(chosen, Accel::Kvm | Accel::Tcg));
     if std::path::Path::new("/dev/kvm").exists() {
-        let cache: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(tmp.path().join("vm/accel.json")).unwrap())
-                .unwrap();
-        assert_eq!(cache["accel"], serde_json::json!(chosen.qemu_name()));
-        // A new runtime answers from the cache without probing again.
+        let cached: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(cached["accel"], serde_json::json!(chosen.qemu_name()));
+        // A second choice answers from the cache without probing again.
         let t0 = std::time::Instant::now();
-        let again = VmRuntime::new(cfg, store)
-            .unwrap()
-            .accelerator()
-            .await
-            .unwrap();
-        assert_eq!(again, chosen);
+        assert_eq!(vm::accel::choose(&choice).unwrap(), chosen);
         assert!(t0.elapsed() < std::time::Duration::from_secs(1));
     }
 }

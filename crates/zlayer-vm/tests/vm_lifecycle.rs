@@ -23,7 +23,7 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
         target: "/data".into(),
         readonly: true,
     }];
-    rt.create_container(&id, &spec).await.unwrap();
+    rt.create_from_spec(&id, &spec).await.unwrap();
     assert_eq!(
         rt.container_state(&id).await.unwrap(),
         ContainerState::Pending
@@ -37,19 +37,17 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
         rt.container_state(&id).await.unwrap(),
         ContainerState::Running
     );
-    assert_eq!(rt.list_containers().await.unwrap(), vec![id.clone()]);
+    assert_eq!(rt.list_containers().await.unwrap()[0].record.container, id);
 
     // Boots to console and runs the workload.
     assert!(
         wait_for_log(rt, &id, "lifecycle-up", Duration::from_secs(60)).await,
         "no banner in logs"
     );
-    let logs = rt.get_logs(&id).await.unwrap();
-    assert!(
-        logs.iter()
-            .any(|l| l.message.contains("zlayer-guest: ready")),
-        "{logs:?}"
-    );
+    // The guest's console is kept beside the log.
+    let console = std::fs::read_to_string(rt.state_dir(&id).unwrap().dir.join("console.log"))
+        .unwrap_or_default();
+    assert!(console.contains("zlayer-guest: ready"), "{console}");
 
     // Stats: QEMU's process plus the guest's memory.
     let stats = rt.get_container_stats(&id).await.unwrap();
@@ -75,8 +73,11 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
     opts.working_dir = Some("/tmp".into());
     let out = rt.exec_with_opts(&id, &opts).await.unwrap();
     assert_eq!(out.stdout, "from-stdin\nx-value\n/tmp\n");
-    let missing = rt.exec(&id, &["no-such-program".into()]).await.unwrap();
-    assert_eq!(missing.0, 127, "{missing:?}");
+    let missing = rt
+        .exec(&id, &["no-such-program".into()])
+        .await
+        .unwrap_err();
+    assert_eq!(missing.exit_code(), 127, "{missing}");
     assert!(rt
         .exec(&id, &[])
         .await
@@ -123,9 +124,8 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
     );
 
     // A restarted agent re-adopts the VM from its state directory.
-    drop(env.rt.clone());
     let again = env.reopen();
-    assert_eq!(again.list_containers().await.unwrap(), vec![id.clone()]);
+    assert_eq!(again.list_containers().await.unwrap()[0].record.container, id);
     assert_eq!(
         again.container_state(&id).await.unwrap(),
         ContainerState::Running
@@ -155,10 +155,14 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
     assert!(rt.get_logs(&id).await.unwrap_err().is_not_found());
     rt.remove_container(&id).await.unwrap();
     assert!(no_qemu_left(env.dir.path()));
-    assert!(std::fs::read_dir(rt.state_dir(&id).parent().unwrap())
+    rt.wait_for_deletions();
+    let left: Vec<_> = std::fs::read_dir(rt.state_dir(&id).unwrap().dir.parent().unwrap())
         .unwrap()
-        .next()
-        .is_none());
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +170,7 @@ async fn kill_maps_signals_and_remove_of_a_running_vm_cleans_up() {
     let env = Env::new(Accel::Tcg);
     let rt = &env.rt;
     let id = ContainerId::new("killme", 1);
-    rt.create_container(&id, &env.spec("killme", &["sleep", "600"]))
+    rt.create_from_spec(&id, &env.spec("killme", &["sleep", "600"]))
         .await
         .unwrap();
     assert!(
@@ -189,5 +193,5 @@ async fn kill_maps_signals_and_remove_of_a_running_vm_cleans_up() {
     );
     rt.remove_container(&id).await.unwrap();
     assert!(no_qemu_left(env.dir.path()));
-    assert!(!rt.state_dir(&id).exists());
+    assert!(!rt.state_dir(&id).unwrap().dir.exists());
 }

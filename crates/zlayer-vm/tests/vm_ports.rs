@@ -43,7 +43,7 @@ async fn published_port_reaches_busybox_httpd_in_the_guest() {
         protocol: Protocol::Tcp,
         host_ip: Some("127.0.0.1".into()),
     }];
-    rt.create_container(&id, &spec).await.unwrap();
+    rt.create_from_spec(&id, &spec).await.unwrap();
     rt.start_container(&id).await.unwrap();
     let maps = rt.port_mappings_container(&id).await.unwrap();
     assert_eq!(maps.len(), 1);
@@ -104,12 +104,12 @@ async fn udp_mappings_are_refused_at_create() {
     }];
     let err = env
         .rt
-        .create_container(&ContainerId::new("udp", 1), &spec)
+        .create_from_spec(&ContainerId::new("udp", 1), &spec)
         .await
         .unwrap_err();
     assert!(
         matches!(err, zlayer_runtime::RuntimeError::Unsupported { .. }),
         "{err}"
     );
-    assert!(!env.rt.state_dir(&ContainerId::new("udp", 1)).exists());
+    assert!(!env.rt.state_dir(&ContainerId::new("udp", 1)).unwrap().dir.exists());
 }

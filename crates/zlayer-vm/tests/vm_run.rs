@@ -12,7 +12,7 @@ async fn run_echo_hello_logs_and_exits_zero() {
     let env = Env::new(Accel::Tcg);
     let id = ContainerId::new("echo", 1);
     env.rt
-        .create_container(&id, &env.spec("echo", &["echo", "hello"]))
+        .create_from_spec(&id, &env.spec("echo", &["echo", "hello"]))
         .await
         .unwrap();
     assert_eq!(
@@ -31,10 +31,10 @@ async fn run_echo_hello_logs_and_exits_zero() {
             .any(|l| l.stream == LogStream::Stdout && l.message == "hello"),
         "logs: {logs:?}"
     );
-    // The console is part of the logs too (the agent's ready line).
-    assert!(logs
-        .iter()
-        .any(|l| l.stream == LogStream::System && l.message.contains("zlayer-guest: ready")));
+    // The guest's console is kept beside the log (the agent's ready line).
+    let console =
+        std::fs::read_to_string(env.rt.state_dir(&id).unwrap().dir.join("console.log")).unwrap();
+    assert!(console.contains("zlayer-guest: ready"), "{console}");
     assert_eq!(
         env.rt.container_state(&id).await.unwrap(),
         ContainerState::Exited { code: 0 }
@@ -42,7 +42,7 @@ async fn run_echo_hello_logs_and_exits_zero() {
     // The VM powered itself off once the workload ended.
     assert_eq!(env.rt.get_container_pid(&id).await.unwrap(), None);
     env.rt.remove_container(&id).await.unwrap();
-    assert!(!env.rt.state_dir(&id).exists());
+    assert!(!env.rt.state_dir(&id).unwrap().dir.exists());
     assert!(no_qemu_left(env.dir.path()));
 }
 
@@ -51,7 +51,7 @@ async fn exit_code_seven_is_reported() {
     let env = Env::new(Accel::Tcg);
     let id = ContainerId::new("seven", 1);
     env.rt
-        .create_container(
+        .create_from_spec(
             &id,
             &env.spec("seven", &["sh", "-c", "echo oops >&2; exit 7"]),
         )
@@ -84,10 +84,10 @@ async fn delete_on_exit_removes_everything_after_the_workload_ends() {
     let id = ContainerId::new("oneshot", 1);
     let mut spec = env.spec("oneshot", &["true"]);
     spec.lifecycle.delete_on_exit = true;
-    env.rt.create_container(&id, &spec).await.unwrap();
+    env.rt.create_from_spec(&id, &spec).await.unwrap();
     env.rt.start_container(&id).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while env.rt.state_dir(&id).exists() {
+    while env.rt.state_dir(&id).unwrap().dir.exists() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not removed after exit"
@@ -108,14 +108,12 @@ async fn a_missing_program_fails_the_start_and_leaves_no_vm() {
     let env = Env::new(Accel::Tcg);
     let id = ContainerId::new("nope", 1);
     env.rt
-        .create_container(&id, &env.spec("nope", &["/no/such/program"]))
+        .create_from_spec(&id, &env.spec("nope", &["/no/such/program"]))
         .await
         .unwrap();
     let err = env.rt.start_container(&id).await.unwrap_err();
-    assert!(
-        matches!(err, zlayer_runtime::RuntimeError::StartFailed { .. }),
-        "{err}"
-    );
+    // A typed failure from the guest: docker's 127.
+    assert_eq!(err.exit_code(), 127, "{err}");
     assert!(err.to_string().contains("/no/such/program"), "{err}");
     assert!(no_qemu_left(env.dir.path()));
     assert_eq!(env.rt.get_container_pid(&id).await.unwrap(), None);

@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use zlayer_image::fixtures::{self, FixtureOptions};
+use zlayer_hosting::HostedRuntime;
 use zlayer_image::ImageStore;
 use zlayer_runtime::{ContainerId, Runtime};
-use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmRuntime};
+use zlayer_spec::Isolation;
+use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmLauncher};
+
+/// The runtime the tests drive: a node with the vm isolation only.
+pub type VmRuntime = HostedRuntime;
 
 /// `<target>` (the directory holding `debug/` of this test binary).
 pub fn target_dir() -> PathBuf {
@@ -100,9 +105,19 @@ fn find_deb(dir: &Path) -> Option<PathBuf> {
 /// A runtime over a fresh root with the busybox fixture loaded.
 pub struct Env {
     pub dir: tempfile::TempDir,
-    pub store: Arc<ImageStore>,
-    pub rt: VmRuntime,
+    pub rt: Arc<VmRuntime>,
     pub image: String,
+}
+
+/// A runtime over the data root `root` with `config`.
+pub fn runtime_at(root: &Path, config: VmConfig) -> VmRuntime {
+    let images = ImageStore::open(root).unwrap();
+    HostedRuntime::new(
+        images,
+        vec![Arc::new(VmLauncher::new(config))],
+        Isolation::Vm,
+    )
+    .unwrap()
 }
 
 impl Env {
@@ -113,17 +128,14 @@ impl Env {
             .prefix("zlvm")
             .tempdir_in("/tmp")
             .unwrap();
-        let store = Arc::new(ImageStore::open(&dir.path().join("images")).unwrap());
         let layout =
             fixtures::busybox_layout(&dir.path().join("layout"), &FixtureOptions::default())
                 .unwrap();
-        store.load(&layout.path, None).unwrap();
-        let rt =
-            VmRuntime::new(Self::config(dir.path(), &bundle, accel), Arc::clone(&store)).unwrap();
+        let rt = runtime_at(dir.path(), Self::config(dir.path(), &bundle, accel));
+        rt.images().load(&layout.path, None).unwrap();
         Env {
             dir,
-            store,
-            rt,
+            rt: Arc::new(rt),
             image: layout.reference,
         }
     }
@@ -135,16 +147,16 @@ impl Env {
         c.accel = accel;
         c.default_memory_mib = 256;
         c.default_vcpus = 1;
+        c.monitor = Some(env!("CARGO_BIN_EXE_zlayer-vm-shim").into());
         c
     }
 
     /// A second runtime over the same root (a restarted agent).
     pub fn reopen(&self) -> VmRuntime {
-        VmRuntime::new(
+        runtime_at(
+            self.dir.path(),
             Self::config(self.dir.path(), &bundle(), Accel::Tcg),
-            Arc::clone(&self.store),
         )
-        .unwrap()
     }
 
     pub fn spec(&self, name: &str, argv: &[&str]) -> zlayer_spec::ServiceSpec {

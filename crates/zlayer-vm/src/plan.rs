@@ -1,28 +1,30 @@
-//! The on-disk record of one VM (`vm.json`) and how a spec becomes the
-//! guest's `Run` request.
+//! The VM's launch plan (`launch.json`) and how a spec becomes the guest's
+//! `Run` request and shares.
 
+use super::config::Accel;
+use super::kernel::KernelBundle;
 use super::qemu::Share;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use zlayer_hosting::VolumeStore;
 use zlayer_runtime::error::{Result, RuntimeError};
-use zlayer_runtime::types::ContainerId;
-use zlayer_spec::{ServiceSpec, StorageSpec};
+use zlayer_spec::{PortMapping, ServiceSpec, StorageSpec};
 use zlayer_vm_proto::RunRequest;
 
-/// `vm.json`: written at create, updated at start.
+/// Format version of [`VmPlan`].
+pub const PLAN_VERSION: u32 = 1;
+
+/// The VM's launch plan (`launch.json`): what `prepare` resolved,
+/// everything its monitor needs to boot it (again).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VmRecord {
-    /// The container.
-    pub id: ContainerId,
-    /// The spec it was created from.
-    pub spec: ServiceSpec,
-    /// The image's manifest digest.
-    pub image_digest: String,
+pub struct VmPlan {
+    /// Format version.
+    pub version: u32,
     /// The read-only root shared into the guest.
     pub rootfs: PathBuf,
     /// The workload (complete: image defaults merged with the spec).
     pub run: RunSpec,
-    /// Bind mounts shared over 9p.
+    /// Host directories shared over 9p (binds and named volumes).
     pub binds: Vec<Share>,
     /// Guest memory, MiB.
     pub memory_mib: u64,
@@ -30,25 +32,34 @@ pub struct VmRecord {
     pub vcpus: u32,
     /// Whether the spec set the CPU count (else TCG boots use 1 vCPU: see
     /// `docs/vm.md`).
-    #[serde(default)]
     pub vcpus_from_spec: bool,
-    /// Signal number for a graceful stop.
-    pub stop_signal: i32,
-    /// When it was created (ms since the epoch).
-    pub created_ms: u64,
-    /// Set once started: QEMU's pid and its start time (pid-reuse check).
-    pub qemu: Option<QemuProcess>,
-    /// The accelerator of the current/last run (`kvm`/`tcg`).
-    pub accel: Option<String>,
+    /// Published ports (TCP), tunnelled by the monitor.
+    pub ports: Vec<PortMapping>,
+    /// The guest's hostname.
+    pub hostname: String,
+    /// The kernel and initramfs to boot.
+    pub bundle: KernelBundle,
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// The accelerator choice (`auto` probes KVM once per host).
+    pub accel: Accel,
+    /// Where the accelerator probe's verdict is cached.
+    pub accel_cache: PathBuf,
+    /// How long the KVM probe guest may take, milliseconds.
+    pub probe_timeout_ms: u64,
+    /// How long a boot (QEMU start → agent ready) may take, milliseconds.
+    pub boot_timeout_ms: u64,
+    /// Extra words for the kernel command line.
+    pub extra_cmdline: String,
 }
 
-/// A launched QEMU.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct QemuProcess {
-    /// Host pid.
-    pub pid: i32,
-    /// Its `/proc/<pid>/stat` start time.
-    pub starttime: Option<u64>,
+impl VmPlan {
+    /// The plan in a `launch.json` value.
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(v.clone()).map_err(|e| {
+            format!("the VM's launch.json does not parse ({e}); remove the container and create it again")
+        })
+    }
 }
 
 /// The workload as sent in `Run` (a serializable copy).
@@ -134,9 +145,9 @@ pub fn run_spec(spec: &ServiceSpec, image: &zlayer_image::ImageConfig) -> Result
     })
 }
 
-/// The bind mounts of a spec as 9p shares `zlmnt<N>`; other storage kinds
-/// are rejected (the vm isolation has no volume driver).
-pub fn binds(spec: &ServiceSpec) -> Result<Vec<Share>> {
+/// The bind mounts and named volumes of a spec as 9p shares `zlmnt<N>`;
+/// other storage kinds are rejected.
+pub fn binds(spec: &ServiceSpec, volumes: &VolumeStore) -> Result<Vec<Share>> {
     let mut out = Vec::new();
     for (i, s) in spec.storage.iter().enumerate() {
         match s {
@@ -158,11 +169,21 @@ pub fn binds(spec: &ServiceSpec) -> Result<Vec<Share>> {
                     readonly: *readonly,
                 });
             }
+            StorageSpec::Named {
+                name,
+                target,
+                readonly,
+            } => out.push(Share {
+                tag: format!("zlmnt{i}"),
+                host: volumes.ensure(name)?,
+                target: target.clone(),
+                readonly: *readonly,
+            }),
             other => {
                 return Err(RuntimeError::unsupported(
                     "vm",
                     format!("a {} volume at {}", kind_name(other), other.target()),
-                    "the vm isolation supports bind mounts of host directories only",
+                    "the vm isolation shares host directories and named volumes only",
                 ))
             }
         }
