@@ -4,10 +4,10 @@
 
 use super::oci_spec_builder::{bind_mount, tmpfs_mount};
 use super::paths::ContainerPaths;
-use zlayer_hosting::VolumeStore;
 use oci_spec::runtime::Mount;
 use std::collections::HashSet;
 use std::path::{Component, Path};
+use zlayer_hosting::VolumeStore;
 use zlayer_runtime::error::{Result, RuntimeError};
 use zlayer_spec::StorageSpec;
 

@@ -108,8 +108,7 @@ impl ContainerWorkload {
         // The network, before the workload runs (`none`: lo up in-process;
         // bridge modes: veth, address, ports, /etc/hosts, /etc/resolv.conf).
         attached.set(
-            network::attach(&paths, &plan, init_pid)
-                .map_err(|e| abort(SpawnError::engine(e)))?,
+            network::attach(&paths, &plan, init_pid).map_err(|e| abort(SpawnError::engine(e)))?,
         );
         let stdio = match console {
             Some(l) => {

@@ -1,61 +1,63 @@
-//! Races between a create in progress and whoever lists containers at the
-//! same moment (the daemon's reconcile loop, `docker ps`).
+//! Races between creates in progress and whoever lists containers at the
+//! same moment (the daemon's reconcile loop, `docker ps`): the state
+//! directories are the one record of which containers exist, so a create is
+//! listed from its first write, as created, and never lost.
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use support::host_runtime::HostRuntime;
 use support::load_busybox;
-use zlayer_engine::{CreateRequest, Engine};
-use zlayer_image::ImageStore;
-use zlayer_runtime::{CompositeRuntime, ContainerState, Runtime};
+use zlayer_engine::{CreateRequest, Engine, NodeConfig};
+use zlayer_runtime::ContainerState;
 use zlayer_spec::ServiceSpec;
 
-/// CI once saw `zlayer run` fail with "No such container" for the
-/// container it had just created: the catalog record is written before the
-/// runtime creates the container, and a `list` in between took the record
-/// for one whose runtime state had vanished, and dropped it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_during_a_create_keeps_the_new_record() {
-    let root = tempfile::tempdir().unwrap();
-    let images = ImageStore::open(root.path()).unwrap();
-    load_busybox(&images);
-    let mut runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
-    runtimes.insert(
-        "container".into(),
-        Arc::new(HostRuntime::with_create_delay(Duration::from_millis(300))),
-    );
-    let composite = CompositeRuntime::new(runtimes, "container").unwrap();
-    let engine = Arc::new(Engine::new(root.path(), images, Arc::new(composite)).unwrap());
-
-    let mut spec = ServiceSpec::minimal("ignored", "busybox:latest");
-    spec.command.entrypoint = Some(vec!["true".into()]);
-    let creating = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.create(CreateRequest::new(spec)).await })
-    };
-    // List while the create runs: the record is there, the runtime's
-    // container not yet.
-    let mut listed_while_creating = 0;
-    while !creating.is_finished() {
-        let views = engine.list().await.unwrap();
-        assert!(
-            views.is_empty(),
-            "a container still being created is not listed"
-        );
-        listed_while_creating += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+async fn listing_during_creates_never_loses_or_fails_one() {
+    let root = tempfile::Builder::new()
+        .prefix("zl-race")
+        .tempdir()
+        .unwrap();
+    let engine = Arc::new(Engine::open(root.path(), NodeConfig::default()).unwrap());
+    load_busybox(engine.images());
+    let creates: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            let mut spec = ServiceSpec::minimal("race", "busybox:latest");
+            spec.command.entrypoint = Some(vec!["true".into()]);
+            spec.network_mode = zlayer_spec::NetworkMode::None;
+            let mut req = CreateRequest::new(spec);
+            req.name = Some(format!("race-{i}"));
+            tokio::spawn(async move { engine.create(req).await })
+        })
+        .collect();
+    let mut lists = 0;
+    while !creates.iter().all(|c| c.is_finished()) {
+        for v in engine.list().await.unwrap() {
+            assert_eq!(
+                v.state,
+                ContainerState::Pending,
+                "{} is listed as {} while it is created",
+                v.record.name,
+                v.state
+            );
+        }
+        lists += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert!(listed_while_creating > 3, "{listed_while_creating}");
-    let record = creating.await.unwrap().unwrap();
-
-    let found = engine.resolve(&record.id).unwrap();
-    assert_eq!(found.id, record.id);
-    engine.start(&record).await.unwrap();
-    assert_eq!(engine.wait(&record).await.unwrap(), 0);
+    assert!(lists > 0);
+    let mut records = Vec::new();
+    for c in creates {
+        records.push(c.await.unwrap().unwrap());
+    }
     let views = engine.list().await.unwrap();
-    assert_eq!(views.len(), 1);
-    assert!(matches!(views[0].state, ContainerState::Exited { code: 0 }));
+    assert_eq!(views.len(), records.len());
+    for r in &records {
+        assert_eq!(engine.resolve(&r.name).unwrap().id, r.id);
+        assert_eq!(engine.resolve(&r.id[..12]).unwrap().name, r.name);
+        engine.start(r).await.unwrap();
+        assert_eq!(engine.wait(r).await.unwrap(), 0);
+        engine.remove(r, false).await.unwrap();
+    }
+    assert!(engine.list().await.unwrap().is_empty());
 }

@@ -1,26 +1,27 @@
-//! [`Engine`]: container operations by name or id, over the composite
-//! runtime and the image store.
+//! [`Engine`]: the node, assembled, and container operations by name or id.
+//!
+//! [`Engine::open`] builds the node from its data root: the image store,
+//! every isolation's launcher, and the hosting layer's runtime over them.
+//! The CLI (embedded) and the daemon use only this API.
 
-use crate::catalog::{generated_name, new_container_id, Catalog, ContainerRecord};
 use crate::error::{EngineError, Result};
+use crate::names::{generated_name, validate_name};
+use crate::node::NodeConfig;
 use crate::spec_hash::spec_hash;
-use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+use zlayer_hosting::HostedRuntime;
 use zlayer_image::{ImageStore, PullOptions};
 use zlayer_runtime::{
-    CompositeRuntime, ContainerId, ContainerState, ExecOptions, ExecOutput, LogsStream,
-    LogsStreamOptions, PortMappingEntry, Runtime, StatsStream,
+    new_container_id, ContainerId, ContainerRecord, ContainerState, ContainerStats, ContainerView,
+    ExecOptions, ExecOutput, ExecStream, LogsStream, LogsStreamOptions, NewContainer,
+    PortMappingEntry, Runtime, StatsStream,
 };
-use zlayer_spec::{ServiceSpec, TTY_LABEL};
+use zlayer_spec::{Isolation, ServiceSpec};
 
 pub use zlayer_spec::labels::{DEPLOYMENT_LABEL, SERVICE_LABEL};
-
-/// How long a catalog record may exist without its runtime container
-/// before [`Engine::list`] takes it for one whose container vanished: the
-/// longest a runtime's create may take (a vm's, on a loaded host).
-pub const CREATE_GRACE: Duration = Duration::from_secs(600);
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -33,11 +34,11 @@ pub struct CreateRequest {
     pub container: Option<ContainerId>,
     /// The deployment it belongs to.
     pub deployment: Option<String>,
-    /// `--rm`.
+    /// `--rm`: its monitor removes it once it exits.
     pub auto_remove: bool,
     /// Removed by its creator as soon as it exits (the foreground `run
-    /// --rm`): its catalog record is not flushed to disk (it need not
-    /// survive a power loss).
+    /// --rm`): its files are not flushed to disk (they need not survive a
+    /// power loss).
     pub ephemeral: bool,
     /// `-i`.
     pub interactive: bool,
@@ -64,33 +65,30 @@ impl CreateRequest {
     }
 }
 
-/// A container as `ps` and `inspect` show it.
-#[derive(Debug, Clone)]
-pub struct ContainerView {
-    /// The catalog record.
-    pub record: ContainerRecord,
-    /// Its state now.
-    pub state: ContainerState,
-    /// Host PID of its init, while it runs.
-    pub pid: Option<u32>,
-}
-
-/// Container and image operations shared by the CLI and the daemon.
+/// A node: its image store and its containers, under every isolation.
 pub struct Engine {
     root: PathBuf,
-    catalog: Catalog,
-    images: ImageStore,
-    runtime: Arc<CompositeRuntime>,
+    runtime: Arc<HostedRuntime>,
 }
 
 impl Engine {
-    /// An engine over an already built composite runtime.
-    pub fn new(root: &Path, images: ImageStore, runtime: Arc<CompositeRuntime>) -> Result<Self> {
+    /// Opens the node on `root` (created if missing): the image store,
+    /// the launchers of every isolation `config` enables, the runtime.
+    pub fn open(root: &Path, config: NodeConfig) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| {
+            EngineError::io(
+                format!(
+                    "creating the data root {}; run as root or pass --root DIR",
+                    root.display()
+                ),
+                e,
+            )
+        })?;
+        let images = ImageStore::open(root)?;
+        let runtime = crate::node::assemble(root, images, &config)?;
         Ok(Engine {
             root: root.to_path_buf(),
-            catalog: Catalog::open(root)?,
-            images,
-            runtime,
+            runtime: Arc::new(runtime),
         })
     }
 
@@ -99,46 +97,71 @@ impl Engine {
         &self.root
     }
 
-    /// The container catalog.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
     /// The image store.
     pub fn images(&self) -> &ImageStore {
-        &self.images
+        self.runtime.images()
     }
 
-    /// The composite runtime.
-    pub fn runtime(&self) -> &Arc<CompositeRuntime> {
-        &self.runtime
+    /// The named volumes.
+    pub fn volumes(&self) -> &zlayer_hosting::VolumeStore {
+        self.runtime.volumes()
     }
 
-    /// Finds a container by name, id or unique id prefix.
+    /// The isolations this node offers.
+    pub fn isolations(&self) -> Vec<Isolation> {
+        self.runtime.isolations()
+    }
+
+    /// The bridge networks of this node.
+    pub fn networks(&self) -> Result<zlayer_network::NetworkManager> {
+        Ok(zlayer_network::NetworkManager::open(&self.root)?)
+    }
+
+    /// Finds a container by exact name, full id, or unique id prefix.
     pub fn resolve(&self, name_or_id: &str) -> Result<ContainerRecord> {
-        self.catalog.resolve(name_or_id)
+        if let Some(r) = self.runtime.by_name(name_or_id) {
+            return Ok(r);
+        }
+        let all = self.runtime.records();
+        if let Some(r) = all.iter().find(|r| r.id == name_or_id) {
+            return Ok(r.clone());
+        }
+        let is_hex = !name_or_id.is_empty() && name_or_id.chars().all(|c| c.is_ascii_hexdigit());
+        let mut matches: Vec<ContainerRecord> = if is_hex {
+            let prefix = name_or_id.to_ascii_lowercase();
+            all.into_iter()
+                .filter(|r| r.id.starts_with(&prefix))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match matches.len() {
+            0 => Err(EngineError::NoSuchContainer(name_or_id.to_string())),
+            1 => Ok(matches.remove(0)),
+            count => Err(EngineError::AmbiguousId {
+                prefix: name_or_id.to_string(),
+                count,
+            }),
+        }
     }
 
-    /// Pulls the image per the spec's policy, records the container and
-    /// creates it in the runtime of its isolation. Nothing is left behind
-    /// when any step fails.
+    /// Pulls the image per the spec's policy (with the request's progress
+    /// and credentials) and creates the container under the isolation it
+    /// asks for. Nothing is left behind when any step fails.
     pub async fn create(&self, req: CreateRequest) -> Result<ContainerRecord> {
-        let isolation = self.runtime.choose_isolation(&req.spec)?;
         // Refused before anything is pulled.
-        if req.tty && isolation == "vm" {
-            return Err(EngineError::InvalidRequest(
-                "a terminal (-t) is not available in the vm isolation; run without -t, or use --isolation container".into(),
-            ));
+        let isolation = self.runtime.choose_isolation(&req.spec)?;
+        self.runtime
+            .launcher(isolation)?
+            .check(&req.spec, req.tty)?;
+        if let Some(n) = &req.name {
+            validate_name(n)?;
         }
         let mut pull = req.pull.clone();
         pull.policy = req.spec.image.pull_policy;
-        self.images.pull(&req.spec.image.name, &pull).await?;
-
-        let id = new_container_id()?;
-        let name = match &req.name {
-            Some(n) => n.clone(),
-            None => generated_name(&id),
-        };
+        self.images().pull(&req.spec.image.name, &pull).await?;
+        let id = new_container_id();
+        let name = req.name.clone().unwrap_or_else(|| generated_name(&id));
         let container = req
             .container
             .clone()
@@ -148,51 +171,31 @@ impl Engine {
         if req.auto_remove {
             spec.lifecycle.delete_on_exit = true;
         }
-        if req.tty {
-            spec.labels.insert(TTY_LABEL.into(), "true".into());
-        }
-        let mut labels: BTreeMap<String, String> = spec.labels.clone();
-        if let Some(dep) = &req.deployment {
-            labels.insert(DEPLOYMENT_LABEL.into(), dep.clone());
-        }
-        let record = ContainerRecord {
+        let new = NewContainer {
+            container,
             id,
             name,
-            container: container.clone(),
-            isolation,
-            image: spec.image.name.clone(),
             spec_hash: spec_hash(&req.spec),
-            spec: spec.clone(),
-            created: SystemTime::now(),
+            spec,
             deployment: req.deployment.clone(),
             auto_remove: req.auto_remove,
-            labels,
             interactive: req.interactive,
             tty: req.tty,
-            restart_count: 0,
+            ephemeral: req.ephemeral || req.auto_remove,
         };
-        if let Ok(existing) = self.catalog.resolve(&record.container.to_string()) {
-            if existing.container == record.container {
-                return Err(EngineError::NameInUse {
-                    name: record.container.to_string(),
-                    id: existing.id,
-                });
-            }
-        }
-        self.catalog
-            .insert(&record, !(req.auto_remove || req.ephemeral))?;
-        if let Err(e) = self.runtime.create_container(&container, &spec).await {
-            let _ = self.runtime.remove_container(&container).await;
-            let _ = self.catalog.remove(&record.id);
-            return Err(e.into());
-        }
-        Ok(record)
+        Ok(self.runtime.create_container(&new).await?)
     }
 
     /// Starts a created container. A user start clears the stop mark and
     /// the restart-policy history (see [`crate::supervise`]).
     pub async fn start(&self, record: &ContainerRecord) -> Result<()> {
         crate::supervise::SupervisionStore::open(&self.root).note_user_start(&record.id)?;
+        Ok(self.runtime.start_container(&record.container).await?)
+    }
+
+    /// Starts an exited container again in place for a restart policy (the
+    /// user's stop mark and the policy history stay).
+    pub async fn restart_in_place(&self, record: &ContainerRecord) -> Result<()> {
         Ok(self.runtime.start_container(&record.container).await?)
     }
 
@@ -233,21 +236,15 @@ impl Engine {
                     record.name, record.name
                 )))
             }
-            Ok(state) if state.is_alive() => {
-                self.runtime
-                    .kill_container(&record.container, Some("KILL"))
-                    .await?;
-            }
             _ => {}
         }
         self.runtime.remove_container(&record.container).await?;
         crate::supervise::SupervisionStore::open(&self.root).remove(&record.id)?;
         crate::health::HealthStore::open(&self.root).remove(&record.id)?;
-        self.catalog.remove(&record.id)
+        Ok(())
     }
 
-    /// The current state (a container whose runtime state is gone reads as
-    /// removed: `NotFound`).
+    /// The current state.
     pub async fn state(&self, record: &ContainerRecord) -> Result<ContainerState> {
         Ok(self.runtime.container_state(&record.container).await?)
     }
@@ -266,9 +263,23 @@ impl Engine {
         Ok(self.runtime.logs_stream(&record.container, opts).await?)
     }
 
-    /// Runs a command inside the container.
+    /// Runs a command inside the container and collects its output.
     pub async fn exec(&self, record: &ContainerRecord, opts: &ExecOptions) -> Result<ExecOutput> {
         Ok(self.runtime.exec_with_opts(&record.container, opts).await?)
+    }
+
+    /// Runs a command inside the container, streaming its output.
+    pub async fn exec_stream(
+        &self,
+        record: &ContainerRecord,
+        opts: &ExecOptions,
+    ) -> Result<ExecStream> {
+        Ok(self.runtime.exec_stream(&record.container, opts).await?)
+    }
+
+    /// One resource sample.
+    pub async fn stats_once(&self, record: &ContainerRecord) -> Result<ContainerStats> {
+        Ok(self.runtime.get_container_stats(&record.container).await?)
     }
 
     /// A stream of resource samples.
@@ -294,39 +305,47 @@ impl Engine {
             .await?)
     }
 
-    /// Every container with its state. Records whose runtime state vanished
-    /// (removed by `--rm` in a shim, say) are dropped from the catalog,
-    /// except young ones: [`Engine::create`] writes the record before the
-    /// runtime creates the container, so a record younger than
-    /// [`CREATE_GRACE`] without a runtime container may be a create still
-    /// running. It is left alone and not listed.
+    /// Its own address, when it has one.
+    pub async fn ip(&self, record: &ContainerRecord) -> Result<Option<IpAddr>> {
+        Ok(self.runtime.get_container_ip(&record.container).await?)
+    }
+
+    /// The host pid of its main process, while it runs.
+    pub async fn pid(&self, record: &ContainerRecord) -> Result<Option<u32>> {
+        Ok(self.runtime.get_container_pid(&record.container).await?)
+    }
+
+    /// Writes to the workload's stdin.
+    pub async fn write_stdin(&self, record: &ContainerRecord, data: &[u8]) -> Result<()> {
+        Ok(self.runtime.write_stdin(&record.container, data).await?)
+    }
+
+    /// Closes the workload's stdin.
+    pub async fn close_stdin(&self, record: &ContainerRecord) -> Result<()> {
+        Ok(self.runtime.close_stdin(&record.container).await?)
+    }
+
+    /// Sets the size of the workload's terminal.
+    pub async fn resize(&self, record: &ContainerRecord, rows: u16, cols: u16) -> Result<()> {
+        Ok(self
+            .runtime
+            .resize_terminal(&record.container, rows, cols)
+            .await?)
+    }
+
+    /// Rewrites a container's record (restart count, `--rm` set by a front
+    /// end after create).
+    pub fn update_record(
+        &self,
+        record: &ContainerRecord,
+        update: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
+        Ok(self.runtime.update_record(&record.container, update)?)
+    }
+
+    /// Every container with its state, oldest first: one read of the state
+    /// directories, which are the one record of which containers exist.
     pub async fn list(&self) -> Result<Vec<ContainerView>> {
-        let mut out = Vec::new();
-        for record in self.catalog.list()? {
-            match self.runtime.container_state(&record.container).await {
-                Ok(state) => {
-                    let pid = if state.is_alive() {
-                        self.runtime
-                            .get_container_pid(&record.container)
-                            .await
-                            .ok()
-                            .flatten()
-                    } else {
-                        None
-                    };
-                    out.push(ContainerView { record, state, pid });
-                }
-                Err(e) if e.is_not_found() => {
-                    let age = SystemTime::now()
-                        .duration_since(record.created)
-                        .unwrap_or_default();
-                    if age >= CREATE_GRACE {
-                        self.catalog.remove(&record.id)?;
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(out)
+        Ok(self.runtime.list_containers().await?)
     }
 }

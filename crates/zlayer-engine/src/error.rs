@@ -33,7 +33,7 @@ pub enum EngineError {
     InvalidRequest(String),
     /// A runtime failed.
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Runtime(RuntimeError),
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] zlayer_image::Error),
@@ -56,7 +56,40 @@ pub enum EngineError {
     },
 }
 
+impl From<zlayer_sys::atomic::StateFileError> for EngineError {
+    fn from(e: zlayer_sys::atomic::StateFileError) -> Self {
+        EngineError::Runtime(e.into())
+    }
+}
+
+impl From<std::io::Error> for EngineError {
+    fn from(e: std::io::Error) -> Self {
+        EngineError::Io {
+            context: "file system".into(),
+            source: e,
+        }
+    }
+}
+
+impl From<RuntimeError> for EngineError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::NameInUse { name, id } => EngineError::NameInUse { name, id },
+            other => EngineError::Runtime(other),
+        }
+    }
+}
+
 impl EngineError {
+    /// Docker's exit code for a command that failed with this error (see
+    /// [`RuntimeError::exit_code`]).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Runtime(e) => e.exit_code(),
+            _ => zlayer_runtime::EXIT_ENGINE_ERROR,
+        }
+    }
+
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         EngineError::Io {

@@ -63,6 +63,18 @@ pub fn ensure_private_tmpfs(dir: &Path, options: &CStr) -> io::Result<bool> {
     }
 }
 
+/// Mount options of a container's `run/` tmpfs: owner-only, small (it
+/// holds sockets, libcontainer's state, an overlay upper layer of create's
+/// edits), with room for many small files.
+pub const RUN_OPTIONS: &CStr = c"mode=0700,size=64m,nr_inodes=65536";
+
+/// Makes `dir`'s `run/` a private tmpfs unless it is one (at create, and
+/// at start after a reboot emptied it). Where mounting is refused it stays
+/// a plain directory.
+pub fn ensure_run_dir(dir: &crate::layout::StateDir) -> std::io::Result<bool> {
+    ensure_private_tmpfs(&dir.run(), RUN_OPTIONS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,16 +97,4 @@ mod tests {
         }
         assert!(!is_mounted(&dir));
     }
-}
-
-/// Mount options of a container's `run/` tmpfs: owner-only, small (it
-/// holds sockets, libcontainer's state, an overlay upper layer of create's
-/// edits), with room for many small files.
-pub const RUN_OPTIONS: &CStr = c"mode=0700,size=64m,nr_inodes=65536";
-
-/// Makes `dir`'s `run/` a private tmpfs unless it is one (at create, and
-/// at start after a reboot emptied it). Where mounting is refused it stays
-/// a plain directory.
-pub fn ensure_run_dir(dir: &crate::layout::StateDir) -> std::io::Result<bool> {
-    ensure_private_tmpfs(&dir.run(), RUN_OPTIONS)
 }

@@ -203,8 +203,15 @@ mod tests {
         std::fs::write(lower.join("bin/tool"), b"v1").unwrap();
         let dir = d.path().join("c");
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(make_run_dir(&dir).unwrap(), "root gets a tmpfs");
-        assert!(make_run_dir(&dir).unwrap(), "idempotent");
+        let run_tmpfs = |dir: &Path| {
+            zlayer_hosting::run_tmpfs::ensure_private_tmpfs(
+                &run_dir(dir),
+                zlayer_hosting::run_tmpfs::RUN_OPTIONS,
+            )
+            .unwrap()
+        };
+        assert!(run_tmpfs(&dir), "root gets a tmpfs");
+        assert!(run_tmpfs(&dir), "idempotent");
         mount(&lower, &dir).unwrap();
         let rootfs = dir.join("rootfs");
         assert!(is_mounted(&rootfs));
@@ -224,6 +231,8 @@ mod tests {
         assert!(!is_mounted(&rootfs) && !is_mounted(&run_dir(&dir)));
         assert!(!lower_in_use(&lower));
         assert!(!rootfs.join("bin").exists());
+        // The hosting layer mounts `run/` again before a start.
+        assert!(run_tmpfs(&dir));
         assert!(ensure_mounted(&dir, &lower).unwrap());
         assert_eq!(std::fs::read(rootfs.join("bin/tool")).unwrap(), b"v1");
         unmount(&dir).unwrap();

@@ -147,6 +147,15 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// [`write_json_atomic`], with the data flushed to disk before the rename
+/// (state that must survive a power loss: supervision, health, deployments).
+pub fn write_json_atomic_synced<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| StateFileError::Encode(path.to_path_buf(), e))?;
+    bytes.push(b'\n');
+    write_atomic_synced(path, &bytes)
+}
+
 /// Reads a JSON file written by [`write_json_atomic`]; `Ok(None)` when it
 /// does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {

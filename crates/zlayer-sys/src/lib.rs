@@ -6,4 +6,5 @@
 pub mod atomic;
 pub mod exe;
 pub mod hash;
+pub mod lock;
 pub mod procfs;

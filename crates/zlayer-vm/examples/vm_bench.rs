@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zlayer_hosting::HostedRuntime;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_image::ImageStore;
 use zlayer_runtime::{ContainerId, Runtime};
-use zlayer_hosting::HostedRuntime;
 use zlayer_spec::Isolation;
 use zlayer_vm::{self as vm, Accel, KernelBundle, VmConfig, VmLauncher};
 

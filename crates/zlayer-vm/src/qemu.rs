@@ -209,7 +209,8 @@ pub fn version(qemu: &Path) -> Result<String> {
 /// Runs one QMP command (`stop`, `cont`, `quit`, ...) on the VM in `dir`
 /// and returns its reply.
 pub fn qmp(dir: &Path, command: &str) -> Result<serde_json::Value> {
-    let fail = |e: String| RuntimeError::Internal(format!("QMP {command} on {}: {e}", dir.display()));
+    let fail =
+        |e: String| RuntimeError::Internal(format!("QMP {command} on {}: {e}", dir.display()));
     let stream = UnixStream::connect(dir.join(files::QMP)).map_err(|e| fail(e.to_string()))?;
     let timeout = Some(Duration::from_secs(10));
     stream

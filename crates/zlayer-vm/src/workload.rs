@@ -137,7 +137,9 @@ impl VmWorkload {
             Ok(rt) => rt,
             Err(e) => {
                 kill_qemu();
-                return Err(SpawnError::engine(format!("starting the VM's runtime: {e}")));
+                return Err(SpawnError::engine(format!(
+                    "starting the VM's runtime: {e}"
+                )));
             }
         };
         let guest_code = Arc::new(Mutex::new(None));
@@ -508,12 +510,8 @@ impl Workload for VmWorkload {
             user: request.user.clone().or_else(|| self.plan.run.user.clone()),
         };
         let (report_r, report_w) = pipe()?;
-        self.rt.spawn(relay_exec(
-            Arc::clone(&self.control),
-            req,
-            stdio,
-            report_w,
-        ));
+        self.rt
+            .spawn(relay_exec(Arc::clone(&self.control), req, stdio, report_w));
         Ok(ExecHandle {
             pid: None,
             report: Some(std::fs::File::from(report_r)),

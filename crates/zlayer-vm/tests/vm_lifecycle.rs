@@ -73,10 +73,7 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
     opts.working_dir = Some("/tmp".into());
     let out = rt.exec_with_opts(&id, &opts).await.unwrap();
     assert_eq!(out.stdout, "from-stdin\nx-value\n/tmp\n");
-    let missing = rt
-        .exec(&id, &["no-such-program".into()])
-        .await
-        .unwrap_err();
+    let missing = rt.exec(&id, &["no-such-program".into()]).await.unwrap_err();
     assert_eq!(missing.exit_code(), 127, "{missing}");
     assert!(rt
         .exec(&id, &[])
@@ -125,7 +122,10 @@ async fn full_lifecycle_with_exec_stats_and_readoption() {
 
     // A restarted agent re-adopts the VM from its state directory.
     let again = env.reopen();
-    assert_eq!(again.list_containers().await.unwrap()[0].record.container, id);
+    assert_eq!(
+        again.list_containers().await.unwrap()[0].record.container,
+        id
+    );
     assert_eq!(
         again.container_state(&id).await.unwrap(),
         ContainerState::Running

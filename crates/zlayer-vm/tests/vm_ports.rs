@@ -111,5 +111,10 @@ async fn udp_mappings_are_refused_at_create() {
         matches!(err, zlayer_runtime::RuntimeError::Unsupported { .. }),
         "{err}"
     );
-    assert!(!env.rt.state_dir(&ContainerId::new("udp", 1)).unwrap().dir.exists());
+    assert!(!env
+        .rt
+        .state_dir(&ContainerId::new("udp", 1))
+        .unwrap()
+        .dir
+        .exists());
 }

@@ -51,7 +51,7 @@ impl Backend {
 
 /// The local engine plus the backend that carries out changes.
 pub struct Node {
-    engine: Engine,
+    engine: std::sync::Arc<Engine>,
     socket: PathBuf,
     embedded: bool,
     backend: OnceCell<Backend>,
@@ -60,7 +60,7 @@ pub struct Node {
 /// Opens the engine on `--root`; the daemon is looked for lazily.
 pub fn open_node(g: &GlobalArgs) -> anyhow::Result<Node> {
     Ok(Node {
-        engine: super::node::open_engine(g)?,
+        engine: std::sync::Arc::new(super::node::open_engine(g)?),
         socket: g.socket.clone(),
         embedded: g.embedded,
         backend: OnceCell::new(),
@@ -82,6 +82,11 @@ fn daemon_error(e: DaemonError) -> EngineError {
 }
 
 impl Node {
+    /// A shared handle on the local engine (for tasks that outlive a borrow).
+    pub fn shared(&self) -> std::sync::Arc<Engine> {
+        self.engine.clone()
+    }
+
     /// The backend (detected on first use).
     pub async fn backend(&self) -> &Backend {
         self.backend

@@ -7,7 +7,6 @@ use crate::exit;
 use crate::output::{print_json, Format};
 use std::process::ExitCode;
 use zlayer_engine::ContainerView;
-use zlayer_runtime::Runtime;
 
 /// Prints everything known about containers as a JSON array.
 pub async fn run(g: &GlobalArgs, args: NamesArgs) -> anyhow::Result<ExitCode> {
@@ -24,9 +23,8 @@ pub async fn run(g: &GlobalArgs, args: NamesArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let state = engine.state(&record).await?;
-        let rt = engine.runtime();
-        let pid = rt.get_container_pid(&record.container).await.ok().flatten();
-        let ip = rt.get_container_ip(&record.container).await.ok().flatten();
+        let pid = engine.pid(&record).await.ok().flatten();
+        let ip = engine.ip(&record).await.ok().flatten();
         let ports = engine.ports(&record).await.unwrap_or_default();
         let mut v = view_json(&ContainerView {
             record: record.clone(),

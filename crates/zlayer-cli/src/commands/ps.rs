@@ -51,7 +51,7 @@ pub async fn run(g: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
                             Some(h) if v.state.is_alive() => format!("{} ({h})", v.state),
                             _ => v.state.to_string(),
                         },
-                        v.record.isolation.clone(),
+                        v.record.isolation.to_string(),
                         v.record.name.clone(),
                     ]
                 })

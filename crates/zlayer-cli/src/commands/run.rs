@@ -81,10 +81,10 @@ pub async fn run(g: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     let resize = args
         .opts
         .tty
-        .then(|| spawn_resize_relay(engine.runtime().clone(), record.container.clone()));
+        .then(|| spawn_resize_relay(engine.shared(), record.clone()));
     let raw = (args.opts.tty && args.opts.interactive).then(RawMode::enter);
     if args.opts.interactive {
-        spawn_stdin_relay(&engine, &record);
+        spawn_stdin_relay(engine.shared(), &record);
     }
     tracing::debug!(elapsed = ?t0.elapsed(), "started");
     let code = attach_and_wait(&engine, &record).await;
@@ -151,23 +151,21 @@ fn print_record_id(g: &GlobalArgs, record: &ContainerRecord) -> anyhow::Result<(
 }
 
 /// Copies our stdin to the container's until EOF, then closes it.
-fn spawn_stdin_relay(engine: &Engine, record: &ContainerRecord) {
-    let runtime = engine.runtime().clone();
-    let id = record.container.clone();
+fn spawn_stdin_relay(engine: std::sync::Arc<Engine>, record: &ContainerRecord) {
+    let record = record.clone();
     tokio::spawn(async move {
-        use zlayer_runtime::Runtime;
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match stdin.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if runtime.write_stdin(&id, &buf[..n]).await.is_err() {
+                    if engine.write_stdin(&record, &buf[..n]).await.is_err() {
                         break;
                     }
                 }
             }
         }
-        let _ = runtime.close_stdin(&id).await;
+        let _ = engine.close_stdin(&record).await;
     });
 }

@@ -6,7 +6,7 @@ use crate::output::{human_size, print_json, print_table, Format};
 use futures_util::StreamExt;
 use std::process::ExitCode;
 use zlayer_engine::ContainerRecord;
-use zlayer_runtime::{ContainerStats, Runtime};
+use zlayer_runtime::ContainerStats;
 
 /// Prints resource usage, once (`--no-stream`) or every second.
 pub async fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
@@ -28,7 +28,7 @@ pub async fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
     if args.no_stream || g.format == Format::Json {
         let mut samples = Vec::new();
         for r in &records {
-            let s = engine.runtime().get_container_stats(&r.container).await?;
+            let s = engine.stats_once(r).await?;
             samples.push((r.clone(), s));
         }
         print_samples(g, &samples)?;

@@ -8,7 +8,6 @@ use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
-use zlayer_runtime::{ContainerId, Runtime};
 
 /// Puts stdin's terminal in raw mode until dropped; does nothing when stdin
 /// is not a terminal (e.g. `zlayer run -t ... < file`).
@@ -57,16 +56,16 @@ pub fn window_size() -> Option<(u16, u16)> {
 /// Passes our terminal's size to the container now and on every SIGWINCH,
 /// until the returned task is aborted. Resize errors (the container just
 /// ended, a runtime without terminals) are not worth a message.
-pub fn spawn_resize_relay<R: Runtime + ?Sized + 'static>(
-    runtime: Arc<R>,
-    id: ContainerId,
+pub fn spawn_resize_relay(
+    engine: Arc<zlayer_engine::Engine>,
+    record: zlayer_engine::ContainerRecord,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut winch = signal(SignalKind::window_change()).ok();
         loop {
             if let Some((rows, cols)) = window_size() {
-                if let Err(e) = runtime.resize_terminal(&id, rows, cols).await {
-                    tracing::debug!("resizing the terminal of {id}: {e}");
+                if let Err(e) = engine.resize(&record, rows, cols).await {
+                    tracing::debug!("resizing the terminal of {}: {e}", record.name);
                 }
             }
             match winch.as_mut() {

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use zlayer_runtime::{ExecOptions, LogStream, Runtime};
+use zlayer_runtime::{ExecOptions, LogStream};
 
 /// Finished exec instances are forgotten after this long.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
@@ -127,7 +127,7 @@ pub async fn create(
     opts.user = b.user.filter(|u| !u.is_empty());
     opts.working_dir = b.working_dir.filter(|w| !w.is_empty());
     opts.tty = b.tty;
-    let exec_id = zlayer_engine::catalog::new_container_id()?;
+    let exec_id = zlayer_runtime::new_container_id();
     s.execs.insert(
         exec_id.clone(),
         ExecEntry {
@@ -178,7 +178,7 @@ pub async fn start(
             let _ = input.read_to_end(&mut data).await;
             opts.stdin = Some(data);
         }
-        let code = match engine.runtime().exec_stream(&record.container, &opts).await {
+        let code = match engine.exec_stream(&record, &opts).await {
             Ok(stream) => {
                 let mut out = stream.output;
                 while let Some(chunk) = out.next().await {
@@ -192,24 +192,12 @@ pub async fn start(
                         let _ = tx.send(encode(tty, kind, &chunk.data)).await;
                     }
                 }
-                stream.exit_code.await.unwrap_or(-1)
-            }
-            Err(e) => {
-                if let Some(tx) = output.as_ref() {
-                    let msg = format!("zlayer: exec failed: {e}\n");
-                    let _ = tx
-                        .send(encode(tty, StreamKind::Stderr, msg.as_bytes()))
-                        .await;
-                }
-                match e {
-                    zlayer_runtime::RuntimeError::StartFailed { reason, .. }
-                        if reason.contains("not found") || reason.contains("No such file") =>
-                    {
-                        127
-                    }
-                    _ => 126,
+                match stream.exit_code.await {
+                    Ok(code) => code,
+                    Err(e) => failed(tty, output.as_ref(), &e.into()).await,
                 }
             }
+            Err(e) => failed(tty, output.as_ref(), &e).await,
         };
         // Record the code before the client sees EOF: it asks for it next.
         execs.update(&id, |e| {
@@ -263,4 +251,20 @@ pub async fn inspect(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
         "DetachKeys": "",
         "Pid": 0,
     })))
+}
+
+/// Tells an exec's client why its command did not run; docker's exit code
+/// for that (126/127 for the command, 125 for the engine).
+async fn failed(
+    tty: bool,
+    output: Option<&tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    e: &zlayer_engine::EngineError,
+) -> i32 {
+    if let Some(tx) = output {
+        let msg = format!("zlayer: exec failed: {e}\n");
+        let _ = tx
+            .send(encode(tty, StreamKind::Stderr, msg.as_bytes()))
+            .await;
+    }
+    e.exit_code()
 }

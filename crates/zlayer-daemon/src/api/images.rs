@@ -202,7 +202,7 @@ async fn remove(s: &AppState, name: &str, q: &Query) -> ApiResult<Json<Vec<Value
         vec![r.clone()]
     };
     if !force {
-        for c in s.engine.catalog().list()? {
+        for c in s.engine.list().await?.into_iter().map(|v| v.record) {
             let uses = store
                 .lookup(&c.image)
                 .ok()

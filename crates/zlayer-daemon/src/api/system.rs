@@ -123,7 +123,12 @@ pub async fn info(State(state): State<AppState>) -> Response {
         .nodename()
         .to_string_lossy()
         .into_owned();
-    let isolations = state.engine.runtime().isolations();
+    let isolations: Vec<String> = state
+        .engine
+        .isolations()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
     let runtimes: serde_json::Map<String, Value> = isolations
         .iter()
         .map(|i| (i.clone(), json!({"path": format!("zlayer-{i}")})))

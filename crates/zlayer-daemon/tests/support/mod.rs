@@ -1,18 +1,15 @@
-//! A daemon on a temp root and temp sockets, in the test process, over the
-//! host-process runtime; plus helpers to run the real `docker` CLI at it.
+//! A daemon on a temp root and temp sockets, in the test process, over a
+//! real node (the engine assembled by `Engine::open`); plus helpers to run
+//! the real `docker` CLI at it.
 #![allow(dead_code)]
 
-pub mod host_runtime;
-
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use zlayer_daemon::{AppState, Daemon, DaemonConfig};
-use zlayer_engine::Engine;
+use zlayer_engine::{Engine, NodeConfig};
 use zlayer_image::fixtures::{busybox_layout, FixtureOptions};
 use zlayer_image::ImageStore;
-use zlayer_runtime::{CompositeRuntime, Runtime};
 
 /// The stock docker CLI.
 pub const DOCKER: &str = "/usr/local/bin/docker";
@@ -37,18 +34,11 @@ pub fn load_busybox(store: &ImageStore) {
 }
 
 impl TestDaemon {
-    /// Starts a daemon whose `container` isolation runs host processes.
+    /// Starts a daemon over a real node on a fresh root.
     pub async fn start() -> TestDaemon {
         let root = tempfile::Builder::new().prefix("zl-dmn").tempdir().unwrap();
-        let images = ImageStore::open(root.path()).unwrap();
-        load_busybox(&images);
-        let mut runtimes: BTreeMap<String, Arc<dyn Runtime>> = BTreeMap::new();
-        runtimes.insert(
-            "container".into(),
-            Arc::new(host_runtime::HostRuntime::default()),
-        );
-        let composite = CompositeRuntime::new(runtimes, "container").unwrap();
-        let engine = Arc::new(Engine::new(root.path(), images, Arc::new(composite)).unwrap());
+        let engine = Arc::new(Engine::open(root.path(), NodeConfig::default()).unwrap());
+        load_busybox(engine.images());
         let sock = root.path().join("run/zlayer.sock");
         let docker_sock = root.path().join("run/docker.sock");
         let daemon = Daemon::new(

@@ -1,17 +1,18 @@
 //! Carrying a plan out: dependency waits, create/replace/remove, `down`.
 
 use super::plan::{container_name, desired_spec, plan, runtime_key, Existing, Step};
-use crate::catalog::ContainerRecord;
 use crate::engine::{CreateRequest, Engine};
 use crate::error::{EngineError, Result};
-use crate::fsutil::{write_json_atomic, FileLock};
 use crate::health::{wait_healthy, HealthStatus};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zlayer_runtime::ContainerRecord;
 use zlayer_runtime::ContainerState;
 use zlayer_spec::{DependsCondition, DependsSpec, DeploymentSpec, OnTimeout};
+use zlayer_sys::atomic::write_json_atomic_synced as write_json_atomic;
+use zlayer_sys::lock::FileLock;
 
 /// How long a dependency may take when its `timeout` is not set.
 pub const DEFAULT_DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,9 +74,11 @@ async fn lock_deployment(engine: &Engine, name: &str) -> Result<FileLock> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| EngineError::io(format!("creating {}", dir.display()), e))?;
     let path = dir.join(format!("{name}.lock"));
-    tokio::task::spawn_blocking(move || FileLock::exclusive(&path))
-        .await
-        .map_err(|e| EngineError::io("locking the deployment", std::io::Error::other(e)))?
+    Ok(
+        tokio::task::spawn_blocking(move || FileLock::exclusive(&path))
+            .await
+            .map_err(|e| EngineError::io("locking the deployment", std::io::Error::other(e)))??,
+    )
 }
 
 /// The deployment's containers with whether they run.

@@ -2,11 +2,11 @@
 //! containers that exist.
 
 use super::order::dependency_order;
-use crate::catalog::ContainerRecord;
 use crate::engine::{DEPLOYMENT_LABEL, SERVICE_LABEL};
 use crate::spec_hash::spec_hash;
 use std::collections::BTreeMap;
 use zlayer_runtime::ContainerId;
+use zlayer_runtime::ContainerRecord;
 use zlayer_spec::{DeploymentSpec, ResourceType, ScaleSpec, ServiceSpec};
 
 /// An existing container of the deployment and whether it runs.
@@ -240,7 +240,8 @@ mod tests {
                 id: format!("{service}{replica}"),
                 name: container_name(&d.deployment, service, replica),
                 container: runtime_key(&d.deployment, service, replica),
-                isolation: "container".into(),
+                version: zlayer_runtime::RECORD_VERSION,
+                isolation: zlayer_spec::Isolation::Container,
                 image: svc.image.name.clone(),
                 spec_hash: spec_hash(&desired),
                 spec: desired,
@@ -251,6 +252,8 @@ mod tests {
                 interactive: false,
                 tty: false,
                 restart_count: 0,
+                stop_signal: 15,
+                created_by: zlayer_sys::procfs::ProcessRef::current(),
             },
             running,
         }

@@ -2,10 +2,10 @@
 
 use super::probe::probe_once;
 use super::status::{HealthLogEntry, HealthState, HealthStatus, HealthStore};
-use crate::catalog::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use std::time::{Duration, Instant, SystemTime};
+use zlayer_runtime::ContainerRecord;
 use zlayer_spec::{DurationSpec, HealthCheck, HealthSpec};
 
 /// While no probe has passed yet, probes run at least this often (docker's

@@ -3,13 +3,13 @@
 //! Where the probe connects: the container's own IP when its runtime gives
 //! it one (bridge networking), else 127.0.0.1 (host network, sandboxes).
 
-use crate::catalog::ContainerRecord;
 use crate::engine::Engine;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zlayer_runtime::{ExecOptions, Runtime};
+use zlayer_runtime::ContainerRecord;
+use zlayer_runtime::ExecOptions;
 use zlayer_spec::HealthCheck;
 
 /// At most this much probe output is kept.
@@ -101,8 +101,7 @@ pub async fn probe_once(
 
 async fn container_ip(engine: &Engine, record: &ContainerRecord) -> IpAddr {
     engine
-        .runtime()
-        .get_container_ip(&record.container)
+        .ip(record)
         .await
         .ok()
         .flatten()

@@ -2,11 +2,11 @@
 //! `<root>/engine/health/<id>.json` so every CLI and the daemon see it.
 
 use crate::error::{EngineError, Result};
-use crate::fsutil::write_json_atomic;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use zlayer_sys::atomic::write_json_atomic_synced as write_json_atomic;
 
 /// How many probe results are kept (docker keeps 5).
 pub const HEALTH_LOG_LEN: usize = 5;
@@ -127,7 +127,7 @@ impl HealthStore {
     pub fn save(&self, id: &str, state: &HealthState) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| EngineError::io(format!("creating {}", self.dir.display()), e))?;
-        write_json_atomic(&self.path_of(id), state)
+        Ok(write_json_atomic(&self.path_of(id), state)?)
     }
 
     /// Forgets container `id`; unknown ids are fine.

@@ -2,10 +2,11 @@
 //! CLI working without one) knows what the user asked for.
 
 use crate::error::{EngineError, Result};
-use crate::fsutil::{write_json_atomic, FileLock};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use zlayer_sys::atomic::write_json_atomic_synced as write_json_atomic;
+use zlayer_sys::lock::FileLock;
 
 /// What the supervisor remembers about one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +57,9 @@ impl SupervisionStore {
     /// starts when no daemon runs) applies its restart policy. `None` while
     /// another process holds it; the claim ends when the lock is dropped.
     pub fn claim(&self, id: &str) -> Result<Option<FileLock>> {
-        FileLock::try_exclusive(&self.dir.join(format!("{id}.lock")))
+        Ok(FileLock::try_exclusive(
+            &self.dir.join(format!("{id}.lock")),
+        )?)
     }
 
     /// The state of container `id` (default when none was written).

@@ -7,7 +7,6 @@
 use super::events::{EventHub, EventKind};
 use super::policy::{decide, restart_on_daemon_start, Decision, ExitFacts, RESET_BACKOFF_AFTER};
 use super::state::{SupervisionState, SupervisionStore};
-use crate::catalog::ContainerRecord;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::health::{run_health_loop, HealthStore};
@@ -15,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
-use zlayer_runtime::{ContainerState, Runtime};
+use zlayer_runtime::ContainerRecord;
+use zlayer_runtime::ContainerState;
 use zlayer_spec::RestartKind;
 
 /// How often the supervisor looks for running containers it does not watch
@@ -259,7 +259,6 @@ impl Supervisor {
             let code = match waited {
                 Ok(code) => code,
                 Err(e) if is_not_found(&e) => {
-                    let _ = self.engine.catalog().remove(&id);
                     self.events.publish(&id, EventKind::Removed);
                     return;
                 }
@@ -309,7 +308,6 @@ impl Supervisor {
                 // The runtime removes it; report the removal once it is gone.
                 for _ in 0..100 {
                     if self.engine.state(&record).await.is_err() {
-                        let _ = self.engine.catalog().remove(&id);
                         self.events.publish(&id, EventKind::Removed);
                         break;
                     }
@@ -369,9 +367,11 @@ impl Supervisor {
             });
             return false;
         }
-        if let Ok(mut fresh) = self.engine.resolve(id) {
-            fresh.restart_count = fresh.restart_count.saturating_add(1);
-            if let Err(e) = self.engine.catalog().update(&fresh) {
+        if let Ok(fresh) = self.engine.resolve(id) {
+            let counted = self.engine.update_record(&fresh, |r| {
+                r.restart_count = r.restart_count.saturating_add(1)
+            });
+            if let Err(e) = counted {
                 tracing::warn!("{}: {e}", record.name);
             }
         }
@@ -385,24 +385,10 @@ impl Supervisor {
         true
     }
 
-    /// Starts an exited container in place; when its runtime cannot, creates
-    /// it afresh under the same key and spec.
+    /// Starts an exited container again in place (same rootfs, logs
+    /// appended), without the user-start bookkeeping of [`Engine::start`].
     async fn start_again(&self, record: &ContainerRecord) -> Result<()> {
-        let rt = self.engine.runtime();
-        match rt.start_container(&record.container).await {
-            Ok(()) => Ok(()),
-            Err(first) if first.is_not_found() => Err(first.into()),
-            Err(first) => {
-                tracing::debug!(
-                    "{} cannot start in place ({first}); creating it again",
-                    record.name
-                );
-                rt.remove_container(&record.container).await?;
-                rt.create_container(&record.container, &record.spec).await?;
-                rt.start_container(&record.container).await?;
-                Ok(())
-            }
-        }
+        self.engine.restart_in_place(record).await
     }
 }
 

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_hosting::HostedRuntime;
+use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_image::ImageStore;
 use zlayer_runtime::{ContainerId, Runtime};
 use zlayer_spec::Isolation;

@@ -164,12 +164,7 @@ pub async fn resize(
     if !record.tty || rows == 0 || cols == 0 || !s.engine.state(&record).await?.is_alive() {
         return Ok(status(StatusCode::OK));
     }
-    use zlayer_runtime::Runtime;
-    s.engine
-        .runtime()
-        .resize_terminal(&record.container, rows, cols)
-        .await
-        .map_err(zlayer_engine::EngineError::from)?;
+    s.engine.resize(&record, rows, cols).await?;
     Ok(status(StatusCode::OK))
 }
 

@@ -20,9 +20,7 @@ use tokio::sync::mpsc;
 use zlayer_engine::supervise::{Event, EventKind};
 use zlayer_engine::ContainerRecord;
 use zlayer_engine::Engine;
-use zlayer_runtime::{
-    ContainerId, ContainerState, LogEntry, LogStream, LogsStreamOptions, Runtime,
-};
+use zlayer_runtime::{ContainerState, LogEntry, LogStream, LogsStreamOptions};
 
 /// One log record as the client wants it: framed, one line per record; for
 /// a container with a terminal, the raw bytes as they were read.
@@ -115,9 +113,9 @@ pub async fn logs(
 
 /// Waits until the workload runs (docker clients attach, and may send
 /// input, before they start the container); false if it ended first.
-async fn until_running(engine: &Engine, id: &ContainerId) -> bool {
+async fn until_running(engine: &Engine, record: &ContainerRecord) -> bool {
     loop {
-        match engine.runtime().container_state(id).await {
+        match engine.state(record).await {
             Ok(zlayer_runtime::ContainerState::Pending) => {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await
             }
@@ -128,7 +126,8 @@ async fn until_running(engine: &Engine, id: &ContainerId) -> bool {
 }
 
 /// Copies the client's stdin into the workload until EOF, then closes it.
-async fn relay_stdin(engine: Arc<Engine>, id: ContainerId, mut input: ClientInput) {
+async fn relay_stdin(engine: Arc<Engine>, record: ContainerRecord, mut input: ClientInput) {
+    let id = &record.name;
     let mut buf = vec![0u8; 32 * 1024];
     let mut started = false;
     loop {
@@ -136,22 +135,22 @@ async fn relay_stdin(engine: Arc<Engine>, id: ContainerId, mut input: ClientInpu
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if !started {
-                    if !until_running(&engine, &id).await {
+                    if !until_running(&engine, &record).await {
                         return;
                     }
                     started = true;
                 }
-                if let Err(e) = engine.runtime().write_stdin(&id, &buf[..n]).await {
+                if let Err(e) = engine.write_stdin(&record, &buf[..n]).await {
                     tracing::debug!("stdin of {id}: {e}");
                     break;
                 }
             }
         }
     }
-    if !started && !until_running(&engine, &id).await {
+    if !started && !until_running(&engine, &record).await {
         return;
     }
-    if let Err(e) = engine.runtime().close_stdin(&id).await {
+    if let Err(e) = engine.close_stdin(&record).await {
         tracing::debug!("closing stdin of {id}: {e}");
     }
 }
@@ -201,7 +200,7 @@ pub async fn attach(
             let relay = match (stdin, session.input) {
                 (true, Some(input)) => Some(tokio::spawn(relay_stdin(
                     engine.clone(),
-                    record.container.clone(),
+                    record.clone(),
                     input,
                 ))),
                 _ => None,

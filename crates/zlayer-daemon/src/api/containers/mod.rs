@@ -113,8 +113,7 @@ async fn create(State(s): State<AppState>, q: Query, body: Bytes) -> ApiResult<R
         // The daemon removes it once it exited and attached clients have
         // read its output (not the runtime: the exit code must be kept
         // until `wait` has reported it).
-        record.auto_remove = true;
-        s.engine.catalog().update(&record)?;
+        record = s.engine.update_record(&record, |r| r.auto_remove = true)?;
     }
     Ok((
         StatusCode::CREATED,

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use zlayer_engine::ContainerRecord;
-use zlayer_runtime::{ContainerStats, Runtime};
+use zlayer_runtime::ContainerStats;
 
 fn cpu(s: Option<&ContainerStats>) -> Value {
     json!({
@@ -91,11 +91,7 @@ pub async fn stats(
         // docker answers zeros for a stopped container.
         let _ = tx.send(line(&docker_stats(&record, None, None))).await;
     } else if !stream && one_shot {
-        let sample = s
-            .engine
-            .runtime()
-            .get_container_stats(&record.container)
-            .await?;
+        let sample = s.engine.stats_once(&record).await?;
         let _ = tx
             .send(line(&docker_stats(&record, Some(&sample), None)))
             .await;
@@ -171,17 +167,12 @@ pub async fn top(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
             record.id
         )));
     }
-    let pid = s
-        .engine
-        .runtime()
-        .get_container_pid(&record.container)
-        .await?
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "container {} has no host process to list",
-                record.id
-            ))
-        })?;
+    let pid = s.engine.pid(&record).await?.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "container {} has no host process to list",
+            record.id
+        ))
+    })?;
     let rows: Vec<Vec<String>> = tree(pid)
         .into_iter()
         .filter_map(|(pid, ppid)| {

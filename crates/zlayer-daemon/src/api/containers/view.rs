@@ -12,7 +12,7 @@ use zlayer_engine::health::{HealthState, HealthStore};
 use zlayer_engine::supervise::{SupervisionState, SupervisionStore};
 use zlayer_engine::ContainerRecord;
 use zlayer_image::{ImageConfig, ImageRecord};
-use zlayer_runtime::{ContainerState, PortMappingEntry, Runtime};
+use zlayer_runtime::{ContainerState, PortMappingEntry};
 use zlayer_spec::{NetworkMode, RestartKind, StorageSpec};
 
 /// Everything known about one container right now.
@@ -38,15 +38,13 @@ pub struct Snapshot {
 impl Snapshot {
     /// Gathers the snapshot of `record` whose state is `state`.
     pub async fn gather(s: &AppState, record: ContainerRecord, state: ContainerState) -> Self {
-        let rt = s.engine.runtime();
+        let e = &s.engine;
         let alive = state.is_alive();
         let (pid, ip, ports) = if alive {
             (
-                rt.get_container_pid(&record.container).await.ok().flatten(),
-                rt.get_container_ip(&record.container).await.ok().flatten(),
-                rt.port_mappings_container(&record.container)
-                    .await
-                    .unwrap_or_default(),
+                e.pid(&record).await.ok().flatten(),
+                e.ip(&record).await.ok().flatten(),
+                e.ports(&record).await.unwrap_or_default(),
             )
         } else {
             (None, None, Vec::new())
@@ -340,7 +338,7 @@ impl Snapshot {
             .labels
             .get(zlayer_spec::ISOLATION_LABEL)
             .cloned()
-            .unwrap_or_else(|| r.isolation.clone());
+            .unwrap_or_else(|| r.isolation.to_string());
         json!({
             "Id": r.id,
             "Created": rfc3339(r.created),

@@ -2,18 +2,6 @@
 
 use crate::error::{EngineError, Result};
 
-/// A new random container id: 64 lowercase hex characters.
-pub fn new_container_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        EngineError::io(
-            "reading random bytes for a container id",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    Ok(hex::encode(bytes))
-}
-
 const ADJECTIVES: &[&str] = &[
     "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
     "nimble", "proud", "quiet", "rapid", "sharp", "tidy", "vivid", "witty", "zen", "bold",
@@ -54,8 +42,8 @@ mod tests {
 
     #[test]
     fn ids_are_64_hex_and_differ() {
-        let a = new_container_id().unwrap();
-        let b = new_container_id().unwrap();
+        let a = zlayer_runtime::new_container_id();
+        let b = zlayer_runtime::new_container_id();
         assert_eq!(a.len(), 64);
         assert!(a
             .chars()
@@ -71,7 +59,7 @@ mod tests {
         for bad in ["", "-x", "_x", "a b", "a/b", "é"] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
-        let id = new_container_id().unwrap();
+        let id = zlayer_runtime::new_container_id();
         validate_name(&generated_name(&id)).unwrap();
     }
 }
