@@ -140,7 +140,7 @@ pub fn compiled(profile: &LinuxSeccomp, cache_dir: &Path) -> Result<Vec<u8>, Str
     let ctx = build(profile)?;
     std::fs::create_dir_all(cache_dir)
         .map_err(|e| format!("creating {}: {e}", cache_dir.display()))?;
-    let tmp = cache_dir.join(format!(".{}.tmp", std::process::id()));
+    let tmp = zlayer_sys::atomic::temp_sibling(&path);
     let result = (|| -> Result<Vec<u8>, String> {
         let mut f = std::fs::File::options()
             .create(true)

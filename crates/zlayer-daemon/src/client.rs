@@ -120,15 +120,20 @@ impl DaemonClient {
     async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes> {
         let (status, bytes) = self.request(method, path, body).await?;
         if status >= 400 {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
+            let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            let message = body
+                .as_ref()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()))
+                .map(str::to_string)
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(DaemonError::Api { status, message });
+            let failure = body
+                .and_then(|mut v| v.get_mut("failure").map(serde_json::Value::take))
+                .and_then(|f| serde_json::from_value(f).ok());
+            return Err(DaemonError::Api {
+                status,
+                message,
+                failure,
+            });
         }
         Ok(bytes)
     }

@@ -41,6 +41,8 @@ pub enum DaemonError {
         status: u16,
         /// The daemon's message.
         message: String,
+        /// Set when a command could not be invoked (docker's 126/127).
+        failure: Option<zlayer_runtime::InvokeFailure>,
     },
     /// The daemon answered something that is not what was expected.
     #[error("unexpected answer from the zlayer daemon: {0}")]

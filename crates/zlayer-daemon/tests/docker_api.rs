@@ -119,7 +119,9 @@ async fn docker_cli_drives_the_daemon() {
             "web",
         ])
         .await);
-    assert_eq!(st.trim(), "exited 143");
+    // PID 1 of a container has no default TERM action: `sleep` ignores
+    // TERM and is killed when the grace period ends, as under docker.
+    assert_eq!(st.trim(), "exited 137");
     ok(&d.docker(&["rm", "web"]).await);
 
     // logs -f follows until the container ends.
@@ -323,14 +325,19 @@ async fn restart_policies_and_health_checks() {
     ok(&d.docker(&["rm", "-f", "always", "flaky"]).await);
 
     // Health: a command check, seen by docker ps/inspect.
-    let marker = d.root.path().join("healthy-marker");
-    let test = format!("test -f {}", marker.display());
+    let shared = d.root.path().join("health");
+    std::fs::create_dir_all(&shared).unwrap();
+    let marker = shared.join("healthy-marker");
+    let bind = format!("{}:/health", shared.display());
+    let test = "test -f /health/healthy-marker".to_string();
     ok(&d
         .docker(&[
             "run",
             "-d",
             "--name",
             "svc",
+            "-v",
+            &bind,
             "--health-cmd",
             &test,
             "--health-interval",

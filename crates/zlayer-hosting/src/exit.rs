@@ -52,13 +52,7 @@ pub fn exit_code_from_status(status: ExitStatus) -> i32 {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use zlayer_sys::fs::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -1,25 +1,18 @@
-//! Small filesystem helpers: atomic writes, directory fsync, timestamps.
+//! The image store's filesystem helpers: the shared ones of `zlayer-sys`
+//! with the store's error context, and the durable (synced) writes.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory,
-/// `fsync`, `rename` over `path`, then `fsync` of the directory.
+/// Writes `bytes` to `path` atomically and durably: the shared writer
+/// ([`zlayer_sys::atomic::write_file_atomic`]) with the data synced, then
+/// an `fsync` of the directory so the rename survives a power loss.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     ensure_dir(dir).ctx("create directory", dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
-    tmp.write_all(bytes).ctx("write", tmp.path())?;
-    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
-    tmp.persist(path)
-        .map_err(|e| crate::error::Error::io("rename temp file to", path, e.error))?;
+    zlayer_sys::atomic::write_file_atomic(path, bytes, true, None).ctx("write", path)?;
     fsync_dir(dir)
 }
 
@@ -42,14 +35,7 @@ pub(crate) fn write_json_atomic_unsynced<T: serde::Serialize>(
         .map_err(|e| crate::error::Error::json(path.display().to_string(), e))?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     ensure_dir(dir).ctx("create directory", dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
-    tmp.write_all(&bytes).ctx("write", tmp.path())?;
-    tmp.persist(path)
-        .map_err(|e| crate::error::Error::io("rename temp file to", path, e.error))?;
-    Ok(())
+    zlayer_sys::atomic::write_file_atomic(path, &bytes, false, None).ctx("write", path)
 }
 
 /// Reads and parses a JSON file.
@@ -61,26 +47,17 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 
 /// `fsync`s a directory so a rename inside it is durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .ctx("fsync directory", dir)
+    zlayer_sys::fs::fsync_dir(dir).ctx("fsync directory", dir)
 }
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    zlayer_sys::fs::now_ms() / 1000
 }
 
 /// Removes `path` whatever it is (file, symlink, directory tree); missing is fine.
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).ctx("remove directory", path),
-        Ok(_) => fs::remove_file(path).ctx("remove", path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::error::Error::io("stat", path, e)),
-    }
+    zlayer_sys::fs::remove_any(path).ctx("remove", path)
 }
 
 /// Total apparent size of the regular files under `dir` (hardlinks counted once).
@@ -96,33 +73,4 @@ pub(crate) fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Creates `dir` and its parents unless it is a directory already. The
-/// common case at every start is that it exists: one `statx` then, where
-/// `create_dir_all` spends a failing `mkdir` and a `statx`.
-pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
-    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ensure_dir_creates_keeps_and_refuses_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let nested = tmp.path().join("a/b/c");
-        ensure_dir(&nested).unwrap();
-        assert!(nested.is_dir());
-        // Existing: fine, and nothing inside is touched.
-        std::fs::write(nested.join("keep"), b"x").unwrap();
-        ensure_dir(&nested).unwrap();
-        assert!(nested.join("keep").is_file());
-        // A file in the way is an error, not a silent success.
-        let file = tmp.path().join("file");
-        std::fs::write(&file, b"x").unwrap();
-        assert!(ensure_dir(&file).is_err());
-    }
-}
+pub use zlayer_sys::fs::ensure_dir;

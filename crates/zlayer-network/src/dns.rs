@@ -107,10 +107,8 @@ pub fn serve(dir: &Path, network: &str, upstreams: &[SocketAddr]) -> Result<()> 
     sock.set_read_timeout(Some(IDLE_CHECK))
         .map_err(|e| RuntimeError::Network(e.to_string()))?;
     let pid = pid_file(dir, network);
-    let tmp = pid.with_extension("tmp");
-    std::fs::write(&tmp, std::process::id().to_string())
-        .and_then(|_| std::fs::rename(&tmp, &pid))
-        .map_err(|e| RuntimeError::Network(format!("cannot write {}: {e}", pid.display())))?;
+    zlayer_sys::atomic::write_atomic(&pid, std::process::id().to_string().as_bytes())
+        .map_err(|e| RuntimeError::Network(e.to_string()))?;
     let upstreams: Vec<SocketAddr> = if upstreams.is_empty() {
         host_resolvers()
     } else {

@@ -43,6 +43,7 @@ use zlayer_spec::{NetworkMode, PortMapping};
 use state::{Lease, Locked, NetworkRecord, State};
 use zlayer_runtime::error::{Result, RuntimeError};
 use zlayer_runtime::types::{ContainerId, PortMappingEntry};
+use zlayer_sys::fs::now_ms;
 
 /// Name of the default bridge network (`--network bridge`).
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -797,13 +798,6 @@ impl NetworkManager {
 /// How long a released container's veth may outlive it before it is
 /// deleted explicitly (its namespace was kept alive by something else).
 const RELEASED_GRACE_MS: u64 = 5_000;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Forgets released veths the kernel has deleted and deletes those still
 /// there after [`RELEASED_GRACE_MS`]; true when `st` changed.

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -137,17 +136,8 @@ impl Locked {
 
     /// Writes `state` atomically (temp file, rename).
     pub fn save(&self, state: &State) -> Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(state)
-            .map_err(|e| RuntimeError::Internal(format!("serializing network state: {e}")))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            RuntimeError::Network(format!("cannot write {}: {e}", self.path.display()))
-        })
+        zlayer_sys::atomic::write_json_atomic(&self.path, state)
+            .map_err(|e| RuntimeError::Network(e.to_string()))
     }
 }
 

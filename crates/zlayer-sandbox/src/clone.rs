@@ -46,7 +46,7 @@ pub fn merge_layer(src: &Path, dst: &Path, root: &Path, stats: &mut CloneStats) 
     // An opaque directory hides everything the lower layers put there.
     if src.join(".wh..wh..opq").exists() || is_overlay_opaque(src) {
         for e in fs::read_dir(dst)? {
-            remove_any(&e?.path())?;
+            zlayer_sys::fs::remove_any(&e?.path())?;
         }
     }
     for entry in fs::read_dir(src)? {
@@ -57,7 +57,7 @@ pub fn merge_layer(src: &Path, dst: &Path, root: &Path, stats: &mut CloneStats) 
             continue;
         }
         if let Some(hidden) = name_s.strip_prefix(".wh.") {
-            remove_any(&dst.join(hidden))?;
+            zlayer_sys::fs::remove_any(&dst.join(hidden))?;
             continue;
         }
         let from = entry.path();
@@ -65,14 +65,14 @@ pub fn merge_layer(src: &Path, dst: &Path, root: &Path, stats: &mut CloneStats) 
         let meta = fs::symlink_metadata(&from)?;
         let ft = meta.file_type();
         if is_overlay_whiteout(&meta) {
-            remove_any(&to)?;
+            zlayer_sys::fs::remove_any(&to)?;
             continue;
         }
         if ft.is_dir() {
             match fs::symlink_metadata(&to) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
-                    remove_any(&to)?;
+                    zlayer_sys::fs::remove_any(&to)?;
                     fs::create_dir(&to)?;
                 }
                 Err(_) => fs::create_dir(&to)?,
@@ -81,7 +81,7 @@ pub fn merge_layer(src: &Path, dst: &Path, root: &Path, stats: &mut CloneStats) 
             set_meta(&to, &meta)?;
         } else {
             if fs::symlink_metadata(&to).is_ok() {
-                remove_any(&to)?;
+                zlayer_sys::fs::remove_any(&to)?;
             }
             copy_entry(&from, &to, root, &meta, stats, &mut reflink_ok)?;
         }
@@ -109,15 +109,6 @@ fn is_overlay_opaque(dir: &Path) -> bool {
         )
     };
     n == 1 && buf[0] == b'y'
-}
-
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 fn copy_dir(

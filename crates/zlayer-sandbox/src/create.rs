@@ -273,8 +273,8 @@ fn flattened_layers(store: &Path, layers: &[PathBuf]) -> std::io::Result<PathBuf
         return Ok(dest);
     }
     std::fs::create_dir_all(store)?;
-    let tmp = store.join(format!(".{key}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    // Creates in one process (the daemon) may flatten one image at once.
+    let tmp = zlayer_sys::atomic::temp_sibling(&dest);
     std::fs::create_dir_all(&tmp)?;
     let mut stats = clone::CloneStats::default();
     let built = layers

@@ -65,6 +65,19 @@ pub fn spare_path(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(format!(".{name}.spare")))
 }
 
+/// A fresh hidden name beside `path` to build it under before a rename:
+/// unique per call, since threads of one process (the daemon) may build
+/// the same file or tree at once and each must rename its own.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}-{seq}", std::process::id()))
+}
+
 /// Renames `from` to `to` unless `to` exists (`RENAME_NOREPLACE`).
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     nix::fcntl::renameat2(
@@ -105,18 +118,10 @@ pub fn write_file_atomic(
     sync: bool,
     spare: Option<&Path>,
 ) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| {
+    path.parent().ok_or_else(|| {
         std::io::Error::other(format!("{} has no parent directory", path.display()))
     })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique per call: two threads of one process (the daemon) may write
-    // the same file at once, and each must rename its own temp file.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp{}-{seq}", std::process::id()));
+    let tmp = temp_sibling(path);
     let write = || -> std::io::Result<()> {
         // Claiming the spare by renaming it keeps two writers apart.
         let reused = spare.is_some_and(|s| std::fs::rename(s, &tmp).is_ok());

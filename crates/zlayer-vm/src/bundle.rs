@@ -284,8 +284,7 @@ pub fn build_kernel_bundle(out_dir: &Path, opts: &BundleOptions) -> Result<Kerne
     }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| cfg(format!("create {}: {e}", out_dir.display())))?;
-    let work = out_dir.join(format!(".build-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
+    let work = zlayer_sys::atomic::temp_sibling(&out_dir.join("build"));
     std::fs::create_dir_all(&work).map_err(|e| cfg(format!("create {}: {e}", work.display())))?;
     let result = (|| {
         let deb = match &opts.deb {

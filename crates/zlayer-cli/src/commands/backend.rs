@@ -77,6 +77,11 @@ impl Deref for Node {
 fn daemon_error(e: DaemonError) -> EngineError {
     match e {
         DaemonError::Engine(e) => e,
+        DaemonError::Api {
+            message,
+            failure: Some(failure),
+            ..
+        } => EngineError::Runtime(RuntimeError::Invoke { failure, message }),
         other => EngineError::InvalidRequest(other.to_string()),
     }
 }
@@ -133,12 +138,14 @@ impl Node {
                 Ok(())
             }
             Some(c) => c.start(&record.id).await.map_err(|e| match e {
-                DaemonError::Api { message, .. } => {
-                    EngineError::Runtime(RuntimeError::StartFailed {
-                        id: record.name.clone(),
-                        reason: message,
-                    })
-                }
+                DaemonError::Api {
+                    message,
+                    failure: None,
+                    ..
+                } => EngineError::Runtime(RuntimeError::StartFailed {
+                    id: record.name.clone(),
+                    reason: message,
+                }),
                 other => daemon_error(other),
             }),
         }

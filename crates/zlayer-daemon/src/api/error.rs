@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use hyper::StatusCode;
 use zlayer_engine::EngineError;
-use zlayer_runtime::RuntimeError;
+use zlayer_runtime::{InvokeFailure, RuntimeError};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,10 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The message docker clients print after "Error response from daemon:".
     pub message: String,
+    /// Set when a container's or exec's command could not be invoked; sent
+    /// as the body's `failure` so zlayer's own client keeps the type (and
+    /// docker's 126/127) across the socket.
+    pub failure: Option<InvokeFailure>,
 }
 
 impl ApiError {
@@ -21,6 +25,27 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            failure: None,
+        }
+    }
+
+    /// A command that could not be invoked. The stock docker CLI picks 127
+    /// or 126 from phrases in the message ("executable file not found",
+    /// "permission denied"), so the message carries the phrase it needs.
+    pub fn invoke(failure: InvokeFailure, message: String) -> Self {
+        let phrase = match failure {
+            InvokeFailure::CommandNotFound => "executable file not found",
+            _ => "permission denied",
+        };
+        let message = if message.contains(phrase) {
+            message
+        } else {
+            format!("{message} ({phrase})")
+        };
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            failure: Some(failure),
         }
     }
     /// 400.
@@ -60,7 +85,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "message": self.message }).to_string();
+        let mut body = serde_json::json!({ "message": self.message });
+        if let Some(failure) = self.failure {
+            body["failure"] = serde_json::json!(failure);
+        }
+        let body = body.to_string();
         Response::builder()
             .status(self.status)
             .header("Content-Type", "application/json")
@@ -71,6 +100,9 @@ impl IntoResponse for ApiError {
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
+        if let RuntimeError::Invoke { failure, message } = e {
+            return ApiError::invoke(failure, message);
+        }
         let status = match &e {
             RuntimeError::NotFound { .. } => StatusCode::NOT_FOUND,
             RuntimeError::InvalidSpec(_) => StatusCode::BAD_REQUEST,
@@ -141,6 +173,17 @@ mod tests {
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e: ApiError = EngineError::Runtime(RuntimeError::container_not_found("a-0")).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e: ApiError = EngineError::Runtime(RuntimeError::invoke(
+            InvokeFailure::CommandNotFound,
+            "nope: not found in $PATH",
+        ))
+        .into();
+        assert_eq!(e.failure, Some(InvokeFailure::CommandNotFound));
+        assert!(
+            e.message.contains("executable file not found"),
+            "{}",
+            e.message
+        );
         let e: ApiError = EngineError::InvalidName("-x".into()).into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
