@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zlayer_container::oci_spec_builder::default_capability_names;
 use zlayer_container::seccomp_profile::default_profile;
-use zlayer_container::{ContainerConfig, ContainerLauncher, Layout};
+use zlayer_container::{ContainerConfig, ContainerLauncher, ContainerPaths};
 use zlayer_hosting::HostedRuntime;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_runtime::{ContainerId, Runtime};
@@ -168,7 +168,7 @@ async fn lifecycle(rt: &ContainerRuntime, n: usize) -> Res<()> {
 async fn bundle(rt: &ContainerRuntime, out: &Path) -> Res<()> {
     let id = ContainerId::new(format!("bundle{}", std::process::id()), 0);
     rt.create_from_spec(&id, &spec("bundle", &["true"])).await?;
-    let paths = Layout::new(rt.layout().root()).container(&id)?;
+    let paths = ContainerPaths::of(rt.state_dir(&id)?)?;
     let result = (|| -> Res<()> {
         std::fs::create_dir_all(out)?;
         let status = std::process::Command::new("cp")

@@ -4,7 +4,7 @@
 use super::cgroups::HostCgroups;
 use super::network::{self, NetworkPlan};
 use super::oci_spec_builder::{self, hostname_for, SpecInput};
-use super::paths::{ContainerPaths, Layout};
+use super::paths::{cgroup_path, ContainerPaths};
 use super::plan::ContainerPlan;
 use super::rootfs_fs::mkdir_all_in_root;
 use super::seccomp_profile;
@@ -23,23 +23,20 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
 /// Prepares the container in `ctx.dir` (the launcher's teardown removes
 /// what it made when it fails).
 pub fn prepare(
-    layout: &Layout,
+    root: &Path,
     network: &NetworkOptions,
     ctx: &PrepareContext<'_>,
 ) -> Result<ContainerPlan> {
     let id = &ctx.record.container;
-    let paths = layout.container(id)?;
+    let paths = ContainerPaths::of(ctx.dir.clone())?;
     let spec = &ctx.record.spec;
     // Port conflicts and unknown networks fail here, before anything exists.
     let net_plan = NetworkPlan::new(id, spec, network);
-    network::check(layout.root(), id, &net_plan).map_err(network::check_error)?;
+    network::check(root, id, &net_plan).map_err(network::check_error)?;
     let memory_limit = spec
         .resources
-        .memory
-        .as_ref()
-        .map(|m| m.bytes())
-        .transpose()
-        .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
+        .memory_bytes()
+        .map_err(RuntimeError::InvalidSpec)?;
     // Fail on a spec without any command before touching the image.
     let argv = oci_spec_builder::command_argv(spec, ctx.image_config)?;
     let cwd = oci_spec_builder::working_dir(spec, ctx.image_config)?;
@@ -56,7 +53,7 @@ pub fn prepare(
     let hostname = hostname_for(&id.to_string());
     let storage = storage_mounts(ctx.volumes, &paths, &spec.storage)?;
     let etc_files = write_etc_files(&paths, &hostname, spec.network_mode == NetworkMode::Host)?;
-    let cgroup_path = layout.cgroup_path(id);
+    let cgroup_path = cgroup_path(root, &paths.lc_id);
     let tty = ctx.record.tty;
     let oci = oci_spec_builder::build_spec(SpecInput {
         service: spec,

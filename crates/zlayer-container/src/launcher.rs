@@ -2,13 +2,14 @@
 //! layer's [`Launcher`].
 
 use super::config::{ContainerConfig, MONITOR_NAME};
-use super::paths::{ContainerPaths, Layout};
+use super::paths::ContainerPaths;
 use super::plan::ContainerPlan;
 use super::workload::ContainerWorkload;
 use super::{cgroup_warmup, create, freezer, teardown};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use zlayer_hosting::MonitorBinary;
 use zlayer_hosting::{
     Launcher, MonitorRecord, NetworkView, PrepareContext, SpawnError, StateDir, Workload,
 };
@@ -21,8 +22,7 @@ use zlayer_spec::Isolation;
 #[derive(Debug)]
 pub struct ContainerLauncher {
     config: ContainerConfig,
-    layout: Layout,
-    monitor: OnceLock<PathBuf>,
+    monitor: MonitorBinary,
     store: OnceLock<Option<zlayer_image::ImageStore>>,
 }
 
@@ -38,9 +38,13 @@ impl ContainerLauncher {
             ));
         }
         Ok(ContainerLauncher {
-            layout: Layout::new(&config.root),
+            monitor: MonitorBinary::new(
+                MONITOR_NAME,
+                "zlayer-container",
+                None,
+                config.monitor.clone(),
+            ),
             config,
-            monitor: OnceLock::new(),
             store: OnceLock::new(),
         })
     }
@@ -50,11 +54,6 @@ impl ContainerLauncher {
         &self.config
     }
 
-    /// The layout (cgroup paths) of this node.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     fn store(&self) -> Option<&zlayer_image::ImageStore> {
         self.store
             .get_or_init(|| zlayer_image::ImageStore::open(&self.config.root).ok())
@@ -62,25 +61,15 @@ impl ContainerLauncher {
     }
 
     fn paths(dir: &StateDir) -> Result<ContainerPaths> {
-        ContainerPaths::of_dir(dir.dir.clone()).ok_or_else(|| {
-            RuntimeError::Internal(format!("{} is not a state directory", dir.dir.display()))
-        })
+        ContainerPaths::of(dir.clone())
     }
 
     fn plan(dir: &StateDir) -> Option<ContainerPlan> {
-        zlayer_hosting::records::read_plan(dir)
-            .ok()
-            .flatten()
-            .and_then(|v| ContainerPlan::from_value(&v).ok())
+        zlayer_hosting::records::read_plan_as(dir)
     }
 
     fn require_plan(dir: &StateDir) -> Result<ContainerPlan> {
-        Self::plan(dir).ok_or_else(|| {
-            RuntimeError::Internal(format!(
-                "{} is missing or corrupt; remove the container and create it again",
-                dir.launch().display()
-            ))
-        })
+        zlayer_hosting::records::require_plan(dir)
     }
 }
 
@@ -90,20 +79,11 @@ impl Launcher for ContainerLauncher {
     }
 
     fn monitor_binary(&self) -> Result<PathBuf> {
-        if let Some(p) = self.config.monitor.as_ref().or(self.monitor.get()) {
-            return Ok(p.clone());
-        }
-        let found = zlayer_sys::exe::find_helper(MONITOR_NAME).ok_or_else(|| {
-            RuntimeError::Configuration(format!(
-                "the container monitor `{MONITOR_NAME}` was not found next to this program or \
-                 on PATH; build it with `cargo build -p zlayer-container --bins`"
-            ))
-        })?;
-        Ok(self.monitor.get_or_init(|| found).clone())
+        self.monitor.path()
     }
 
     fn prepare(&self, ctx: &PrepareContext<'_>) -> Result<serde_json::Value> {
-        let plan = create::prepare(&self.layout, &self.config.network, ctx)?;
+        let plan = create::prepare(&self.config.root, &self.config.network, ctx)?;
         serde_json::to_value(&plan)
             .map_err(|e| RuntimeError::Internal(format!("encoding the container plan: {e}")))
     }
@@ -128,14 +108,15 @@ impl Launcher for ContainerLauncher {
         _record: &ContainerRecord,
         plan: &serde_json::Value,
     ) -> std::result::Result<Box<dyn Workload>, SpawnError> {
-        let plan = ContainerPlan::from_value(plan).map_err(SpawnError::engine)?;
+        let plan = zlayer_hosting::records::decode_plan::<ContainerPlan>(plan)
+            .map_err(SpawnError::engine)?;
         Ok(Box::new(ContainerWorkload::start(dir, plan)?))
     }
 
     fn teardown(&self, dir: &StateDir, _record: &ContainerRecord) -> Result<()> {
         let paths = Self::paths(dir)?;
         let plan = Self::plan(dir);
-        teardown::teardown(&self.layout, &paths, plan.as_ref(), self.store())
+        teardown::teardown(&paths, plan.as_ref(), self.store())
     }
 
     fn kill_orphans(&self, dir: &StateDir, _record: &ContainerRecord, _monitor: &MonitorRecord) {
@@ -155,7 +136,7 @@ impl Launcher for ContainerLauncher {
     }
 
     fn network(&self, _dir: &StateDir, record: &ContainerRecord) -> Result<NetworkView> {
-        let net = self.layout.root().join("network");
+        let net = self.config.root.join("network");
         if !net.join("networks.json").exists() {
             return Ok(NetworkView::default());
         }

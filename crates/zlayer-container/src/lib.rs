@@ -44,5 +44,5 @@ pub mod workload;
 
 pub use config::{ContainerConfig, MONITOR_NAME};
 pub use launcher::ContainerLauncher;
-pub use paths::{ContainerPaths, Layout};
+pub use paths::{cgroup_path, ContainerPaths};
 pub use plan::ContainerPlan;

@@ -318,13 +318,10 @@ fn resources(service: &ServiceSpec) -> Result<LinuxResources> {
     deny_all.set_allow(false);
     deny_all.set_access(Some("rwm".to_string()));
     res.set_devices(Some(vec![deny_all]));
-    if let Some(mem) = &r.memory {
-        let bytes = mem
-            .bytes()
-            .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
+    if let Some(bytes) = r.memory_bytes().map_err(RuntimeError::InvalidSpec)? {
         if bytes < 1024 * 1024 {
             return Err(RuntimeError::InvalidSpec(format!(
-                "resources.memory {mem} is below 1 MiB; no container can start with so little memory"
+                "resources.memory {bytes} bytes is below 1 MiB; no container can start with so little memory"
             )));
         }
         let mut m = LinuxMemory::default();

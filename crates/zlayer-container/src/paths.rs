@@ -18,44 +18,58 @@
 //! <root>/run/seccomp/<hash>.bpf       compiled seccomp programs
 //! ```
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use zlayer_hosting::layout::MAX_SOCKET_PATH;
+use zlayer_hosting::StateDir;
 use zlayer_runtime::error::{Result, RuntimeError};
-use zlayer_runtime::types::ContainerId;
 
-/// Unix socket paths are limited to 108 bytes including the NUL.
-const MAX_SOCKET_PATH: usize = 107;
-
-/// Paths under one data root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    root: PathBuf,
+/// The cgroup (relative to each hierarchy root) of the container whose
+/// state dir is named `name` (`<service>-<replica>`) under data root `root`.
+///
+/// Under the default data root it is `/zlayer/<name>` (one `zlayer`
+/// parent, like docker's `/docker`). Other roots (tests, a second daemon)
+/// get a flat `/zlayer-<hash of root>-<name>`, so they never clash and
+/// leave no parent cgroup behind when their containers are removed.
+pub fn cgroup_path(root: &Path, name: &str) -> String {
+    if root == Path::new(zlayer_image::DEFAULT_ROOT) {
+        format!("/zlayer/{name}")
+    } else {
+        format!(
+            "/zlayer-{:08x}-{name}",
+            zlayer_sys::hash::fnv1a(root.as_os_str().as_encoded_bytes()) as u32
+        )
+    }
 }
 
-impl Layout {
-    /// The layout under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
-    }
+/// The files of one container: the hosting layer's [`StateDir`] (reached
+/// through `Deref`) and the launcher's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPaths {
+    /// The state dir (also the OCI bundle).
+    pub state: StateDir,
+    /// libcontainer's state root.
+    pub lc_root: PathBuf,
+    /// The container's id for libcontainer (`<service>-<replica>`).
+    pub lc_id: String,
+}
 
-    /// The data root.
-    pub fn root(&self) -> &Path {
-        &self.root
+impl Deref for ContainerPaths {
+    type Target = StateDir;
+    fn deref(&self) -> &StateDir {
+        &self.state
     }
+}
 
-    /// Runtime files shared by the containers (`<root>/run`: the compiled
-    /// seccomp programs).
-    pub fn run_dir(&self) -> PathBuf {
-        self.root.join("run")
-    }
-
-    /// The paths of container `id` (validating the id as a directory name
-    /// and its sockets' path length).
-    pub fn container(&self, id: &ContainerId) -> Result<ContainerPaths> {
-        let dir = zlayer_hosting::Layout::new(&self.root).state_dir(id)?.dir;
-        let paths = ContainerPaths::of_dir(dir).ok_or_else(|| {
-            RuntimeError::InvalidSpec(format!("container name {id} is not a directory name"))
+impl ContainerPaths {
+    /// The paths of `state`, libcontainer's state in its `run/`; an error
+    /// when a socket of libcontainer's there would be too long to bind.
+    pub fn of(state: StateDir) -> Result<Self> {
+        let lc_root = state.run();
+        let paths = Self::from_dir(state.dir.clone(), lc_root).ok_or_else(|| {
+            RuntimeError::Internal(format!("{} is not a state directory", state.dir.display()))
         })?;
-        let notify = paths.lc_root.join(&paths.lc_id).join("notify.sock");
+        let notify = paths.lc_dir().join("notify.sock");
         if notify.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(RuntimeError::Configuration(format!(
                 "the socket path {} is longer than the 107 bytes a unix socket allows; \
@@ -66,75 +80,34 @@ impl Layout {
         Ok(paths)
     }
 
-    /// The cgroup (relative to each hierarchy root) of container `id`.
-    ///
-    /// Under the default data root it is `/zlayer/<id>` (one `zlayer`
-    /// parent, like docker's `/docker`). Other roots (tests, a second
-    /// daemon) get a flat `/zlayer-<hash of root>-<id>`, so they never clash
-    /// and leave no parent cgroup behind when their containers are removed.
-    pub fn cgroup_path(&self, id: &ContainerId) -> String {
-        self.cgroup_path_for(&id.to_string())
-    }
-
-    /// [`Layout::cgroup_path`] from the state dir name (`<service>-<replica>`).
-    pub fn cgroup_path_for(&self, name: &str) -> String {
-        if self.root == Path::new(zlayer_image::DEFAULT_ROOT) {
-            format!("/zlayer/{name}")
-        } else {
-            format!(
-                "/zlayer-{:08x}-{name}",
-                zlayer_sys::hash::fnv1a(self.root.as_os_str().as_encoded_bytes()) as u32
-            )
-        }
-    }
-}
-
-/// The files of one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerPaths {
-    /// The state dir (also the OCI bundle).
-    pub dir: PathBuf,
-    /// libcontainer's state root.
-    pub lc_root: PathBuf,
-    /// The container's id for libcontainer (`<service>-<replica>`).
-    pub lc_id: String,
-}
-
-impl ContainerPaths {
-    /// The paths of state dir `dir`, libcontainer's state in its `run/`.
-    pub fn of_dir(dir: PathBuf) -> Option<Self> {
-        let lc_root = dir.join("run");
-        Self::from_dir(dir, lc_root)
-    }
-
     /// Paths of a state dir with libcontainer's state root given (the
     /// monitor gets both on its command line).
     pub fn from_dir(dir: PathBuf, lc_root: PathBuf) -> Option<Self> {
         let lc_id = dir.file_name()?.to_str()?.to_string();
         Some(ContainerPaths {
-            dir,
+            state: StateDir::new(dir),
             lc_root,
             lc_id,
         })
     }
 
-    /// `launch.json`: the [`crate::plan::ContainerPlan`].
-    pub fn plan(&self) -> PathBuf {
-        self.dir.join("launch.json")
+    /// The cgroup of this container (see [`cgroup_path`]).
+    pub fn cgroup_path(&self) -> Option<String> {
+        Some(cgroup_path(self.data_root()?, &self.lc_id))
     }
     /// `config.json` (OCI runtime spec).
     pub fn oci_config(&self) -> PathBuf {
-        self.dir.join("config.json")
+        self.file("config.json")
     }
     /// `seccomp.json`: a custom seccomp profile (OCI format), if any.
     pub fn seccomp(&self) -> PathBuf {
-        self.dir.join("seccomp.json")
+        self.file("seccomp.json")
     }
     /// Where compiled seccomp programs are cached (`<root>/run/seccomp`).
     pub fn seccomp_cache(&self) -> PathBuf {
         match self.data_root() {
-            Some(root) => Layout::new(root).run_dir().join("seccomp"),
-            None => self.dir.join("seccomp-cache"),
+            Some(root) => root.join("run").join("seccomp"),
+            None => self.file("seccomp-cache"),
         }
     }
     /// The console socket libcontainer sends a terminal's master side to.
@@ -148,56 +121,50 @@ impl ContainerPaths {
     }
     /// The rootfs mountpoint.
     pub fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
+        self.file("rootfs")
     }
     /// Directory of anonymous volumes.
     pub fn anon_volumes(&self) -> PathBuf {
-        self.dir.join("volumes")
+        self.file("volumes")
     }
     /// Directory of exec process specs.
     pub fn exec_dir(&self) -> PathBuf {
-        self.dir.join("exec")
+        self.file("exec")
     }
     /// libcontainer's state dir of this container.
     pub fn lc_dir(&self) -> PathBuf {
         self.lc_root.join(&self.lc_id)
-    }
-    /// The data root (two levels above the state dir).
-    pub fn data_root(&self) -> Option<&Path> {
-        self.dir.parent().and_then(Path::parent)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zlayer_runtime::types::ContainerId;
+
+    fn paths(root: &str, id: &ContainerId) -> Result<ContainerPaths> {
+        ContainerPaths::of(zlayer_hosting::Layout::new(root).state_dir(id)?)
+    }
 
     #[test]
     fn names_and_cgroups() {
-        let l = Layout::new("/var/lib/zlayer");
-        let p = l.container(&ContainerId::new("web", 2)).unwrap();
+        let p = paths("/var/lib/zlayer", &ContainerId::new("web", 2)).unwrap();
         assert_eq!(p.dir, Path::new("/var/lib/zlayer/containers/web-2"));
         assert_eq!(
             p.lc_dir(),
             Path::new("/var/lib/zlayer/containers/web-2/run/web-2")
         );
         assert_eq!(p.seccomp_cache(), Path::new("/var/lib/zlayer/run/seccomp"));
-        assert_eq!(l.cgroup_path(&ContainerId::new("web", 2)), "/zlayer/web-2");
-        let other = Layout::new("/tmp/x").cgroup_path(&ContainerId::new("web", 2));
+        assert_eq!(p.cgroup_path().as_deref(), Some("/zlayer/web-2"));
+        let other = cgroup_path(Path::new("/tmp/x"), "web-2");
         assert!(
             other.starts_with("/zlayer-") && other.ends_with("-web-2"),
             "{other}"
         );
         assert_eq!(other.matches('/').count(), 1);
-        assert_ne!(
-            other,
-            Layout::new("/tmp/y").cgroup_path(&ContainerId::new("web", 2))
-        );
-        for bad in ["", "../x", "a/b", ".hidden", "-x", "a b"] {
-            assert!(l.container(&ContainerId::new(bad, 0)).is_err(), "{bad}");
-        }
-        let long = Layout::new(format!("/tmp/{}", "x".repeat(100)));
-        let err = long.container(&ContainerId::new("web", 1)).unwrap_err();
+        assert_ne!(other, cgroup_path(Path::new("/tmp/y"), "web-2"));
+        let long = format!("/tmp/{}", "x".repeat(100));
+        let err = paths(&long, &ContainerId::new("web", 1)).unwrap_err();
         assert!(err.to_string().contains("107 bytes"), "{err}");
     }
 }

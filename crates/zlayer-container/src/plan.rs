@@ -47,12 +47,3 @@ pub struct ContainerPlan {
     /// How the monitor connects the container to its network.
     pub network: NetworkPlan,
 }
-
-impl ContainerPlan {
-    /// The plan in a `launch.json` value.
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(v.clone()).map_err(|e| {
-            format!("the container's launch.json does not parse ({e}); remove the container and create it again")
-        })
-    }
-}

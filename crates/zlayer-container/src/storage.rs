@@ -97,15 +97,16 @@ pub fn storage_mounts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::Layout;
     use zlayer_runtime::types::ContainerId;
     use zlayer_spec::ByteSize;
 
     #[test]
     fn resolves_and_validates() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
-        let paths = layout.container(&ContainerId::new("s", 1)).unwrap();
+        let state = zlayer_hosting::Layout::new(dir.path())
+            .state_dir(&ContainerId::new("s", 1))
+            .unwrap();
+        let paths = crate::ContainerPaths::of(state).unwrap();
         let volumes = VolumeStore::new(dir.path().join("volumes"));
         let storage = vec![
             StorageSpec::Named {

@@ -5,7 +5,7 @@
 
 use super::cgroups::ContainerCgroup;
 use super::network;
-use super::paths::{ContainerPaths, Layout};
+use super::paths::ContainerPaths;
 use super::plan::ContainerPlan;
 use zlayer_runtime::error::{Result, RuntimeError};
 
@@ -14,14 +14,16 @@ use zlayer_runtime::error::{Result, RuntimeError};
 /// cgroup path then follows from the layout). Processes are killed first
 /// (everything in the cgroup).
 pub fn teardown(
-    layout: &Layout,
     paths: &ContainerPaths,
     plan: Option<&ContainerPlan>,
     store: Option<&zlayer_image::ImageStore>,
 ) -> Result<()> {
     let cgroup_path = plan
         .map(|p| p.cgroup_path.clone())
-        .unwrap_or_else(|| layout.cgroup_path_for(&paths.lc_id));
+        .or_else(|| paths.cgroup_path())
+        .ok_or_else(|| {
+            RuntimeError::Internal(format!("{} has no data root", paths.dir.display()))
+        })?;
     let cgroup = ContainerCgroup::new(&cgroup_path);
     cgroup.kill_all();
 

@@ -4,18 +4,14 @@
 //! output (logged chunk by chunk, prompts included) and for stdin.
 
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
+use zlayer_hosting::monitor::{set_window_size, DEFAULT_COLS, DEFAULT_ROWS};
 
 /// How long to wait for libcontainer's connection (it connected before the
 /// init became ready, so it is normally already queued).
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Terminal size set on new terminals.
-pub const DEFAULT_ROWS: u16 = 24;
-/// Terminal width set on new terminals.
-pub const DEFAULT_COLS: u16 = 80;
 
 /// Accepts libcontainer's connection on `listener` and receives the pty
 /// master it sends (SCM_RIGHTS); sets an 80x24 window size on it.
@@ -62,18 +58,4 @@ pub fn receive_master(listener: &UnixListener) -> std::io::Result<OwnedFd> {
     })?;
     set_window_size(&master, DEFAULT_ROWS, DEFAULT_COLS);
     Ok(master)
-}
-
-/// Sets the window size of the terminal `fd`.
-pub fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads the winsize we pass.
-    unsafe {
-        libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws);
-    }
 }

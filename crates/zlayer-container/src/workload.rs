@@ -38,8 +38,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 impl ContainerWorkload {
     /// Creates and starts the container of `dir` as `plan` says.
     pub fn start(dir: &StateDir, plan: ContainerPlan) -> Result<Self, SpawnError> {
-        let paths = ContainerPaths::of_dir(dir.dir.clone())
-            .ok_or_else(|| SpawnError::engine(format!("{} is no state dir", dir.dir.display())))?;
+        let paths =
+            ContainerPaths::of(dir.clone()).map_err(|e| SpawnError::engine(e.to_string()))?;
         let argv0 = plan.argv.first().map(String::as_str).unwrap_or("");
         super::command::check(&paths.rootfs(), &plan.cwd, argv0, &plan.path)
             .map_err(|(f, m)| SpawnError::invoke(f, m))?;

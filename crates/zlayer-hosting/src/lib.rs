@@ -25,6 +25,7 @@ pub mod launcher;
 pub mod layout;
 pub mod logs;
 pub mod monitor;
+pub mod monitor_binary;
 pub mod monitor_record;
 pub mod mounts;
 pub mod phase;
@@ -40,6 +41,7 @@ pub use launcher::{
     WorkloadExit, WorkloadStdio,
 };
 pub use layout::{Layout, StateDir};
+pub use monitor_binary::MonitorBinary;
 pub use monitor_record::MonitorRecord;
 pub use runtime::{AnnotationLookup, HostedRuntime};
 pub use volumes::VolumeStore;

@@ -5,6 +5,7 @@
 use crate::exit::ExitRecord;
 use crate::layout::StateDir;
 use crate::monitor_record::MonitorRecord;
+use serde::de::DeserializeOwned;
 use zlayer_runtime::{ContainerRecord, Result};
 use zlayer_sys::atomic;
 
@@ -40,6 +41,30 @@ pub fn write_plan(dir: &StateDir, plan: &serde_json::Value) -> Result<()> {
 /// Reads `launch.json`; `None` while the container is being created.
 pub fn read_plan(dir: &StateDir) -> Result<Option<serde_json::Value>> {
     Ok(atomic::read_json(&dir.launch())?)
+}
+
+/// A launcher's plan from the value of its `launch.json` (what the monitor
+/// is handed); the error says what to do.
+pub fn decode_plan<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, String> {
+    T::deserialize(value).map_err(|e| {
+        format!("the container's launch.json does not parse ({e}); remove the container and create it again")
+    })
+}
+
+/// The launcher's plan of `dir`; `None` while it is being created or when
+/// the file is unreadable (teardown and the queries then do without).
+pub fn read_plan_as<T: DeserializeOwned>(dir: &StateDir) -> Option<T> {
+    decode_plan(&read_plan(dir).ok().flatten()?).ok()
+}
+
+/// [`read_plan_as`] for operations that cannot do without the plan.
+pub fn require_plan<T: DeserializeOwned>(dir: &StateDir) -> Result<T> {
+    read_plan_as(dir).ok_or_else(|| {
+        zlayer_runtime::RuntimeError::Internal(format!(
+            "{} is missing or corrupt; remove the container and create it again",
+            dir.launch().display()
+        ))
+    })
 }
 
 /// Writes `monitor.json`.

@@ -56,11 +56,8 @@ fn build(
     let options = SandboxOptions::from_spec(spec)?;
     let memory_limit = spec
         .resources
-        .memory
-        .as_ref()
-        .map(|m| m.bytes())
-        .transpose()
-        .map_err(|e| RuntimeError::InvalidSpec(format!("resources.memory: {e}")))?;
+        .memory_bytes()
+        .map_err(RuntimeError::InvalidSpec)?;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
     let tmpfs = zlayer_hosting::run_tmpfs::is_mounted(&ctx.dir.run());
     let rootfs = dir.join("rootfs");

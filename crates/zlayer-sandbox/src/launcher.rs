@@ -2,8 +2,9 @@
 //! [`Launcher`].
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use zlayer_hosting::MonitorBinary;
 use zlayer_hosting::{
     Launcher, MonitorRecord, NetworkView, PrepareContext, SpawnError, StateDir, Workload,
 };
@@ -31,7 +32,7 @@ pub struct SandboxLauncher {
     /// plans on first use).
     ports: PortAllocator,
     ports_loaded: OnceLock<()>,
-    monitor: OnceLock<PathBuf>,
+    monitor: MonitorBinary,
     store: OnceLock<Option<zlayer_image::ImageStore>>,
 }
 
@@ -39,10 +40,15 @@ impl SandboxLauncher {
     /// The launcher of a node configured by `config`.
     pub fn new(config: SandboxConfig) -> Self {
         SandboxLauncher {
+            monitor: MonitorBinary::new(
+                MONITOR_NAME,
+                "zlayer-sandbox",
+                Some("ZLAYER_SANDBOX_SHIM"),
+                config.monitor.clone(),
+            ),
             config,
             ports: PortAllocator::default(),
             ports_loaded: OnceLock::new(),
-            monitor: OnceLock::new(),
             store: OnceLock::new(),
         }
     }
@@ -61,10 +67,8 @@ impl SandboxLauncher {
             };
             for e in entries.flatten() {
                 let dir = StateDir::new(e.path());
-                if let Ok(Some(plan)) = zlayer_hosting::records::read_plan(&dir) {
-                    if let Ok(p) = SandboxPlan::from_value(&plan) {
-                        self.ports.reserve(p.ports.iter().map(|p| p.host_port));
-                    }
+                if let Some(p) = Self::plan(&dir) {
+                    self.ports.reserve(p.ports.iter().map(|p| p.host_port));
                 }
             }
         });
@@ -78,10 +82,7 @@ impl SandboxLauncher {
     }
 
     fn plan(dir: &StateDir) -> Option<SandboxPlan> {
-        zlayer_hosting::records::read_plan(dir)
-            .ok()
-            .flatten()
-            .and_then(|v| SandboxPlan::from_value(&v).ok())
+        zlayer_hosting::records::read_plan_as(dir)
     }
 
     /// Remounts the runtime tmpfs and an overlay rootfs that are not
@@ -124,11 +125,7 @@ impl Launcher for SandboxLauncher {
     }
 
     fn monitor_binary(&self) -> Result<PathBuf> {
-        if let Some(p) = self.config.monitor.as_ref().or(self.monitor.get()) {
-            return Ok(p.clone());
-        }
-        let found = find_monitor()?;
-        Ok(self.monitor.get_or_init(|| found).clone())
+        self.monitor.path()
     }
 
     fn prepare(&self, ctx: &PrepareContext<'_>) -> Result<serde_json::Value> {
@@ -147,7 +144,8 @@ impl Launcher for SandboxLauncher {
         _record: &ContainerRecord,
         plan: &serde_json::Value,
     ) -> std::result::Result<Box<dyn Workload>, SpawnError> {
-        let plan = SandboxPlan::from_value(plan).map_err(SpawnError::engine)?;
+        let plan = zlayer_hosting::records::decode_plan::<SandboxPlan>(plan)
+            .map_err(SpawnError::engine)?;
         Ok(Box::new(SandboxWorkload::start(dir, plan)?))
     }
 
@@ -253,19 +251,4 @@ fn kill_session(sid: i32) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-}
-
-/// Finds the monitor binary: `$ZLAYER_SANDBOX_SHIM`, next to the current
-/// executable (or one directory up, for test and example binaries), or on
-/// `PATH`.
-pub fn find_monitor() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ZLAYER_SANDBOX_SHIM") {
-        return Ok(PathBuf::from(p));
-    }
-    zlayer_sys::exe::find_helper(MONITOR_NAME).ok_or_else(|| {
-        RuntimeError::Configuration(format!(
-            "the sandbox monitor `{MONITOR_NAME}` was not found next to {} or on PATH; build it with `cargo build -p zlayer-sandbox --bins` or set ZLAYER_SANDBOX_SHIM",
-            zlayer_sys::exe::dir().map_or_else(|| "this program".into(), |d: &Path| d.display().to_string())
-        ))
-    })
 }

@@ -43,12 +43,3 @@ pub struct SandboxPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_lower: Option<PathBuf>,
 }
-
-impl SandboxPlan {
-    /// The plan in a `launch.json` value.
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(v.clone()).map_err(|e| {
-            format!("the sandbox's launch.json does not parse ({e}); remove the container and create it again")
-        })
-    }
-}

@@ -122,6 +122,35 @@ impl Control {
         })
     }
 
+    /// Sends everything `r` yields as `Stdin` on `channel`, then
+    /// `StdinEof` when it ends (or fails); stops early when the socket is
+    /// gone. The one input pump of workloads, execs and forwarded ports.
+    pub async fn pump_input<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        channel: ChannelId,
+        mut r: R,
+        buf_size: usize,
+    ) {
+        let mut buf = vec![0u8; buf_size];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = self.send(channel, Msg::StdinEof).await;
+                    return;
+                }
+                Ok(n) => {
+                    if self
+                        .send(channel, Msg::Stdin(buf[..n].to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// Opens a fresh channel and returns its id and the guest's messages on it.
     pub fn open_channel(&self) -> (ChannelId, mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = mpsc::unbounded_channel();

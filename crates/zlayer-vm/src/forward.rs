@@ -4,7 +4,7 @@
 use super::control::Control;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use zlayer_runtime::error::{Result, RuntimeError};
@@ -99,28 +99,9 @@ pub fn serve(listener: TcpListener, guest_port: u16, control: Arc<Control>) -> J
 async fn tunnel(conn: TcpStream, guest_port: u16, control: &Arc<Control>) -> Result<()> {
     let (ch, mut rx) = control.open_channel();
     control.send(ch, Msg::Forward { port: guest_port }).await?;
-    let (mut r, mut w) = conn.into_split();
+    let (r, mut w) = conn.into_split();
     let up_control = Arc::clone(control);
-    let up = tokio::spawn(async move {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = up_control.send(ch, Msg::StdinEof).await;
-                    return;
-                }
-                Ok(n) => {
-                    if up_control
-                        .send(ch, Msg::Stdin(buf[..n].to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let up = tokio::spawn(async move { up_control.pump_input(ch, r, 32 * 1024).await });
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Stdout(data) if w.write_all(&data).await.is_err() => {

@@ -8,6 +8,7 @@ use super::qemu::{self, files};
 use super::workload::VmWorkload;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use zlayer_hosting::MonitorBinary;
 use zlayer_hosting::{
     Launcher, MonitorRecord, NetworkView, PrepareContext, SpawnError, StateDir, Workload,
 };
@@ -22,7 +23,7 @@ pub const MONITOR_NAME: &str = "zlayer-vm-shim";
 #[derive(Debug)]
 pub struct VmLauncher {
     config: VmConfig,
-    monitor: OnceLock<PathBuf>,
+    monitor: MonitorBinary,
     store: OnceLock<Option<zlayer_image::ImageStore>>,
 }
 
@@ -30,8 +31,8 @@ impl VmLauncher {
     /// The launcher of a node configured by `config`.
     pub fn new(config: VmConfig) -> Self {
         VmLauncher {
+            monitor: MonitorBinary::new(MONITOR_NAME, "zlayer-vm", None, config.monitor.clone()),
             config,
-            monitor: OnceLock::new(),
             store: OnceLock::new(),
         }
     }
@@ -90,16 +91,7 @@ impl Launcher for VmLauncher {
     }
 
     fn monitor_binary(&self) -> Result<PathBuf> {
-        if let Some(p) = self.config.monitor.as_ref().or(self.monitor.get()) {
-            return Ok(p.clone());
-        }
-        let found = zlayer_sys::exe::find_helper(MONITOR_NAME).ok_or_else(|| {
-            RuntimeError::Configuration(format!(
-                "the VM monitor `{MONITOR_NAME}` was not found next to this program or on PATH; \
-                 build it with `cargo build -p zlayer-vm --bins`"
-            ))
-        })?;
-        Ok(self.monitor.get_or_init(|| found).clone())
+        self.monitor.path()
     }
 
     fn check(&self, spec: &ServiceSpec, tty: bool) -> Result<()> {
@@ -158,7 +150,8 @@ impl Launcher for VmLauncher {
         _record: &ContainerRecord,
         plan: &serde_json::Value,
     ) -> std::result::Result<Box<dyn Workload>, SpawnError> {
-        let plan = VmPlan::from_value(plan).map_err(SpawnError::engine)?;
+        let plan =
+            zlayer_hosting::records::decode_plan::<VmPlan>(plan).map_err(SpawnError::engine)?;
         Ok(Box::new(VmWorkload::start(dir, plan)?))
     }
 

@@ -53,15 +53,6 @@ pub struct VmPlan {
     pub extra_cmdline: String,
 }
 
-impl VmPlan {
-    /// The plan in a `launch.json` value.
-    pub fn from_value(v: &serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(v.clone()).map_err(|e| {
-            format!("the VM's launch.json does not parse ({e}); remove the container and create it again")
-        })
-    }
-}
-
 /// The workload as sent in `Run` (a serializable copy).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -207,9 +198,9 @@ pub fn size(spec: &ServiceSpec, default_mib: u64, default_vcpus: u32) -> (u64, u
     let host_cpus = zlayer_sys::procfs::online_cpus().max(1);
     let mib = spec
         .resources
-        .memory
-        .as_ref()
-        .and_then(|m| m.bytes().ok())
+        .memory_bytes()
+        .ok()
+        .flatten()
         .map(|b| b / (1024 * 1024))
         .unwrap_or(default_mib)
         .max(128)

@@ -363,27 +363,10 @@ async fn pump_output(
 
 /// The stdin pipe to the workload's stdin in the guest; EOF closes it.
 async fn pump_stdin(stdin: OwnedFd, control: Arc<Control>) {
-    let Ok(mut r) = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) else {
+    let Ok(r) = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) else {
         return;
     };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                let _ = control.send(WORKLOAD_CHANNEL, Msg::StdinEof).await;
-                return;
-            }
-            Ok(n) => {
-                if control
-                    .send(WORKLOAD_CHANNEL, Msg::Stdin(buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
+    control.pump_input(WORKLOAD_CHANNEL, r, 64 * 1024).await;
 }
 
 /// One exec: its stdin to the guest, the guest's output to its fds, how it
@@ -410,26 +393,10 @@ async fn relay_exec(
     }
     let up_control = Arc::clone(&control);
     let up = tokio::spawn(async move {
-        let Ok(mut r) = tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) else {
-            let _ = up_control.send(ch, Msg::StdinEof).await;
-            return;
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = up_control.send(ch, Msg::StdinEof).await;
-                    return;
-                }
-                Ok(n) => {
-                    if up_control
-                        .send(ch, Msg::Stdin(buf[..n].to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
+        match tokio::net::unix::pipe::Receiver::from_owned_fd(stdin) {
+            Ok(r) => up_control.pump_input(ch, r, 64 * 1024).await,
+            Err(_) => {
+                let _ = up_control.send(ch, Msg::StdinEof).await;
             }
         }
     });

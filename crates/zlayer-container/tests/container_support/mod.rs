@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use zlayer_container::{cgroups::ContainerCgroup, ContainerConfig, ContainerLauncher, Layout};
+use zlayer_container::{cgroups::ContainerCgroup, ContainerConfig, ContainerLauncher};
 use zlayer_hosting::HostedRuntime;
 use zlayer_image::fixtures::{self, FixtureOptions};
 use zlayer_network::{NetworkManager, NetworkOptions};
@@ -209,7 +209,10 @@ impl Drop for TestEnv {
 
 /// The cgroup of container `id` of `env`'s root.
 pub fn cgroup_of(env: &TestEnv, id: &ContainerId) -> ContainerCgroup {
-    ContainerCgroup::new(&Layout::new(env.root.path()).cgroup_path(id))
+    ContainerCgroup::new(&zlayer_container::cgroup_path(
+        env.root.path(),
+        &id.to_string(),
+    ))
 }
 
 /// Whether `id` is among the runtime's containers.

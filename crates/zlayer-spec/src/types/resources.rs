@@ -27,6 +27,16 @@ impl ResourcesSpec {
     pub fn is_empty(&self) -> bool {
         self == &ResourcesSpec::default()
     }
+
+    /// The memory limit in bytes, if one is set; the error names the field
+    /// and the bad value.
+    pub fn memory_bytes(&self) -> Result<Option<u64>, String> {
+        self.memory
+            .as_ref()
+            .map(|m| m.bytes())
+            .transpose()
+            .map_err(|e| format!("resources.memory: {e}"))
+    }
 }
 
 /// GPUs requested by a service.
