@@ -17,6 +17,40 @@ pub enum Format {
     Json,
 }
 
+/// Writes `args` (and a newline) to stdout. When the reader has gone (a
+/// closed pipe) the command ends at once with success, as `head` expects;
+/// another write error ends it with docker's 125.
+pub fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("zlayer: writing to stdout: {e}");
+            std::process::exit(crate::exit::ENGINE_ERROR.into());
+        }
+    }
+}
+
+/// Whether `err` comes from writing to a pipe nobody reads any more.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

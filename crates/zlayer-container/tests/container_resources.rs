@@ -72,7 +72,10 @@ async fn memory_limit_oom_kills() {
     env.rt.start_container(&id).await.unwrap();
     assert_eq!(env.rt.wait_container(&id).await.unwrap(), 137);
     match env.rt.container_state(&id).await.unwrap() {
-        ContainerState::Failed { reason } => assert!(reason.contains("OOM"), "{reason}"),
+        ContainerState::Failed { reason, code } => {
+            assert!(reason.contains("OOM"), "{reason}");
+            assert_eq!(code, Some(137), "an OOM kill reports 137, as docker does");
+        }
         other => panic!("expected an OOM failure, got {other:?}"),
     }
     assert!(!stdout_lines(&env.rt, &id)

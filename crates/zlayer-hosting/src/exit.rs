@@ -26,6 +26,7 @@ impl ExitRecord {
         match &self.reason {
             Some(reason) => zlayer_runtime::ContainerState::Failed {
                 reason: reason.clone(),
+                code: Some(self.code),
             },
             None => zlayer_runtime::ContainerState::Exited { code: self.code },
         }

@@ -39,6 +39,7 @@ impl Phase {
                      remove it with `zlayer rm {}`",
                     record.created_by.pid, record.name
                 ),
+                code: None,
             },
             Phase::Running(_) => ContainerState::Running,
             Phase::Paused(_) => ContainerState::Paused,
@@ -48,6 +49,7 @@ impl Phase {
                     "its monitor (pid {}) ended without recording an exit code",
                     m.monitor.pid
                 ),
+                code: Some(137),
             },
         }
     }

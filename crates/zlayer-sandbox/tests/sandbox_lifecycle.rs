@@ -326,7 +326,7 @@ async fn memory_watchdog_kills_the_tree() {
         .unwrap();
     assert_eq!(code, 137);
     match rt.container_state(&id).await.unwrap() {
-        ContainerState::Failed { reason } => {
+        ContainerState::Failed { reason, .. } => {
             assert!(reason.contains("memory limit 32Mi exceeded"), "{reason}")
         }
         other => panic!("expected Failed, got {other:?}"),
@@ -625,7 +625,7 @@ async fn helper_agent_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_agent_loses_nothing() {
     // Dropped last, after the runtime (see TestDir: its trash thread).
-    let tmp = TestDir::create();
+    let tmp = TestDir::create("zl-sbx");
     let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

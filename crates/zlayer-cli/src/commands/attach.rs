@@ -35,7 +35,7 @@ pub async fn attach_and_wait(engine: &Engine, record: &ContainerRecord) -> anyho
     out.flush()?;
     drop(out);
     let code = engine.wait(record).await?;
-    if let Ok(ContainerState::Failed { reason }) = engine.state(record).await {
+    if let Ok(ContainerState::Failed { reason, .. }) = engine.state(record).await {
         return Ok(failure_exit_code(&reason, record, code));
     }
     Ok(code.clamp(0, 255) as u8)

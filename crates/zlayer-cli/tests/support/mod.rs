@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 /// The builtin busybox image (`zlayer image builtin`).
 pub const IMAGE: &str = "localhost/zlayer/busybox:latest";
@@ -33,17 +32,8 @@ pub fn ok(o: &Output) -> String {
     text(&o.stdout)
 }
 
-/// Polls `f` every 50 ms until it holds or `limit` passed; its last answer.
-pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
+#[allow(unused_imports)]
+pub use zlayer_testkit::wait::eventually;
 
 /// Deletes the bridges (and their nftables tables) the data root `root`
 /// made: zlayer marks each bridge with its root's network directory, and

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zlayer_container::{cgroups::ContainerCgroup, ContainerConfig, ContainerLauncher};
 use zlayer_hosting::HostedRuntime;
-use zlayer_image::fixtures::{self, FixtureOptions};
+use zlayer_image::fixtures;
 use zlayer_network::{NetworkManager, NetworkOptions};
 use zlayer_runtime::*;
 use zlayer_spec::{Isolation, ServiceSpec};
@@ -86,23 +86,8 @@ impl Drop for NetGuard {
     }
 }
 
-/// The busybox OCI layout, built once per test binary run. It lives in
-/// cargo's target tmp dir under this binary's name and is rebuilt on each
-/// run: a static is never dropped, so a temp dir here would stay in /tmp.
 fn fixture_layout() -> &'static Path {
-    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
-    LAYOUT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        let name = exe
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tests".into());
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-fixture-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("busybox");
-        fixtures::busybox_layout(&path, &FixtureOptions::default()).expect("busybox fixture");
-        path
-    })
+    zlayer_testkit::fixture::busybox()
 }
 
 /// The monitor binary built with the tests.
@@ -244,29 +229,16 @@ pub fn sh(name: &str, script: &str) -> ServiceSpec {
     s
 }
 
-/// Polls `f` until it is true or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
-}
+#[allow(unused_imports)]
+pub use zlayer_testkit::wait::eventually_async as eventually;
 
 /// Panics if anything of container `id` remains: its state dir, a mount
 /// under it, its cgroups, or a monitor process naming its state dir.
 pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
     let dir = env.root.path().join("containers").join(id.to_string());
     assert!(!dir.exists(), "state dir {} left", dir.display());
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let needle = dir.to_string_lossy().to_string();
-    assert!(
-        !mountinfo.lines().any(|l| l.contains(&needle)),
-        "mount under {needle} left"
-    );
+    let mounts = zlayer_testkit::leaks::mounts_under(&dir);
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     let cg = cgroup_of(env, id);
     assert!(
         cg.existing_dirs().is_empty(),
@@ -291,22 +263,7 @@ pub fn assert_nothing_left(env: &TestEnv, id: &ContainerId) {
 /// Pids of processes holding a file under `dir` open (a monitor holds
 /// its log and control socket).
 pub fn monitor_pids(dir: &Path) -> Vec<i32> {
-    let needle = dir.to_string_lossy().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .map(|fds| {
-                    fds.flatten().any(|fd| {
-                        std::fs::read_link(fd.path())
-                            .is_ok_and(|t| t.to_string_lossy().starts_with(&needle))
-                    })
-                })
-                .unwrap_or(false)
-        })
-        .collect()
+    zlayer_testkit::leaks::pids_holding_files_under(dir)
 }
 
 /// The stdout lines of a container's logs.

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use zlayer_daemon::{AppState, Daemon, DaemonConfig};
 use zlayer_engine::{Engine, NodeConfig};
-use zlayer_image::fixtures::{busybox_layout, FixtureOptions};
 use zlayer_image::ImageStore;
 
 /// The stock docker CLI.
@@ -25,12 +24,9 @@ pub struct TestDaemon {
     handle: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Loads the busybox fixture into `root` as `busybox:latest`.
+/// Loads the busybox fixture into `store` as `busybox:latest`.
 pub fn load_busybox(store: &ImageStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("busybox");
-    busybox_layout(&layout, &FixtureOptions::default()).unwrap();
-    store.load(&layout, Some("busybox:latest")).unwrap();
+    zlayer_testkit::fixture::load_busybox(store, zlayer_testkit::fixture::BUSYBOX);
 }
 
 impl TestDaemon {

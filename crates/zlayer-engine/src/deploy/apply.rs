@@ -207,7 +207,7 @@ async fn wait_started(
     loop {
         match engine.state(record).await {
             Ok(ContainerState::Pending) => {}
-            Ok(ContainerState::Failed { reason }) => return Err(reason),
+            Ok(ContainerState::Failed { reason, .. }) => return Err(reason),
             Ok(_) => return Ok(()),
             Err(e) => return Err(e.to_string()),
         }

@@ -24,6 +24,10 @@ pub enum ContainerState {
     Failed {
         /// Why, for the user.
         reason: String,
+        /// The exit code docker reports, when the workload ran and was
+        /// ended (137 after a kill); `None` when it never ran.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
     },
 }
 
@@ -53,7 +57,7 @@ impl fmt::Display for ContainerState {
             ContainerState::Paused => f.write_str("paused"),
             ContainerState::Stopping => f.write_str("stopping"),
             ContainerState::Exited { code } => write!(f, "exited ({code})"),
-            ContainerState::Failed { reason } => write!(f, "failed: {reason}"),
+            ContainerState::Failed { reason, .. } => write!(f, "failed: {reason}"),
         }
     }
 }

@@ -47,52 +47,7 @@ pub fn busybox_rootfs(parent: &Path) -> PathBuf {
     base
 }
 
-/// A test's temporary directory, deleted on drop. The deletion is retried
-/// for a moment: the runtime's background trash thread may still be moving
-/// emptied container directories around in it, and a single
-/// `remove_dir_all` racing with it gives up (`ENOTEMPTY`) and leaves the
-/// directory behind in /tmp.
-pub struct TestDir(PathBuf);
-
-impl TestDir {
-    /// A fresh temporary directory (`/tmp/zl-sbx*`).
-    pub fn create() -> TestDir {
-        TestDir(
-            tempfile::Builder::new()
-                .prefix("zl-sbx")
-                .tempdir()
-                .unwrap()
-                .keep(),
-        )
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        // The runtime (dropped after this guard) may still have a trash
-        // thread that recreates `containers/.free` right after a removal:
-        // the directory must stay gone for a moment before we trust it.
-        for _ in 0..80 {
-            // A test that failed before removing its containers leaves
-            // their overlay rootfs and runtime tmpfs mounted (and its other
-            // tasks may still be creating some).
-            let _ = zlayer_hosting::mounts::unmount_all_under(&self.0);
-            let _ = std::fs::remove_dir_all(&self.0);
-            std::thread::sleep(Duration::from_millis(25));
-            if !self.0.exists() {
-                std::thread::sleep(Duration::from_millis(100));
-                if !self.0.exists() {
-                    return;
-                }
-            }
-        }
-    }
-}
+pub use zlayer_testkit::TestDir;
 
 /// The monitor under test: this build's, or `$ZLAYER_SANDBOX_SHIM` (to run
 /// the suite against another build of it, e.g. the static one from
@@ -110,7 +65,7 @@ pub fn data_root(tmp: &Path) -> PathBuf {
 
 /// A runtime over a fresh temporary directory (kept alive by the guard).
 pub fn runtime(gpu_access: bool) -> (SandboxRuntime, TestDir) {
-    let tmp = TestDir::create();
+    let tmp = TestDir::create("zl-sbx");
     let rt = runtime_at(&data_root(tmp.path()), gpu_access);
     (rt, tmp)
 }

@@ -123,7 +123,7 @@ impl Snapshot {
     pub fn exit_code(&self) -> i32 {
         match &self.state {
             ContainerState::Exited { code } => *code,
-            ContainerState::Failed { .. } => self.sup.last_exit_code.unwrap_or(127),
+            ContainerState::Failed { code, .. } => code.or(self.sup.last_exit_code).unwrap_or(127),
             _ => 0,
         }
     }
@@ -154,7 +154,9 @@ impl Snapshot {
             ContainerState::Running | ContainerState::Stopping => format!("Up {}{health}", up()),
             ContainerState::Paused => format!("Up {} (Paused)", up()),
             ContainerState::Exited { code } => format!("Exited ({code})"),
-            ContainerState::Failed { reason } => format!("Exited ({}): {reason}", self.exit_code()),
+            ContainerState::Failed { reason, .. } => {
+                format!("Exited ({}): {reason}", self.exit_code())
+            }
         }
     }
 
@@ -306,7 +308,7 @@ impl Snapshot {
         let rest: Vec<String> = argv.cloned().collect();
         let alive = self.state.is_alive();
         let error = match &self.state {
-            ContainerState::Failed { reason } => reason.clone(),
+            ContainerState::Failed { reason, .. } => reason.clone(),
             _ => String::new(),
         };
         let r = &self.record;
