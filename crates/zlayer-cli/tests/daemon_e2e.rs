@@ -22,6 +22,8 @@ struct Env {
     dsock: PathBuf,
     dconf: tempfile::TempDir,
     daemon: Option<Child>,
+    /// Extra environment of every zlayer process (the VM kernel bundle).
+    vars: Vec<(&'static str, PathBuf)>,
 }
 
 impl Env {
@@ -39,8 +41,20 @@ impl Env {
             root,
             dconf: tempfile::tempdir().unwrap(),
             daemon: None,
+            vars: Vec::new(),
         };
         ok(&env.zl(&["image", "builtin"]));
+        env
+    }
+
+    /// [`Env::new`] with the VM kernel bundle (built once per target dir).
+    fn with_vm() -> Env {
+        let bundle = zlayer_testkit::kernel::bundle();
+        let mut env = Env::new();
+        env.vars = vec![
+            ("ZLAYER_VM_KERNEL", bundle.kernel),
+            ("ZLAYER_VM_INITRD", bundle.initrd),
+        ];
         env
     }
 
@@ -52,6 +66,7 @@ impl Env {
             .arg(&self.sock)
             .args(args)
             .env_remove("ZLAYER_EMBEDDED")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }
@@ -562,6 +577,85 @@ fn daemon_survives_sigkill_and_resumes_supervision() {
     assert!(
         ps.contains("\"keep\""),
         "a graceful shutdown leaves containers running: {ps}"
+    );
+}
+
+/// GETs `/` from 127.0.0.1:`port` (HTTP/1.0); the whole answer.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// A VM started by the CLI alone keeps serving its published port through
+/// a daemon that starts, is SIGKILLed and restarts; the restarted daemon
+/// drives it (logs, exec, stop) and its exit code outlives another kill.
+#[test]
+fn vm_ports_outlive_the_daemon() {
+    let mut env = Env::with_vm();
+    ok(&env.zl(&[
+        "run",
+        "-d",
+        "--isolation",
+        "vm",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo serving; exec httpd -f -p 80 -h /var/www",
+    ]));
+    let port_line = ok(&env.zl(&["port", "web"]));
+    let port: u16 = port_line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host port in {port_line:?}"));
+    let serves = || http_get(port).contains("200 OK");
+    assert!(
+        eventually(Duration::from_secs(60), serves),
+        "the VM's port {port} does not serve"
+    );
+
+    env.start_daemon();
+    assert_eq!(env.inspect("web", "{{.State.Status}}"), "running");
+    env.signal_daemon("KILL");
+    assert!(serves(), "the port died with the daemon");
+
+    env.start_daemon();
+    assert!(serves());
+    assert_eq!(ok(&env.docker(&["logs", "web"])), "serving\n");
+    assert_eq!(
+        ok(&env.docker(&["exec", "web", "sh", "-c", "echo inside $((6*7))"])),
+        "inside 42\n"
+    );
+    ok(&env.docker(&["stop", "-t", "1", "web"]));
+    let status = env.inspect("web", "{{.State.Status}} {{.State.ExitCode}}");
+    assert!(status.starts_with("exited "), "{status}");
+    assert!(!serves(), "a stopped VM's port is released");
+    env.signal_daemon("KILL");
+    env.start_daemon();
+    assert_eq!(
+        env.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
+        status,
+        "the exit code survived the daemon"
+    );
+    ok(&env.docker(&["rm", "web"]));
+    let needle = env.root.path().to_string_lossy().into_owned();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            zlayer_testkit::leaks::pids_with_cmdline(&["qemu", &needle]).is_empty()
+        }),
+        "QEMU left after rm"
     );
 }
 
