@@ -22,7 +22,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use zlayer_testkit::leaks::{mounts_under, pids_with_cmdline};
+use zlayer_testkit::leaks::{mounts_under, pids_of_root};
 use zlayer_testkit::wait::eventually;
 use zlayer_testkit::TestDir;
 
@@ -155,12 +155,11 @@ impl Node {
             "mounts left: {:?}",
             mounts_under(self.root())
         );
-        let needle = self.root().to_string_lossy().into_owned();
         assert!(
-            eventually(Duration::from_secs(5), || pids_with_cmdline(&[&needle])
+            eventually(Duration::from_secs(5), || pids_of_root(self.root())
                 .is_empty()),
             "processes left: {:?}",
-            pids_with_cmdline(&[&needle])
+            pids_of_root(self.root())
                 .into_iter()
                 .map(zlayer_testkit::leaks::cmdline)
                 .collect::<Vec<_>>()

@@ -160,6 +160,21 @@ impl Engine {
         let mut pull = req.pull.clone();
         pull.policy = req.spec.image.pull_policy;
         self.images().pull(&req.spec.image.name, &pull).await?;
+        // A generated name can be taken (it is short: 4 hex digits of the
+        // id): another id gives another name, as docker retries.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.create_once(&req).await {
+                Err(EngineError::NameInUse { .. })
+                    if req.name.is_none() && req.container.is_none() && attempts < 8 => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`Engine::create`] under a fresh id.
+    async fn create_once(&self, req: &CreateRequest) -> Result<ContainerRecord> {
         let id = new_container_id();
         let name = req.name.clone().unwrap_or_else(|| generated_name(&id));
         let container = req

@@ -57,16 +57,26 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Kills what a failed test of data root `root` may have left (QEMU and
-/// monitors naming the root) and unmounts what is mounted under it.
-pub fn clean_up_root(root: &Path) {
+/// The processes of data root `root`: those holding a file under it open
+/// (monitors hold their log and control socket; their command line does
+/// not name the root) and those naming it on their command line (QEMU).
+pub fn pids_of_root(root: &Path) -> Vec<i32> {
     let needle = root.to_string_lossy().to_string();
-    for pid in pids_with_cmdline(&[&needle]) {
-        if pid != std::process::id() as i32 {
-            // SAFETY: kill has no memory preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+    let mut pids = pids_holding_files_under(root);
+    pids.extend(pids_with_cmdline(&[&needle]));
+    pids.sort_unstable();
+    pids.dedup();
+    pids.retain(|&p| p != std::process::id() as i32);
+    pids
+}
+
+/// Kills what a failed test of data root `root` may have left (monitors,
+/// QEMU, see [`pids_of_root`]) and unmounts what is mounted under it.
+pub fn clean_up_root(root: &Path) {
+    for pid in pids_of_root(root) {
+        // SAFETY: kill has no memory preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
         }
     }
     let mut mounts = mounts_under(root);
