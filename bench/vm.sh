@@ -9,7 +9,9 @@ bundle="${CARGO_TARGET_DIR:-target}"/vm-cache/bundle
 if [ ! -f "$bundle/vmlinux" ] || [ ! -f "$bundle/initramfs.cpio" ]; then
   ./scripts/build-vm-kernel "$bundle"
 fi
-cargo build --quiet --release --locked -p zlayer-vm --example vm_bench
+# The example drives the hosting layer, which starts zlayer-vm-shim (the
+# VM's monitor, QEMU's parent) found next to the example's directory.
+cargo build --quiet --release --locked -p zlayer-vm --example vm_bench --bins
 bin="${CARGO_TARGET_DIR:-target}"/release/examples/vm_bench
 root=$(mktemp -d /tmp/zlvm-bench.XXXX)
 trap 'rm -rf "$root"' EXIT

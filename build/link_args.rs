@@ -1,6 +1,6 @@
 // Shared by the build scripts of the crates with binaries (`include!`d):
 // the link arguments that make the binaries start fast (see
-// `docs/benchmarks.md`, "Process start-up").
+// `docs/architecture.md`, "Build and process start-up").
 //
 // - Packed relative relocations (DT_RELR): a position-independent
 //   executable of this size has tens of thousands of relative relocations,

@@ -419,3 +419,40 @@ fn named_volume_is_shared_by_every_isolation() {
     );
     node.assert_nothing_left(&[]);
 }
+
+/// Without root the node still runs the sandbox isolation; the container
+/// isolation is refused with the reason.
+#[test]
+fn a_user_without_root_runs_sandboxes() {
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let dir = TestDir::create("zlnr");
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let zl = |args: &[&str]| {
+        Command::new(zlayer_bin())
+            .arg("--root")
+            .arg(dir.path())
+            .arg("--embedded")
+            .args(args)
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .expect("run zlayer as nobody")
+    };
+    ok(&zl(&["image", "builtin"]));
+    let o = zl(&[
+        "run",
+        "--rm",
+        "--isolation",
+        "sandbox",
+        IMAGE,
+        "echo",
+        "confined",
+    ]);
+    assert_eq!(ok(&o), "confined\n");
+    let o = zl(&["run", "--rm", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(text(&o.stderr).contains("root"), "{}", text(&o.stderr));
+}

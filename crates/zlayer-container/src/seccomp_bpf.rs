@@ -5,7 +5,7 @@
 //! The profile only changes with the capability set, so the monitor
 //! compiles it once per host and profile into classic BPF
 //! (`<root>/run/seccomp/<hash>.bpf`), and the container's init loads that
-//! program right before `execve` (see [`super::shim::executor`]). Execs
+//! program right before `execve` (see [`crate::executor`]). Execs
 //! load the same program.
 //!
 //! The translation follows libcontainer's (which this replaces for the

@@ -26,7 +26,7 @@ pub enum EngineError {
         id: String,
     },
     /// A name with characters docker would refuse.
-    #[error("invalid container name {0:?}: use letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    #[error("invalid container name {0:?}: use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit")]
     InvalidName(String),
     /// A request that makes no sense (conflicting flags, ...).
     #[error("{0}")]

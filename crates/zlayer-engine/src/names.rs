@@ -29,7 +29,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok_first && ok_rest && name.len() <= 128 {
+    // 63: the name is the state directory's (and a hostname's) stem.
+    if ok_first && ok_rest && name.len() <= 63 {
         Ok(())
     } else {
         Err(EngineError::InvalidName(name.to_string()))

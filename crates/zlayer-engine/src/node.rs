@@ -38,15 +38,17 @@ impl Default for NodeConfig {
 pub fn assemble(root: &Path, images: ImageStore, config: &NodeConfig) -> Result<HostedRuntime> {
     let monitor = |name: &str| config.monitor_dir.as_ref().map(|d| d.join(name));
     let mut launchers: Vec<Arc<dyn Launcher>> = Vec::new();
+    let mut unavailable = Vec::new();
     let mut container = ContainerConfig::new(root);
     container.monitor = monitor(zlayer_container::MONITOR_NAME);
     match ContainerLauncher::new(container) {
         Ok(l) => launchers.push(Arc::new(l)),
-        // Not root: the sandbox and vm isolations still work.
-        Err(e) if config.default_isolation != Isolation::Container => {
-            tracing::debug!("no container isolation: {e}")
+        // Not root: the sandbox and vm isolations still work; containers
+        // asking for this one are refused with the reason.
+        Err(e) => {
+            tracing::debug!("no container isolation: {e}");
+            unavailable.push((Isolation::Container, e.to_string()));
         }
-        Err(e) => return Err(e.into()),
     }
     let mut sandbox = SandboxConfig::new(root);
     sandbox.gpu_access = config.sandbox_gpu_access;
@@ -63,8 +65,10 @@ pub fn assemble(root: &Path, images: ImageStore, config: &NodeConfig) -> Result<
         all.extend(cfg.annotations);
         Some(all)
     });
-    Ok(
-        HostedRuntime::new(images, launchers, config.default_isolation)?
-            .with_annotation_lookup(lookup),
-    )
+    let mut runtime = HostedRuntime::new(images, launchers, config.default_isolation)?
+        .with_annotation_lookup(lookup);
+    for (isolation, why) in unavailable {
+        runtime = runtime.with_unavailable(isolation, why);
+    }
+    Ok(runtime)
 }

@@ -67,7 +67,13 @@ pub fn remove_with<L: Launcher + ?Sized>(
     // The log goes with the directory: a rename, not an unlink.
     let _ = std::fs::rename(dir.log(), dir.file(REMOVED_LOG));
     unmount_known(dir);
-    trash.discard(&dir.dir)
+    trash.discard(&dir.dir)?;
+    // The name is free again (whoever removes: a front end, or the
+    // monitor of a `--rm` container).
+    if let Some(containers) = dir.dir.parent() {
+        crate::runtime::NameIndex::in_containers_dir(containers).release(&record.name, &dir.name());
+    }
+    Ok(())
 }
 
 /// Unmounts the `run/` tmpfs (the launchers unmount their own mounts).

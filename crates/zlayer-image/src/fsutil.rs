@@ -23,21 +23,6 @@ pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> 
     write_atomic(path, &bytes)
 }
 
-/// Like [`write_json_atomic`] but without `fsync`: atomic against a killed
-/// process (temp + rename), not durable across a power loss. For records
-/// whose loss after a crash is harmless (container leases: the containers
-/// are gone after a reboot too), where an fsync would cost ~5-20 ms.
-pub(crate) fn write_json_atomic_unsynced<T: serde::Serialize>(
-    path: &Path,
-    value: &T,
-) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| crate::error::Error::json(path.display().to_string(), e))?;
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    ensure_dir(dir).ctx("create directory", dir)?;
-    zlayer_sys::atomic::write_file_atomic(path, &bytes, false, None).ctx("write", path)
-}
-
 /// Reads and parses a JSON file.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs::read(path).ctx("read", path)?;

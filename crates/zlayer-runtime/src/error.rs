@@ -70,6 +70,10 @@ pub enum RuntimeError {
         /// What to do.
         hint: String,
     },
+    /// The request needs a running container and it is not (it ended, or
+    /// its monitor is gone).
+    #[error("{0}")]
+    NotRunning(String),
     /// The request or spec is invalid (empty command, bad signal, ...).
     #[error("invalid spec: {0}")]
     InvalidSpec(String),

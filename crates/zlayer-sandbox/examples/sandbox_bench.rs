@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zlayer_hosting::HostedRuntime;
-use zlayer_runtime::{ContainerId, Runtime};
+use zlayer_runtime::{ContainerId, NewContainer, Runtime};
 use zlayer_sandbox::{SandboxConfig, SandboxLauncher};
 use zlayer_spec::{Isolation, ServiceSpec};
 
@@ -112,7 +112,11 @@ async fn run(data: PathBuf, rootfs: PathBuf, cmd: Vec<String>) -> zlayer_runtime
     let id = ContainerId::new(format!("bench-{}", std::process::id()), 0);
     let mut spec = ServiceSpec::minimal("bench", IMAGE);
     spec.command.entrypoint = Some(cmd);
-    runtime.create_from_spec(&id, &spec).await?;
+    // Like `zlayer run --rm`: removed right after, so its record is not
+    // flushed to disk (an ephemeral container).
+    let mut new = NewContainer::new(id.clone(), spec);
+    new.ephemeral = true;
+    runtime.create_container(&new).await?;
     phases.mark("create");
     runtime.start_container(&id).await?;
     phases.mark("start");

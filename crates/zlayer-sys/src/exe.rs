@@ -22,6 +22,18 @@ pub fn sibling(name: &str) -> PathBuf {
     dir().map_or_else(|| PathBuf::from(name), |d| d.join(name))
 }
 
+/// The program `name` as `execvp` would find it: `name` itself when it
+/// holds a `/`, else the first regular file of that name on `PATH`.
+pub fn find_on_path(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 || name.is_absolute() {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Finds the helper binary `name`: next to the running executable, one
 /// directory up (test and example binaries live in `target/*/deps` and
 /// `target/*/examples`), or on `PATH`.

@@ -1,8 +1,8 @@
 //! Choosing the accelerator: KVM only when a probe guest really boots under
 //! it in time (a para-virtual `/dev/kvm` such as `kvm_pvm` may exist and
 //! still be far too slow for a stock kernel), else TCG. The verdict is
-//! cached in `<root>/accel.json`, keyed by the QEMU version and the kernel
-//! bundle's size and mtime.
+//! cached in `<root>/accel.json`, keyed by the QEMU binary's and the kernel
+//! bundle's paths, sizes and mtimes.
 
 use super::config::Accel;
 use super::kernel::KernelBundle;
@@ -65,9 +65,15 @@ pub fn choose(c: &Choice<'_>) -> Result<Accel> {
     {
         return Ok(Accel::Tcg);
     }
-    let version = super::qemu::version(c.qemu)?;
+    // The QEMU binary's size and mtime stand for its version (an upgrade
+    // changes both): a `stat`, where `qemu --version` cost ~40 ms of every
+    // VM start.
+    let qemu = match zlayer_sys::exe::find_on_path(c.qemu) {
+        Some(path) => file_key(&path),
+        None => super::qemu::version(c.qemu)?,
+    };
     let key = format!(
-        "{version}|{}|{}",
+        "{qemu}|{}|{}",
         file_key(&bundle.kernel),
         file_key(&bundle.initrd)
     );
@@ -138,6 +144,35 @@ fn probe_kvm(c: &Choice<'_>) -> bool {
             }
         }
     }
+}
+
+/// The host's TSC frequency cached on disk for the current boot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TscCache {
+    boot_id: String,
+    khz: Option<u64>,
+}
+
+/// [`host_tsc_khz`], measured once per boot of the host and kept in `cache`
+/// (keyed by the kernel's boot id): each VM's monitor is a new process,
+/// and the measurement takes 20 ms of its start.
+pub fn host_tsc_khz_cached(cache: &Path) -> Option<u64> {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if let Ok(Some(c)) = read_json::<TscCache>(cache) {
+        if !boot_id.is_empty() && c.boot_id == boot_id {
+            return c.khz;
+        }
+    }
+    let khz = host_tsc_khz();
+    if !boot_id.is_empty() {
+        if let Some(dir) = cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = write_json_atomic(cache, &TscCache { boot_id, khz });
+    }
+    khz
 }
 
 /// The host TSC frequency in kHz, measured against `CLOCK_MONOTONIC_RAW`.

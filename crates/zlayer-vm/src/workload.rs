@@ -67,7 +67,7 @@ fn invoke_failure(kind: SpawnFailure) -> Option<InvokeFailure> {
 fn kernel_cmdline(plan: &VmPlan) -> String {
     let (secs, nanos) = unix_now();
     let mut c = format!("{BASE_CMDLINE} zlayer.boottime={secs}.{nanos:09}");
-    if let Some(khz) = accel::host_tsc_khz() {
+    if let Some(khz) = accel::host_tsc_khz_cached(&plan.accel_cache.with_file_name("tsc.json")) {
         c.push_str(&format!(" tsc_early_khz={khz}"));
     }
     let host: String = plan

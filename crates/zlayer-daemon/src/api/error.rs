@@ -106,6 +106,7 @@ impl From<RuntimeError> for ApiError {
         let status = match &e {
             RuntimeError::NotFound { .. } => StatusCode::NOT_FOUND,
             RuntimeError::InvalidSpec(_) => StatusCode::BAD_REQUEST,
+            RuntimeError::NotRunning(_) | RuntimeError::WrongState { .. } => StatusCode::CONFLICT,
             RuntimeError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -25,7 +25,7 @@ pub enum Unanswered {
 }
 
 fn not_running(e: &Unanswered) -> RuntimeError {
-    RuntimeError::InvalidSpec(match e {
+    RuntimeError::NotRunning(match e {
         Unanswered::NoMonitor(e) => {
             format!("the container is not running (no monitor answers: {e})")
         }
@@ -189,6 +189,7 @@ fn failure(reply: Reply) -> RuntimeError {
             failure: None,
             message,
         } => RuntimeError::InvalidSpec(message),
+        Reply::NotRunning => RuntimeError::NotRunning("the container is not running".into()),
         other => RuntimeError::Internal(format!("unexpected reply from the monitor: {other:?}")),
     }
 }

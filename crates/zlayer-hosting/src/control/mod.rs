@@ -77,6 +77,8 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The request needs a running workload and it has ended.
+    NotRunning,
     /// The request failed.
     Failed {
         /// Set when a command could not be started (126/127).

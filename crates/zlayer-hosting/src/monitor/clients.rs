@@ -130,7 +130,7 @@ impl<L: Launcher> Monitor<'_, L> {
         if let Ok(cred) =
             nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         {
-            if cred.pid() != self.me && super::descends_from(cred.pid(), self.me) {
+            if cred.pid() != self.me && super::descends_from(cred.pid(), self.me, self.me_start) {
                 let _ = send_reply(
                     &stream,
                     &Reply::error("processes of the container may not use its control socket"),
@@ -176,7 +176,7 @@ impl<L: Launcher> Monitor<'_, L> {
             }
             Request::Signal { signal } => {
                 client.reply(&if ended {
-                    Reply::error("the container is not running")
+                    Reply::NotRunning
                 } else {
                     match self.workload.signal(signal) {
                         Ok(()) => Reply::Done,
@@ -187,7 +187,7 @@ impl<L: Launcher> Monitor<'_, L> {
             }
             Request::Stats => {
                 client.reply(&if ended {
-                    Reply::error("the container is not running")
+                    Reply::NotRunning
                 } else {
                     match self.workload.stats() {
                         Ok(s) => Reply::Stats(s),
@@ -199,7 +199,7 @@ impl<L: Launcher> Monitor<'_, L> {
             Request::Exec(req) => {
                 let fds: Vec<OwnedFd> = received.fds;
                 let reply = if ended {
-                    Err(Reply::error("the container is not running"))
+                    Err(Reply::NotRunning)
                 } else if req.argv.is_empty() {
                     Err(Reply::error("exec needs a command"))
                 } else {

@@ -40,6 +40,8 @@ pub(super) struct Monitor<'a, L: Launcher> {
     pub(super) workload: Box<dyn Workload>,
     pub(super) main_pid: i32,
     pub(super) me: i32,
+    /// This monitor's start time (clock ticks after boot).
+    pub(super) me_start: u64,
     pub(super) log: LogWriter,
     pub(super) signals: SignalFd,
     pub(super) listener: Option<UnixListener>,
@@ -243,6 +245,7 @@ impl<'a, L: Launcher> Monitor<'a, L> {
             workload,
             main_pid,
             me,
+            me_start: monitor.monitor.starttime,
             log,
             signals,
             listener: Some(listener),

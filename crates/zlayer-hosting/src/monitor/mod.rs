@@ -202,14 +202,19 @@ impl ReadyPipe {
     }
 }
 
-/// Whether `pid` descends from `ancestor` (walking parent pids up).
-pub(crate) fn descends_from(pid: i32, ancestor: i32) -> bool {
+/// Whether `pid` descends from `ancestor`, started at `ancestor_start`
+/// (clock ticks after boot), walking parent pids up. The walk stops at the
+/// first process older than `ancestor`: none of its descendants is (an
+/// orphan is re-parented to the monitor, a subreaper), so a front end is
+/// told apart in one `/proc` read instead of a walk up to init.
+pub(crate) fn descends_from(pid: i32, ancestor: i32, ancestor_start: u64) -> bool {
     let mut cur = pid;
     for _ in 0..64 {
         if cur == ancestor {
             return true;
         }
         match zlayer_sys::procfs::stat(cur) {
+            Some(s) if s.starttime < ancestor_start => return false,
             Some(s) if s.ppid > 1 => cur = s.ppid,
             _ => return false,
         }

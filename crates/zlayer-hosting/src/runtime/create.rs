@@ -118,6 +118,7 @@ impl HostedRuntime {
             let _ = blocking(|| {
                 crate::removal::remove_with(launcher.as_ref(), &dir, &record, &self.trash)
             });
+            // The name, when the removal did not get as far.
             self.names.release(&record.name, &dir.name());
             drop(self.take_standby(isolation));
             return Err(match e {

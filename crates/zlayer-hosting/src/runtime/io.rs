@@ -70,9 +70,23 @@ impl HostedRuntime {
         id: &ContainerId,
         opts: LogsStreamOptions,
     ) -> Result<LogsStream> {
-        let (dir, _) = self.load(id)?;
+        let (dir, record) = self.load(id)?;
+        // A follower of a running container is woken by its monitor's
+        // answer to a `Wait` (sent once the exit is recorded and the log
+        // flushed), not at its next poll.
+        let ended: Option<crate::logs::EndSignal> = match self.observe(&dir, &record)? {
+            Phase::Running(_) | Phase::Paused(_) if opts.follow => {
+                let client = crate::control::Client::new(dir.socket());
+                Some(Box::pin(async move {
+                    let _ = client.wait().await;
+                }))
+            }
+            _ => None,
+        };
         let log = dir.log();
-        crate::logs::logs_stream(log, opts, Arc::new(move || finished(&dir)))
+        // The log is in the state dir, where the exit is recorded: one
+        // directory to watch.
+        crate::logs::logs_stream_watching(log, None, opts, Arc::new(move || finished(&dir)), ended)
     }
 
     pub(super) async fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<ExecStream> {

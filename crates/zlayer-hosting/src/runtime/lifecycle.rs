@@ -176,9 +176,7 @@ impl HostedRuntime {
             _ => {}
         }
         let launcher = self.launcher(record.isolation)?.clone();
-        blocking(|| crate::removal::remove_with(launcher.as_ref(), &dir, &record, &self.trash))?;
-        self.names.release(&record.name, &dir.name());
-        Ok(())
+        blocking(|| crate::removal::remove_with(launcher.as_ref(), &dir, &record, &self.trash))
     }
 
     /// Waits for the end of the container; its exit code.
@@ -252,7 +250,6 @@ impl HostedRuntime {
         let _ = std::fs::remove_file(dir.socket());
         if record.spec.lifecycle.delete_on_exit {
             blocking(|| crate::removal::remove_with(launcher.as_ref(), dir, record, &self.trash))?;
-            self.names.release(&record.name, &dir.name());
         }
         Ok(Phase::Ended(exit))
     }

@@ -43,6 +43,9 @@ pub struct HostedRuntime {
     images: ImageStore,
     volumes: VolumeStore,
     launchers: BTreeMap<Isolation, Arc<dyn Launcher>>,
+    /// Why an isolation this node would offer cannot run here (the
+    /// container isolation without root), for the error of its users.
+    unavailable: BTreeMap<Isolation, String>,
     default_isolation: Isolation,
     annotations: Option<AnnotationLookup>,
     names: NameIndex,
@@ -72,7 +75,9 @@ impl Drop for HostedRuntime {
 
 impl HostedRuntime {
     /// A runtime over the data root of `images`, offering `launchers`, with
-    /// `default_isolation` for services and images that do not choose.
+    /// `default_isolation` for services and images that do not choose (the
+    /// default must be offered, or declared with [`Self::with_unavailable`]
+    /// and then refused with its reason at use).
     pub fn new(
         images: ImageStore,
         launchers: Vec<Arc<dyn Launcher>>,
@@ -81,12 +86,6 @@ impl HostedRuntime {
         let layout = Layout::new(images.root());
         let launchers: BTreeMap<Isolation, Arc<dyn Launcher>> =
             launchers.into_iter().map(|l| (l.isolation(), l)).collect();
-        if !launchers.contains_key(&default_isolation) {
-            return Err(RuntimeError::Configuration(format!(
-                "the default isolation {default_isolation} is not among this node's ({})",
-                offered(&launchers)
-            )));
-        }
         for d in [layout.containers_dir(), layout.volumes_dir()] {
             zlayer_image::ensure_dir(&d).map_err(|e| {
                 RuntimeError::Configuration(format!(
@@ -100,16 +99,24 @@ impl HostedRuntime {
         trash.sweep();
         Ok(HostedRuntime {
             volumes: VolumeStore::new(layout.volumes_dir()),
-            names: NameIndex::new(layout.containers_dir().join(".names")),
+            names: NameIndex::in_containers_dir(&layout.containers_dir()),
             layout,
             images,
             launchers,
+            unavailable: BTreeMap::new(),
             default_isolation,
             annotations: None,
             trash,
             standby: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Declares `isolation` unavailable here for `reason` (what to do about
+    /// it): containers asking for it are refused with that reason.
+    pub fn with_unavailable(mut self, isolation: Isolation, reason: String) -> Self {
+        self.unavailable.insert(isolation, reason);
+        self
     }
 
     /// Lets the runtime read image annotations (`com.zlayer.runtime`).
@@ -146,12 +153,15 @@ impl HostedRuntime {
 
     /// The launcher of `isolation`.
     pub fn launcher(&self, isolation: Isolation) -> Result<&Arc<dyn Launcher>> {
-        self.launchers.get(&isolation).ok_or_else(|| {
-            RuntimeError::Configuration(format!(
-                "isolation {isolation} is not available on this node; it offers: {}",
-                offered(&self.launchers)
-            ))
-        })
+        self.launchers
+            .get(&isolation)
+            .ok_or_else(|| match self.unavailable.get(&isolation) {
+                Some(why) => RuntimeError::Configuration(why.clone()),
+                None => RuntimeError::Configuration(format!(
+                    "isolation {isolation} is not available on this node; it offers: {}",
+                    offered(&self.launchers)
+                )),
+            })
     }
 
     /// Which isolation a service gets: its label, else its image's

@@ -18,9 +18,14 @@ impl NameIndex {
         NameIndex { dir: dir.into() }
     }
 
+    /// The index of the containers directory `containers` (its `.names`).
+    pub fn in_containers_dir(containers: &Path) -> Self {
+        NameIndex::new(containers.join(".names"))
+    }
+
     fn path(&self, name: &str) -> Result<PathBuf> {
         let ok = !name.is_empty()
-            && name.len() <= 128
+            && name.len() <= 63
             && !name.starts_with('.')
             && name
                 .chars()

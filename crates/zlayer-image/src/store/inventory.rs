@@ -52,17 +52,27 @@ pub(super) fn write_lease(store: &ImageStore, holder: &Path, rec: &ImageRecord) 
         created: fsutil::unix_now(),
     };
     // Not fsynced: a lease only matters while its container lives, and no
-    // container outlives a power loss (see `write_json_atomic_unsynced`).
-    fsutil::write_json_atomic_unsynced(&lease_path(store, holder), &lease)
+    // container outlives a power loss. The file takes the inode a removed
+    // lease left (`leases/.spare`): allocating a fresh inode on ext4 scans
+    // past every recently freed one, at every container create.
+    let path = lease_path(store, holder);
+    let bytes = serde_json::to_vec_pretty(&lease)
+        .map_err(|e| crate::Error::json(path.display().to_string(), e))?;
+    let dir = store.leases_dir();
+    fsutil::ensure_dir(&dir).ctx("create directory", &dir)?;
+    zlayer_sys::atomic::write_file_atomic(&path, &bytes, false, Some(&lease_spare(store)))
+        .ctx("write lease", &path)
+}
+
+/// Where a removed lease leaves its inode for the next one.
+fn lease_spare(store: &ImageStore) -> PathBuf {
+    store.leases_dir().join(".spare")
 }
 
 pub(super) fn remove_lease(store: &ImageStore, holder: &Path) -> Result<()> {
     let p = lease_path(store, holder);
-    match fs::remove_file(&p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::Error::io("remove lease", &p, e)),
-    }
+    zlayer_sys::atomic::remove_keeping_spare(&p, &lease_spare(store))
+        .map_err(|e| crate::Error::io("remove lease", &p, e))
 }
 
 /// Implements [`ImageStore::prune`]: under the exclusive GC lock, keeps every
