@@ -65,19 +65,9 @@ $Z run --rm --network none $IMG true
 $Z run --rm --isolation sandbox $IMG true
 
 if [ -z "${SKIP_PODMAN:-}" ]; then
-    export CONTAINERS_CONF=$WORK/containers.conf
-    cat > "$CONTAINERS_CONF" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-CONF
-    ROOTFS=$(ls -d "$WORK"/zl/snapshots/sha256/*/fs | head -1)
-    tar -C "$ROOTFS" -cf - . | $P import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["sh"]' - "$IMG" >/dev/null
+    # shellcheck source=bench/podman.sh
+    . "$ROOT/bench/podman.sh"
+    podman_setup "$WORK" "$IMG"
     $P run --rm --network none $IMG true
 fi
 

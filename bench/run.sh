@@ -70,20 +70,9 @@ $Z --embedded load -i "$WORK/busybox.tar" >/dev/null
 # Unpacks the layer snapshot (podman imports its files below).
 $Z --embedded run --rm $IMG true
 
-export CONTAINERS_CONF=$WORK/containers.conf
-cat > "$CONTAINERS_CONF" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "none"
-CONF
-P="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
-ROOTFS=$(ls -d "$WORK"/zl/snapshots/sha256/*/fs | head -1)
-tar -C "$ROOTFS" -cf - . | $P import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["sh"]' - "$IMG" >/dev/null
+# shellcheck source=bench/podman.sh
+. "$ROOT/bench/podman.sh"
+podman_setup "$WORK" "$IMG"
 
 $Z daemon --docker-socket "$WORK/docker.sock" >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
