@@ -223,6 +223,8 @@ fn output_and_exit_codes(node: &Node) {
     assert_eq!(o.status.code(), Some(127), "{}", text(&o.stderr));
     let o = node.run(&["--rm"], &["/etc/passwd"]);
     assert_eq!(o.status.code(), Some(126), "{}", text(&o.stderr));
+    // A missing working directory is made, as docker does.
+    ok(&node.run(&["--rm", "-w", "/made/by/zlayer"], &["true"]));
     node.assert_nothing_left(&[]);
 }
 
@@ -264,6 +266,9 @@ fn stdin_exec_and_logs(node: &Node) {
     assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
     let o = node.zl(&["exec", "x", "no-such-command"]);
     assert_eq!(o.status.code(), Some(127), "{}", text(&o.stderr));
+    // An exec's working directory is not made: it cannot be invoked.
+    let o = node.zl(&["exec", "-w", "/no/such/dir", "x", "true"]);
+    assert_eq!(o.status.code(), Some(126), "{}", text(&o.stderr));
     ok(&node.zl(&["rm", "-f", "x"]));
 
     let script = "for i in 1 2 3; do echo $i; sleep 0.3; done";

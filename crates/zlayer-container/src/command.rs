@@ -37,7 +37,24 @@ fn look_up(root: &OwnedFd, rel: &Path) -> Found {
     }
 }
 
-/// Checks that `argv0` names an executable inside `rootfs`, resolved the
+/// Whether `rel` is a directory under the root `root`, resolved as in
+/// [`look_up`].
+fn is_dir(root: &OwnedFd, rel: &Path) -> bool {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root.as_raw_fd(), rel, how) {
+        Ok(fd) => {
+            // SAFETY: openat2 returned a new descriptor that we now own.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Checks that the working directory `cwd` exists in the container and
+/// that `argv0` names an executable inside `rootfs`, resolved the
 /// way `execvp` in the container will (a name through `path`, a relative
 /// path from `cwd`). Where the kernel lacks `openat2` the check passes and
 /// the start reports what the kernel says.
@@ -67,6 +84,12 @@ pub fn check(
         drop(unsafe { OwnedFd::from_raw_fd(fd) })
     }) {
         return Ok(());
+    }
+    if !is_dir(&root, Path::new(cwd)) {
+        return Err((
+            InvokeFailure::BadWorkingDir,
+            format!("the working directory {cwd} is not a directory in the container"),
+        ));
     }
     if argv0.is_empty() {
         return Err((
@@ -138,5 +161,9 @@ mod tests {
         assert_eq!(c("plain"), Err(InvokeFailure::CommandNotFound));
         assert_eq!(c("/bin/plain"), Err(InvokeFailure::NotExecutable));
         assert_eq!(c("/bin"), Err(InvokeFailure::NotExecutable));
+        let at = |cwd: &str| check(root, cwd, "ok", "/bin").map_err(|e| e.0);
+        assert_eq!(at("/bin"), Ok(()));
+        assert_eq!(at("/no/such/dir"), Err(InvokeFailure::BadWorkingDir));
+        assert_eq!(at("/bin/ok"), Err(InvokeFailure::BadWorkingDir));
     }
 }

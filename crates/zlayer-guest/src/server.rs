@@ -300,6 +300,11 @@ impl Agent {
             }
             *started = true;
         }
+        // The working directory of the container's command is made when
+        // missing, as docker and the other isolations do (an exec's is not).
+        if let Some(cwd) = req.cwd.as_deref().filter(|c| c.starts_with('/')) {
+            let _ = std::fs::create_dir_all(cwd);
+        }
         let spawned = prepare(
             &req.argv,
             req.env,

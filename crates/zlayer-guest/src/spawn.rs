@@ -156,34 +156,44 @@ pub fn spawn(req: &SpawnRequest) -> Result<Spawned> {
     drop(stdin_r);
     drop(stdout_w);
     drop(stderr_w);
-    let mut errno = [0u8; 4];
+    // The child reports a failure as (step, errno), 8 bytes; nothing when
+    // the exec succeeded (the pipe closes on exec).
+    let mut report = [0u8; 8];
     let mut err_file = File::from(err_r);
     let mut got = 0;
-    while got < 4 {
-        match err_file.read(&mut errno[got..]) {
+    while got < report.len() {
+        match err_file.read(&mut report[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(GuestError::io("read exec status", e)),
         }
     }
-    if got == 4 {
-        let code = i32::from_ne_bytes(errno);
-        let kind = match code {
-            libc::ENOENT | libc::ENOTDIR => SpawnFailure::NotFound,
-            libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY => {
-                SpawnFailure::NotExecutable
-            }
-            _ => SpawnFailure::Other,
-        };
-        return Err(GuestError::Spawn {
-            kind,
-            message: format!(
-                "exec {}: {}",
-                program.display(),
-                std::io::Error::from_raw_os_error(code)
+    if got == report.len() {
+        let step = i32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+        let code = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+        let error = std::io::Error::from_raw_os_error(code);
+        let (kind, message) = match step {
+            STEP_CHDIR => (
+                SpawnFailure::BadWorkingDir,
+                format!("working directory {}: {error}", cwd_c.to_string_lossy()),
             ),
-        });
+            STEP_EXEC => (
+                match code {
+                    libc::ENOENT | libc::ENOTDIR => SpawnFailure::NotFound,
+                    libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY => {
+                        SpawnFailure::NotExecutable
+                    }
+                    _ => SpawnFailure::Other,
+                },
+                format!("exec {}: {error}", program.display()),
+            ),
+            _ => (
+                SpawnFailure::Other,
+                format!("setting up {}: {error}", program.display()),
+            ),
+        };
+        return Err(GuestError::Spawn { kind, message });
     }
     Ok(Spawned {
         pid,
@@ -205,16 +215,23 @@ struct ChildSetup<'a> {
     err_fd: i32,
 }
 
+/// The steps of the child a failure report names.
+const STEP_SETUP: i32 = 0;
+const STEP_CHDIR: i32 = 1;
+const STEP_EXEC: i32 = 2;
+
 /// The child half of [`spawn`]: never returns.
 ///
 /// # Safety
 /// Must only be called in a freshly forked child; uses only
 /// async-signal-safe calls.
 unsafe fn child(s: &ChildSetup<'_>) -> ! {
-    let fail = |fd: i32| -> ! {
+    let fail = |fd: i32, step: i32| -> ! {
         let errno = *libc::__errno_location();
-        let bytes = errno.to_ne_bytes();
-        libc::write(fd, bytes.as_ptr().cast(), 4);
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&step.to_ne_bytes());
+        bytes[4..].copy_from_slice(&errno.to_ne_bytes());
+        libc::write(fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     };
     // Undo what the agent changed for itself: ignored SIGPIPE, blocked signals.
@@ -225,20 +242,20 @@ unsafe fn child(s: &ChildSetup<'_>) -> ! {
     libc::setsid();
     for (target, &fd) in s.fds.iter().enumerate() {
         if libc::dup2(fd, target as i32) < 0 {
-            fail(s.err_fd);
+            fail(s.err_fd, STEP_SETUP);
         }
     }
     if libc::setgroups(s.groups.len(), s.groups.as_ptr()) != 0
         || libc::setgid(s.gid) != 0
         || libc::setuid(s.uid) != 0
     {
-        fail(s.err_fd);
+        fail(s.err_fd, STEP_SETUP);
     }
     if libc::chdir(s.cwd) != 0 {
-        fail(s.err_fd);
+        fail(s.err_fd, STEP_CHDIR);
     }
     libc::execve(s.program, s.argv, s.envp);
-    fail(s.err_fd)
+    fail(s.err_fd, STEP_EXEC)
 }
 
 #[cfg(test)]
