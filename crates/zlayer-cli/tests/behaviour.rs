@@ -22,7 +22,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use zlayer_testkit::leaks::{mounts_under, pids_of_root};
 use zlayer_testkit::wait::eventually;
 use zlayer_testkit::TestDir;
 
@@ -128,57 +127,12 @@ impl Node {
         ok(&self.zl(&["ps", "-aq"]))
     }
 
-    /// Nothing of any container is left under this root or on the host:
-    /// state dirs, mounts, processes naming the root (monitors, QEMU),
-    /// cgroups, veths on the root's bridge.
-    fn assert_nothing_left(&self, names: &[&str]) {
+    /// Nothing of any container is left under this root or on the host
+    /// (the shared leak check: state dirs, names, mounts, processes,
+    /// cgroups, veths, leases, partial blobs).
+    fn assert_nothing_left(&self) {
         assert_eq!(self.ids(), "", "containers left");
-        let containers = self.root().join("containers");
-        let left = || {
-            std::fs::read_dir(&containers)
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| !n.starts_with('.'))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        };
-        assert!(
-            eventually(Duration::from_secs(5), || left().is_empty()),
-            "state dirs left: {:?}",
-            left()
-        );
-        assert!(
-            eventually(Duration::from_secs(5), || mounts_under(self.root())
-                .is_empty()),
-            "mounts left: {:?}",
-            mounts_under(self.root())
-        );
-        assert!(
-            eventually(Duration::from_secs(5), || pids_of_root(self.root())
-                .is_empty()),
-            "processes left: {:?}",
-            pids_of_root(self.root())
-                .into_iter()
-                .map(zlayer_testkit::leaks::cmdline)
-                .collect::<Vec<_>>()
-        );
-        for name in names {
-            let cgroup = zlayer_container::cgroup_path(self.root(), &format!("{name}-0"));
-            let left: Vec<PathBuf> = cgroup_roots()
-                .into_iter()
-                .map(|r| r.join(cgroup.trim_start_matches('/')))
-                .filter(|p| p.exists())
-                .collect();
-            assert!(left.is_empty(), "cgroups left: {left:?}");
-        }
-        for bridge in zlayer_network::host::bridges_owned_by(&self.root().join("network")) {
-            let ports: Vec<_> = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
-                .map(|d| d.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            assert!(ports.is_empty(), "veths left on {bridge}: {ports:?}");
-        }
+        zlayer_testkit::leaks::assert_root_clean(self.root(), Duration::from_secs(5));
     }
 }
 
@@ -189,17 +143,6 @@ impl Drop for Node {
         }
         remove_bridges_of(self.root());
     }
-}
-
-/// The cgroup hierarchies' mount points (v1 controllers, the v2 or hybrid
-/// unified one).
-fn cgroup_roots() -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
-        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
-        .collect()
 }
 
 fn pid_alive(pid: i64) -> bool {
@@ -225,7 +168,7 @@ fn output_and_exit_codes(node: &Node) {
     assert_eq!(o.status.code(), Some(126), "{}", text(&o.stderr));
     // A missing working directory is made, as docker does.
     ok(&node.run(&["--rm", "-w", "/made/by/zlayer"], &["true"]));
-    node.assert_nothing_left(&[]);
+    node.assert_nothing_left();
 }
 
 fn detached_rm_is_removed_by_its_monitor(node: &Node) {
@@ -240,7 +183,7 @@ fn detached_rm_is_removed_by_its_monitor(node: &Node) {
         "still listed: {}",
         node.ids()
     );
-    node.assert_nothing_left(&["gone"]);
+    node.assert_nothing_left();
 }
 
 fn stdin_exec_and_logs(node: &Node) {
@@ -277,7 +220,7 @@ fn stdin_exec_and_logs(node: &Node) {
     assert_eq!(ok(&node.zl(&["logs", "-f", "tick"])), "1\n2\n3\n");
     assert_eq!(ok(&node.zl(&["wait", "tick"])).trim(), "0");
     ok(&node.zl(&["rm", "tick"]));
-    node.assert_nothing_left(&["x", "tick"]);
+    node.assert_nothing_left();
 }
 
 fn stop_kills_what_ignores_term(node: &Node) {
@@ -296,7 +239,7 @@ fn stop_kills_what_ignores_term(node: &Node) {
     assert_eq!(v["exit_code"], 137, "{v}");
     assert_eq!(v["state"]["status"], "exited", "{v}");
     ok(&node.zl(&["rm", "stubborn"]));
-    node.assert_nothing_left(&["stubborn"]);
+    node.assert_nothing_left();
 }
 
 fn killed_cli_loses_nothing(node: &Node) {
@@ -318,7 +261,7 @@ fn killed_cli_loses_nothing(node: &Node) {
     assert_eq!(ok(&node.zl(&["wait", "k"])).trim(), "4");
     assert_eq!(ok(&node.zl(&["logs", "k"])), "a\nb\n");
     ok(&node.zl(&["rm", "k"]));
-    node.assert_nothing_left(&["k"]);
+    node.assert_nothing_left();
 }
 
 fn killed_monitor_stops_its_workload(node: &Node) {
@@ -341,7 +284,7 @@ fn killed_monitor_stops_its_workload(node: &Node) {
     let reason = v["state"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("monitor"), "{reason}");
     ok(&node.zl(&["rm", "m"]));
-    node.assert_nothing_left(&["m"]);
+    node.assert_nothing_left();
 }
 
 macro_rules! behaviour_of {
@@ -422,7 +365,7 @@ fn named_volume_is_shared_by_every_isolation() {
         std::fs::read_to_string(on_host).unwrap(),
         "container\nsandbox\nvm\n"
     );
-    node.assert_nothing_left(&[]);
+    node.assert_nothing_left();
 }
 
 /// Without root the node still runs the sandbox isolation; the container

@@ -45,6 +45,7 @@ pub fn prepare(
         .store
         .prepare_rootfs(ctx.image, &paths.dir)
         .map_err(|e| RuntimeError::Internal(format!("preparing the rootfs: {e}")))?;
+    zlayer_failpoints::hit("create.after-rootfs");
     let user_spec = spec.user.as_deref().or(ctx.image_config.user.as_deref());
     let user = resolve_user(&rootfs.path, user_spec)?;
     mkdir_all_in_root(&rootfs.path, Path::new(&cwd))

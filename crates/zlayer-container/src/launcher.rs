@@ -125,6 +125,14 @@ impl Launcher for ContainerLauncher {
         }
     }
 
+    fn release_failed_start(&self, dir: &StateDir, _record: &ContainerRecord) {
+        // The container's init is forked by the monitor before it may get
+        // a parent-death signal: it outlives a monitor killed meanwhile.
+        if let (Ok(paths), Some(plan)) = (Self::paths(dir), Self::plan(dir)) {
+            teardown::kill_orphans(&paths, &plan);
+        }
+    }
+
     fn pause(&self, dir: &StateDir, _record: &ContainerRecord, _m: &MonitorRecord) -> Result<()> {
         let plan = Self::require_plan(dir)?;
         freezer::freeze(&super::cgroups::ContainerCgroup::new(&plan.cgroup_path))

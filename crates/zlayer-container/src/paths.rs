@@ -19,28 +19,12 @@
 //! ```
 
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use zlayer_hosting::layout::MAX_SOCKET_PATH;
 use zlayer_hosting::StateDir;
 use zlayer_runtime::error::{Result, RuntimeError};
 
-/// The cgroup (relative to each hierarchy root) of the container whose
-/// state dir is named `name` (`<service>-<replica>`) under data root `root`.
-///
-/// Under the default data root it is `/zlayer/<name>` (one `zlayer`
-/// parent, like docker's `/docker`). Other roots (tests, a second daemon)
-/// get a flat `/zlayer-<hash of root>-<name>`, so they never clash and
-/// leave no parent cgroup behind when their containers are removed.
-pub fn cgroup_path(root: &Path, name: &str) -> String {
-    if root == Path::new(zlayer_image::DEFAULT_ROOT) {
-        format!("/zlayer/{name}")
-    } else {
-        format!(
-            "/zlayer-{:08x}-{name}",
-            zlayer_sys::hash::fnv1a(root.as_os_str().as_encoded_bytes()) as u32
-        )
-    }
-}
+pub use zlayer_hosting::layout::cgroup_path;
 
 /// The files of one container: the hosting layer's [`StateDir`] (reached
 /// through `Deref`) and the launcher's own.

@@ -90,6 +90,7 @@ impl ContainerWorkload {
             .map(|p| p.as_raw())
             .ok_or_else(|| SpawnError::engine("libcontainer did not report the init pid"))?;
         let cgroup = ContainerCgroup::new(&plan.cgroup_path);
+        zlayer_failpoints::hit("start.after-cgroup");
 
         // Set once the container is on a bridge: a later failure detaches it.
         let attached = std::cell::Cell::new(false);
@@ -110,6 +111,7 @@ impl ContainerWorkload {
         attached.set(
             network::attach(&paths, &plan, init_pid).map_err(|e| abort(SpawnError::engine(e)))?,
         );
+        zlayer_failpoints::hit("start.after-network");
         let stdio = match console {
             Some(l) => {
                 let master = tty::receive_master(&l).map_err(|e| {

@@ -342,6 +342,7 @@ impl Agent {
                 return;
             }
         };
+        zlayer_failpoints::hit("guest.after-spawn");
         let pid = child.pid;
         let exit = self.reaper.watch(pid);
         let input = child.stdin.map(input_pump);

@@ -109,6 +109,15 @@ pub trait Launcher: Send + Sync + 'static {
     /// the monitor would have released at its exit (network).
     fn kill_orphans(&self, dir: &StateDir, record: &ContainerRecord, monitor: &MonitorRecord);
 
+    /// Host side: after a start whose monitor died before it recorded a
+    /// workload (`monitor.json`): kills what its [`Launcher::spawn`] had
+    /// made so far (processes in the workload's cgroup, the network
+    /// attach). Idempotent. The default does nothing, for launchers whose
+    /// spawned processes all die with the monitor (parent-death signal).
+    fn release_failed_start(&self, dir: &StateDir, record: &ContainerRecord) {
+        let _ = (dir, record);
+    }
+
     /// Host side: freezes every process of a running workload.
     fn pause(
         &self,

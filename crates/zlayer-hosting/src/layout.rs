@@ -25,6 +25,30 @@ use zlayer_runtime::{ContainerId, Result, RuntimeError};
 /// ones are reached through `/proc/self/fd` (see [`crate::control`]).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// The cgroup (relative to each hierarchy root) of the container whose
+/// state dir is named `name` (`<service>-<replica>`) under data root `root`.
+///
+/// Under the default data root it is `/zlayer/<name>` (one `zlayer`
+/// parent, like docker's `/docker`). Other roots (tests, a second daemon)
+/// get a flat `/zlayer-<hash of root>-<name>`, so they never clash and
+/// leave no parent cgroup behind when their containers are removed.
+pub fn cgroup_path(root: &Path, name: &str) -> String {
+    if root == Path::new(zlayer_image::DEFAULT_ROOT) {
+        format!("/zlayer/{name}")
+    } else {
+        format!(
+            "/zlayer-{:08x}-{name}",
+            zlayer_sys::hash::fnv1a(root.as_os_str().as_encoded_bytes()) as u32
+        )
+    }
+}
+
+/// The prefix of every cgroup [`cgroup_path`] names under data root
+/// `root` (what a leak check looks for).
+pub fn cgroup_prefix(root: &Path) -> String {
+    cgroup_path(root, "")
+}
+
 /// Paths under one data root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {

@@ -64,9 +64,11 @@ pub fn remove_with<L: Launcher + ?Sized>(
         return Ok(());
     }
     launcher.teardown(dir, record)?;
+    zlayer_failpoints::hit("remove.after-teardown");
     // The log goes with the directory: a rename, not an unlink.
     let _ = std::fs::rename(dir.log(), dir.file(REMOVED_LOG));
     unmount_known(dir);
+    zlayer_failpoints::hit("remove.before-discard");
     trash.discard(&dir.dir)?;
     // The name is free again (whoever removes: a front end, or the
     // monitor of a `--rm` container).

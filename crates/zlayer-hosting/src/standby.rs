@@ -32,6 +32,10 @@ pub const STANDBY_MAX_AGE: Duration = Duration::from_secs(60);
 pub struct Standby {
     job: OwnedFd,
     report: OwnedFd,
+    /// The monitor's pidfd: readable once it has exited (a monitor that
+    /// dies before reporting may leave the report pipe open in a process
+    /// it forked, so its end is watched instead of the pipe's EOF).
+    pidfd: Option<OwnedFd>,
     spawned: Instant,
 }
 
@@ -67,11 +71,16 @@ impl Standby {
         // start on a loaded host.
         cmd.process_group(0);
         let child = cmd.spawn()?;
+        // Our unreaped child: its pid is still its own.
+        let pidfd = child
+            .id()
+            .and_then(|pid| zlayer_sys::pidfd::open(pid as i32).ok());
         drop(cmd);
         drop(child);
         Ok(Standby {
             job,
             report,
+            pidfd,
             spawned: Instant::now(),
         })
     }
@@ -94,7 +103,7 @@ impl Standby {
             return Err(StandbyError::Gone(e));
         }
         drop(job);
-        let line = tokio::time::timeout(START_TIMEOUT, read_report(self.report))
+        let line = tokio::time::timeout(START_TIMEOUT, report_or_exit(self.report, self.pidfd))
             .await
             .map_err(|_| {
                 StandbyError::Failed(SpawnError::engine(format!(
@@ -157,6 +166,39 @@ pub async fn start_monitor(
             binary.display(),
             dir.monitor_log().display()
         ))),
+    }
+}
+
+/// How long a report may still take to arrive once the monitor has exited
+/// (it is in the pipe already, or never comes).
+const REPORT_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// The monitor's report, or what it wrote before it exited without one
+/// (then quickly, even when a process it forked holds the pipe open).
+async fn report_or_exit(report: OwnedFd, pidfd: Option<OwnedFd>) -> std::io::Result<String> {
+    let reading = read_report(report);
+    tokio::pin!(reading);
+    let Some(pidfd) = pidfd else {
+        return reading.await;
+    };
+    let exited = async {
+        // SAFETY: the AsyncFd owns the pidfd, which stays open and the
+        // same for its whole life.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        };
+        match fd {
+            Ok(fd) => {
+                let _ = fd.readable().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = &mut reading => r,
+        () = exited => Ok(tokio::time::timeout(REPORT_AFTER_EXIT, reading)
+            .await
+            .unwrap_or_else(|_| Ok(String::new()))?),
     }
 }
 

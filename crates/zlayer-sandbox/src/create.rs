@@ -89,6 +89,7 @@ fn build(
     ctx.store
         .register_use(dir, ctx.image)
         .map_err(|e| failed(ctx, format!("recording the image lease: {e}")))?;
+    zlayer_failpoints::hit("create.after-rootfs");
     let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| io("creating tmp", e))?;
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777));

@@ -9,4 +9,5 @@ pub mod exe;
 pub mod fs;
 pub mod hash;
 pub mod lock;
+pub mod pidfd;
 pub mod procfs;

@@ -33,7 +33,7 @@ pub fn bundle() -> KernelBundle {
         .map(PathBuf::from)
         .unwrap_or_else(|| "cargo".into());
     // Cargo itself decides whether the guest needs rebuilding.
-    let guest = vm::build_guest_binary(&cargo, &workspace, &cache.join("guest"))
+    let guest = vm::build_guest_binary(&cargo, &workspace, &cache.join("guest"), &["failpoints"])
         .expect("build the guest agent");
     let deb = kernel_deb(&cache.join("deb"));
     let out = cache.join("bundle");

@@ -44,7 +44,7 @@ fn build_kernel(out: &Path) -> Res<()> {
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| "cargo".into());
-    let guest = vm::build_guest_binary(&cargo, &ws, &target().join("vm-cache/guest"))?;
+    let guest = vm::build_guest_binary(&cargo, &ws, &target().join("vm-cache/guest"), &[])?;
     let t0 = Instant::now();
     let bundle = vm::build_kernel_bundle(out, &vm::BundleOptions::new(guest))?;
     println!(

@@ -336,8 +336,14 @@ pub fn is_static_elf(elf: &[u8]) -> bool {
 /// Builds the static guest agent from the workspace at `workspace` into
 /// `target_dir` (release, size-optimised, `+crt-static`) with the `cargo`
 /// at `cargo`, and returns the binary's path. Used by tests, benchmarks and
-/// `scripts/build-vm-kernel`.
-pub fn build_guest_binary(cargo: &Path, workspace: &Path, target_dir: &Path) -> Result<PathBuf> {
+/// `scripts/build-vm-kernel`. `features` are the guest crate's features to
+/// enable (tests enable `failpoints`).
+pub fn build_guest_binary(
+    cargo: &Path,
+    workspace: &Path,
+    target_dir: &Path,
+    features: &[&str],
+) -> Result<PathBuf> {
     let target = "x86_64-unknown-linux-gnu";
     let status = Command::new(cargo)
         .current_dir(workspace)
@@ -350,6 +356,11 @@ pub fn build_guest_binary(cargo: &Path, workspace: &Path, target_dir: &Path) -> 
             "--target",
             target,
         ])
+        .args(if features.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--features".to_string(), features.join(",")]
+        })
         .arg("--target-dir")
         .arg(target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")

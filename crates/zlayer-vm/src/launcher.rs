@@ -122,6 +122,7 @@ impl Launcher for VmLauncher {
                 id: ctx.record.name.clone(),
                 reason: e.to_string(),
             })?;
+        zlayer_failpoints::hit("create.after-rootfs");
         let plan = VmPlan {
             version: PLAN_VERSION,
             rootfs: rootfs.path,

@@ -70,6 +70,12 @@ fn kernel_cmdline(plan: &VmPlan) -> String {
     if let Some(khz) = accel::host_tsc_khz_cached(&plan.accel_cache.with_file_name("tsc.json")) {
         c.push_str(&format!(" tsc_early_khz={khz}"));
     }
+    // The kernel hands a `NAME=value` it does not know to init's
+    // environment: the guest agent's failpoints (tests only).
+    let guest_points = zlayer_failpoints::active_with_prefix("guest.");
+    if !guest_points.is_empty() {
+        c.push_str(&format!(" {}={guest_points}", zlayer_failpoints::ENV));
+    }
     let host: String = plan
         .hostname
         .chars()
@@ -297,6 +303,7 @@ async fn boot(
     }
     tokio::spawn(pump_stdin(stdin_r, Arc::clone(&control)));
     let bound = forward::bind_all(&plan.ports, &[]).await.map_err(send)?;
+    zlayer_failpoints::hit("start.after-network");
     let entries: Vec<PortMappingEntry> = bound.iter().map(|(e, _)| e.clone()).collect();
     zlayer_sys::atomic::write_json_atomic(&dir.file(files::PORTS), &entries)
         .map_err(|e| SpawnError::engine(e.to_string()))?;

@@ -23,6 +23,8 @@ use zlayer_spec::RestartKind;
 
 /// How often the supervisor checks that it still has work and no daemon.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often it looks for a running moment to hand over to a daemon.
+const HANDOVER_POLL: Duration = Duration::from_millis(20);
 
 /// Whether `record` needs someone to watch it after it started.
 pub fn needs_supervisor(record: &ContainerRecord) -> bool {
@@ -88,20 +90,24 @@ pub async fn run(g: &GlobalArgs, args: SuperviseArgs) -> anyhow::Result<ExitCode
         if !supervisor.is_watched(&record.id) {
             break;
         }
+        let Some(daemon) = DaemonClient::connect(&g.socket, &g.root).await else {
+            continue;
+        };
         // Hand over only while it runs: the daemon adopts running
         // containers, and a restart this supervisor has pending (the
-        // container exited, the backoff delay runs) is finished first.
-        let running = engine.state(&record).await.is_ok_and(|s| s.is_alive());
-        if !running {
-            continue;
-        }
-        if let Some(daemon) = DaemonClient::connect(&g.socket, &g.root).await {
-            supervisor.release().await;
-            match daemon.adopt(&record.id).await {
-                Ok(()) => tracing::info!("{}: the daemon supervises it now", record.name),
-                Err(e) => tracing::warn!("{}: handing over to the daemon: {e}", record.name),
+        // container exited, the backoff delay runs) is finished first. A
+        // container that runs only briefly between restarts is caught by
+        // looking often once a daemon answers.
+        while supervisor.is_watched(&record.id) {
+            if engine.state(&record).await.is_ok_and(|s| s.is_alive()) {
+                supervisor.release().await;
+                match daemon.adopt(&record.id).await {
+                    Ok(()) => tracing::info!("{}: the daemon supervises it now", record.name),
+                    Err(e) => tracing::warn!("{}: handing over to the daemon: {e}", record.name),
+                }
+                return Ok(ExitCode::SUCCESS);
             }
-            return Ok(ExitCode::SUCCESS);
+            tokio::time::sleep(HANDOVER_POLL).await;
         }
     }
     supervisor.shutdown();

@@ -160,6 +160,7 @@ impl<'a, L: Launcher> Monitor<'a, L> {
                 return Err(fail(&mut log, e));
             }
         };
+        zlayer_failpoints::hit("start.after-spawn");
         for note in workload.notes() {
             let _ = log.write_message(LogStream::System, &note);
         }

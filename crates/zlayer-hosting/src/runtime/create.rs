@@ -101,6 +101,7 @@ impl HostedRuntime {
         let made = blocking(|| -> Result<()> {
             self.make_dir(&dir, &record)?;
             records::write_record(&dir, &record, !new.ephemeral)?;
+            zlayer_failpoints::hit("create.after-record");
             let ctx = PrepareContext {
                 dir: &dir,
                 record: &record,
@@ -110,7 +111,9 @@ impl HostedRuntime {
                 volumes: &self.volumes,
             };
             let plan = launcher.prepare(&ctx)?;
-            records::write_plan(&dir, &plan)
+            records::write_plan(&dir, &plan)?;
+            zlayer_failpoints::hit("create.after-plan");
+            Ok(())
         });
         if let Err(e) = made {
             // Nothing is left behind: the launcher's work, the directory

@@ -59,10 +59,21 @@ impl HostedRuntime {
         })?;
         blocking(|| launcher.before_start(&dir, &record))?;
         let binary = launcher.monitor_binary()?;
-        crate::standby::start_monitor(&binary, &dir, self.take_standby(record.isolation))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.into_runtime_error(&record.name))
+        let started =
+            crate::standby::start_monitor(&binary, &dir, self.take_standby(record.isolation)).await;
+        if let Err(e) = started {
+            // A monitor that died during the start leaves what its spawn
+            // made, or (once it had recorded the workload) a lost run.
+            match self.observe(&dir, &record)? {
+                Phase::Lost(m) => {
+                    self.reconcile_lost(&dir, &record, &m)?;
+                }
+                Phase::Created => blocking(|| launcher.release_failed_start(&dir, &record)),
+                _ => {}
+            }
+            return Err(e.into_runtime_error(&record.name));
+        }
+        Ok(())
     }
 
     pub(super) async fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<()> {
@@ -98,6 +109,7 @@ impl HostedRuntime {
         monitor: &MonitorRecord,
     ) -> Result<()> {
         let _ = Self::client(dir).signal(libc::SIGKILL).await;
+        zlayer_failpoints::hit("stop.after-kill");
         match tokio::time::timeout(KILL_WAIT, self.wait_ended(dir, record)).await {
             Ok(r) => r.map(|_| ()),
             Err(_) => {
