@@ -343,6 +343,19 @@ fn check_truth(node: &Node, name: &str, point: &Point, expect_crash: bool, ctx: 
     };
     assert_eq!(row["name"], name, "{ctx}");
     let status = row["status"].as_str().unwrap_or_default().to_string();
+    let status = if status.starts_with("running") && point.name.starts_with("stop.") {
+        // A kill was sent before the crash: the end may take a moment
+        // (a VM's QEMU) and must come.
+        eventually(Duration::from_secs(15), || {
+            !node.ps().first().is_some_and(|r| r["status"] == "running")
+        });
+        node.ps()
+            .first()
+            .and_then(|r| r["status"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    } else {
+        status
+    };
     if status.starts_with("running") {
         // Running means a monitor that answers and a workload in it.
         let o = node.zl(&["exec", name, "true"]);
