@@ -138,6 +138,9 @@ pub enum Command {
     /// The `vm` isolation's kernel bundle.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// What zlayer keeps on disk.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Bridge networks containers join with `--network NAME`.
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -428,7 +431,9 @@ pub struct RmiArgs {
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum ImageCommand {
-    /// Delete blobs and snapshots no image or container uses.
+    /// Delete blobs and snapshots no image or container uses, and every
+    /// partial download or import.
+    #[command(after_help = "Examples:\n  zlayer image prune\n  zlayer image prune --format json")]
     Prune,
     /// List images (same as `zlayer images`).
     Ls,
@@ -528,6 +533,16 @@ pub struct NetworkRmArgs {
     /// Networks to remove.
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+/// `zlayer system ...`.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum SystemCommand {
+    /// Show the disk space images, containers, volumes and partial
+    /// downloads take under the data root.
+    #[command(after_help = "Examples:\n  zlayer system df\n  zlayer system df --format json")]
+    Df,
 }
 
 /// `zlayer vm ...`.

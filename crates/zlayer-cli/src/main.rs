@@ -21,6 +21,7 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod report;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
         // The reader of our output went away: nothing to report.
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("zlayer: {err:#}");
+            eprintln!("zlayer: {}", report::error_line(&err));
             exit_code_of(&err)
         }
     }

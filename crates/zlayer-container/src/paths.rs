@@ -124,6 +124,7 @@ impl ContainerPaths {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use zlayer_runtime::types::ContainerId;
 
     fn paths(root: &str, id: &ContainerId) -> Result<ContainerPaths> {

@@ -66,9 +66,45 @@ fn now_ns() -> u64 {
 }
 
 /// Appends records to a log file, splitting raw output into lines.
+///
+/// A write that fails (a full disk) is taken back whole, so the file never
+/// holds a torn record, and the output it carried is counted as lost. The
+/// next write that succeeds is preceded by one `system` record saying so:
+/// `zlayer: N bytes of output lost: no space left on device` (see
+/// [`gap_message`]). The caller keeps reading the workload's output either
+/// way, so a full disk neither blocks the workload nor makes the monitor
+/// spin.
 pub struct LogWriter {
     file: File,
     partial: [Vec<u8>; 3],
+    /// Bytes of the file that hold whole records: where a failed write is
+    /// cut back to.
+    len: u64,
+    /// Output dropped since the last write that succeeded.
+    lost: Option<Lost>,
+}
+
+/// Output the log could not take, not yet reported in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lost {
+    /// Bytes of output (or of engine notes) dropped.
+    bytes: u64,
+    /// Why, from the first failed write.
+    cause: String,
+}
+
+/// The `system` record that reports a gap in the log.
+pub fn gap_message(bytes: u64, cause: &str) -> String {
+    format!("zlayer: {bytes} bytes of output lost: {cause}")
+}
+
+/// How a failed log write is described in the gap record.
+fn loss_cause(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => "no space left on device".into(),
+        Some(libc::EDQUOT) => "disk quota exceeded".into(),
+        _ => e.to_string(),
+    }
 }
 
 fn slot(stream: LogStream) -> usize {
@@ -86,10 +122,68 @@ impl LogWriter {
             .create(true)
             .append(true)
             .open(path)?;
+        let len = file.metadata()?.len();
         Ok(LogWriter {
             file,
             partial: [Vec::new(), Vec::new(), Vec::new()],
+            len,
+            lost: None,
         })
+    }
+
+    /// Appends encoded records carrying `payload` bytes of output: first
+    /// the report of an earlier gap, if any, then `out`, each whole or not
+    /// at all (see [`LogWriter`]).
+    fn append(&mut self, out: &[u8], payload: usize) -> std::io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.report_gap() {
+            self.count_lost(payload, &e);
+            return Err(e);
+        }
+        self.write_whole(out)
+            .inspect_err(|e| self.count_lost(payload, e))
+    }
+
+    /// Writes the record of the output lost since the last write that
+    /// succeeded, if any was.
+    fn report_gap(&mut self) -> std::io::Result<()> {
+        let Some(lost) = &self.lost else {
+            return Ok(());
+        };
+        let mut note = Vec::new();
+        encode_record(
+            &mut note,
+            LogStream::System,
+            gap_message(lost.bytes, &lost.cause).as_bytes(),
+        );
+        self.write_whole(&note)?;
+        self.lost = None;
+        Ok(())
+    }
+
+    /// Writes `bytes` at the end, or cuts the file back to its last whole
+    /// record when that fails part-way.
+    fn write_whole(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    fn count_lost(&mut self, payload: usize, e: &std::io::Error) {
+        let lost = self.lost.get_or_insert_with(|| Lost {
+            bytes: 0,
+            cause: loss_cause(e),
+        });
+        lost.bytes += payload as u64;
     }
 
     /// Adds raw output of `stream`; complete lines are written at once, a
@@ -109,10 +203,7 @@ impl LogWriter {
             start += MAX_LINE;
         }
         self.partial[i] = buf[start..].to_vec();
-        if !out.is_empty() {
-            self.file.write_all(&out)?;
-        }
-        Ok(())
+        self.append(&out, start)
     }
 
     /// Writes whatever partial line `stream` has (at end of output).
@@ -124,7 +215,7 @@ impl LogWriter {
         let rest = std::mem::take(&mut self.partial[i]);
         let mut out = Vec::new();
         encode(&mut out, stream, &rest);
-        self.file.write_all(&out)
+        self.append(&out, rest.len())
     }
 
     /// Adds terminal output of `stream` as one record holding the bytes as
@@ -146,14 +237,14 @@ impl LogWriter {
         }
         let mut out = Vec::new();
         encode_record(&mut out, stream, &buf[..cut]);
-        self.file.write_all(&out)
+        self.append(&out, cut)
     }
 
     /// Writes one complete message (an engine note, usually `System`).
     pub fn write_message(&mut self, stream: LogStream, msg: &str) -> std::io::Result<()> {
         let mut out = Vec::new();
         encode(&mut out, stream, msg.as_bytes());
-        self.file.write_all(&out)
+        self.append(&out, msg.len())
     }
 
     /// Writes every partial line (records go straight to the file, so
@@ -162,7 +253,7 @@ impl LogWriter {
         for s in [LogStream::Stdout, LogStream::Stderr, LogStream::System] {
             self.flush_stream(s)?;
         }
-        Ok(())
+        self.report_gap()
     }
 }
 
@@ -435,6 +526,60 @@ mod tests {
         let (e, _) = read_log_from(&p, 0).unwrap();
         let msgs: Vec<_> = e.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(msgs, ["hi\r\n$ ", "caf", "\u{e9}"]);
+    }
+
+    #[test]
+    fn a_full_disk_drops_output_whole_and_the_gap_is_recorded_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut w = LogWriter::open(&path).unwrap();
+        w.write_chunk(LogStream::Stdout, b"before\n").unwrap();
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let good = std::mem::replace(
+            &mut w.file,
+            File::options().write(true).open("/dev/full").unwrap(),
+        );
+        let e = w
+            .write_chunk(LogStream::Stdout, b"lost 1\nlost 2\n")
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert!(w.write_message(LogStream::System, "note").is_err());
+        w.file = good;
+        w.write_chunk(LogStream::Stdout, b"after\n").unwrap();
+        w.write_chunk(LogStream::Stdout, b"more\n").unwrap();
+        let (entries, _) = read_log_from(&path, 0).unwrap();
+        let msgs: Vec<_> = entries.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "before",
+                "zlayer: 18 bytes of output lost: no space left on device",
+                "after",
+                "more"
+            ]
+        );
+        assert_eq!(entries[1].stream, LogStream::System);
+    }
+
+    #[test]
+    fn a_gap_still_open_at_the_end_is_recorded_by_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut w = LogWriter::open(&path).unwrap();
+        let good = std::mem::replace(
+            &mut w.file,
+            File::options().write(true).open("/dev/full").unwrap(),
+        );
+        assert!(w.write_chunk(LogStream::Stderr, b"x\n").is_err());
+        w.file = good;
+        w.finish().unwrap();
+        w.finish().unwrap();
+        let (entries, _) = read_log_from(&path, 0).unwrap();
+        let msgs: Vec<_> = entries.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            ["zlayer: 2 bytes of output lost: no space left on device"]
+        );
     }
 
     #[test]

@@ -67,9 +67,38 @@ pub fn require_plan<T: DeserializeOwned>(dir: &StateDir) -> Result<T> {
     })
 }
 
-/// Writes `monitor.json`.
+/// Writes `monitor.json`, after reserving the space `exit.json` will need
+/// (see [`reserve_exit`]), so a monitor that could start can record its
+/// workload's end even when the disk fills up meanwhile.
 pub fn write_monitor(dir: &StateDir, rec: &MonitorRecord) -> Result<()> {
+    reserve_exit(dir)?;
     Ok(atomic::write_json_atomic(&dir.monitor(), rec)?)
+}
+
+/// Bytes kept allocated for the exit record: far more than one takes.
+const EXIT_RESERVE: usize = 4096;
+
+/// Makes sure `exit.json`'s spare (the inode its atomic write reuses, see
+/// [`atomic::spare_path`]) holds [`EXIT_RESERVE`] bytes: the write then
+/// overwrites blocks it already has and needs no free space. The spare
+/// has no readers, so it is filled in place (a spare left by the last exit
+/// keeps its inode).
+pub fn reserve_exit(dir: &StateDir) -> Result<()> {
+    use std::io::Write;
+    let Some(spare) = atomic::spare_path(&dir.exit()) else {
+        return Ok(());
+    };
+    if std::fs::metadata(&spare).is_ok_and(|m| m.len() >= EXIT_RESERVE as u64) {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&spare)
+        .and_then(|mut f| f.write_all(&[b' '; EXIT_RESERVE]))
+        .map_err(|e| atomic::StateFileError::Write(spare.clone(), e))?;
+    Ok(())
 }
 
 /// Reads `monitor.json`.

@@ -61,8 +61,9 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A filesystem operation failed.
-    #[error("{op} {path}: {source}")]
+    /// A filesystem operation failed. On a full disk the message says so
+    /// and what to do (see [`Error::is_disk_full`]).
+    #[error("{op} {path}: {}", describe_io(source))]
     Io {
         /// What was being done ("open", "rename", ...).
         op: String,
@@ -218,12 +219,34 @@ impl Error {
         }
     }
 
+    /// Whether this is a write that failed because the file system is full
+    /// (`ENOSPC`) or the user's quota is spent (`EDQUOT`).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if is_disk_full(source))
+    }
+
     /// Builds an [`Error::Json`] for the document `what`.
     pub fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
         Error::Json {
             what: what.into(),
             source,
         }
+    }
+}
+
+/// Whether `e` says the file system is full or the quota is spent.
+pub(crate) fn is_disk_full(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::NOSPC.raw_os_error() || n == Errno::DQUOT.raw_os_error())
+}
+
+/// The OS error's text; on a full disk followed by what to do about it.
+fn describe_io(e: &io::Error) -> String {
+    if is_disk_full(e) {
+        format!("{e}: the disk is full; free some space (`zlayer system df` shows what zlayer keeps, `zlayer image prune` removes what no image or container uses) and try again")
+    } else {
+        e.to_string()
     }
 }
 

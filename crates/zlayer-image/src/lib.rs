@@ -54,5 +54,5 @@ pub use record::{ImageRecord, LayerRecord};
 pub use reference::{Reference, DEFAULT_REGISTRY, DEFAULT_TAG};
 pub use rootfs::{is_mountpoint, mounts_under, Rootfs, RootfsKind, RootfsMode};
 pub use snapshot::SnapshotMeta;
-pub use store::{ImageStore, PruneReport};
+pub use store::{ImageStore, Partial, PruneReport, Usage};
 pub use zlayer_spec::PullPolicy;

@@ -224,13 +224,26 @@ impl Snapshots {
         Ok(size)
     }
 
-    /// Removes leftovers of interrupted extractions (only call under the exclusive GC lock).
-    pub fn clean_tmp(&self) -> Result<()> {
+    /// Removes leftovers of interrupted extractions (only call under the
+    /// exclusive GC lock); returns the bytes freed.
+    pub fn clean_tmp(&self) -> Result<u64> {
         let dir = self.dir.join("tmp");
+        let mut freed = 0;
         for entry in fs::read_dir(&dir).ctx("read directory", &dir)? {
             let entry = entry.ctx("read directory", &dir)?;
+            freed += fsutil::tree_size(&entry.path());
             fsutil::remove_any(&entry.path())?;
         }
-        Ok(())
+        Ok(freed)
+    }
+
+    /// Bytes in extractions in progress (or interrupted ones) under `tmp/`.
+    pub fn tmp_size(&self) -> u64 {
+        fsutil::tree_size(&self.dir.join("tmp"))
+    }
+
+    /// Bytes in every extracted snapshot (hardlinks counted once per snapshot).
+    pub fn total_size(&self) -> u64 {
+        fsutil::tree_size(&self.dir.join("sha256"))
     }
 }

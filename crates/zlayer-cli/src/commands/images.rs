@@ -7,7 +7,7 @@ use crate::output::{human_size, print_json, print_table, Format};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use zlayer_image::{ConsoleProgress, ImageRecord, ImageStore, PullOptions};
+use zlayer_image::{ConsoleProgress, ImageRecord, ImageStore, PruneReport, PullOptions};
 
 fn open_store(g: &GlobalArgs) -> anyhow::Result<ImageStore> {
     std::fs::create_dir_all(&g.root).map_err(|e| {
@@ -110,15 +110,47 @@ pub async fn rmi(g: &GlobalArgs, args: RmiArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `zlayer image prune`.
+/// `zlayer image prune`: docker's summary (what went, then `Total
+/// reclaimed space: 12.3MB`), or the report as one JSON object.
 pub async fn prune(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(g)?;
     let report = tokio::task::spawn_blocking(move || store.prune()).await??;
     match g.format {
-        Format::Json => print_json(&format!("{report:?}"))?,
-        Format::Table => println!("{report:?}"),
+        Format::Json => print_json(&report)?,
+        Format::Table => print_prune(&report),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_prune(r: &PruneReport) {
+    let deleted = |title: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            println!("{title}:");
+            for item in items {
+                println!("deleted: {item}");
+            }
+            println!("");
+        }
+    };
+    deleted(
+        "Deleted Blobs",
+        r.blobs_removed.iter().map(ToString::to_string).collect(),
+    );
+    deleted(
+        "Deleted Snapshots",
+        r.snapshots_removed
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
+    deleted(
+        "Deleted Partial Downloads",
+        r.partials_removed
+            .iter()
+            .map(|p| format!("{} ({})", p.path.display(), human_size(p.size)))
+            .collect(),
+    );
+    println!("Total reclaimed space: {}", human_size(r.bytes_freed));
 }
 
 /// `zlayer image builtin`: packs the host's static busybox into an OCI image

@@ -5,6 +5,7 @@ mod backend;
 mod container_opts;
 mod daemon;
 mod deploy;
+mod df;
 mod exec;
 mod images;
 mod inspect;
@@ -20,7 +21,7 @@ mod terminal;
 mod validate;
 mod vm;
 
-use crate::cli::{Cli, Command, ImageCommand, NetworkCommand, VmCommand};
+use crate::cli::{Cli, Command, ImageCommand, NetworkCommand, SystemCommand, VmCommand};
 use std::process::ExitCode;
 
 /// Runs the command the user asked for.
@@ -83,6 +84,7 @@ async fn dispatch_async(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Network(NetworkCommand::Create(args)) => network::create(g, args).await,
         Command::Network(NetworkCommand::Ls) => network::list(g).await,
         Command::Network(NetworkCommand::Rm(args)) => network::remove(g, args).await,
+        Command::System(SystemCommand::Df) => df::run(g).await,
     }
 }
 

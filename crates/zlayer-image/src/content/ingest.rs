@@ -3,8 +3,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::ContentStore;
+use super::{ContentStore, Journal};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -15,7 +16,8 @@ use crate::lock::{PathLock, SharedLock};
 /// Bytes go to `<content>/ingest/<hex>.partial`. [`Ingest::commit`] checks
 /// size and digest, `fsync`s and renames the file to `blobs/sha256/<hex>`.
 /// Dropping an `Ingest` without committing keeps the partial file so a later
-/// `begin_ingest` can resume it; [`Ingest::abort`] deletes it.
+/// `begin_ingest` can resume it; [`Ingest::abort`] deletes it. Through a
+/// journaled store (a `load`), dropping it deletes the partial too.
 #[derive(Debug)]
 pub struct Ingest {
     digest: Digest,
@@ -27,6 +29,13 @@ pub struct Ingest {
     /// Set when a write failed verification; commit then fails.
     failed: bool,
     hasher: Hasher,
+    /// Set when the store handle is journaled: the partial goes with a
+    /// drop that is not a commit, and a commit is noted.
+    journal: Option<Arc<Journal>>,
+    /// Whether this ingest opened (and so may delete) the partial file.
+    owns_partial: bool,
+    /// Whether the blob was committed (or found complete).
+    done: bool,
     _lock: PathLock,
     _gc: SharedLock,
 }
@@ -49,12 +58,17 @@ impl Ingest {
             file: None,
             failed: false,
             hasher: Hasher::new(),
+            journal: store.journal().cloned(),
+            owns_partial: false,
+            done: false,
             _lock: lock,
             _gc: gc,
         };
         if ingest.dest.is_file() {
+            ingest.done = true;
             return Ok(ingest);
         }
+        ingest.owns_partial = true;
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -157,6 +171,7 @@ impl Ingest {
                 });
             }
             if self.dest.is_file() {
+                self.done = true;
                 return Ok(self.dest.clone());
             }
             return Err(Error::BlobNotFound {
@@ -189,6 +204,10 @@ impl Ingest {
         file.sync_all().ctx("fsync", &self.partial)?;
         drop(file);
         fs::rename(&self.partial, &self.dest).ctx("rename blob into", &self.dest)?;
+        self.done = true;
+        if let Some(j) = &self.journal {
+            j.wrote(&self.digest);
+        }
         if let Some(dir) = self.dest.parent() {
             fsutil::fsync_dir(dir)?;
         }
@@ -198,6 +217,16 @@ impl Ingest {
     /// Gives up and deletes the partial file.
     pub fn abort(mut self) {
         if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.partial);
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        // Still under the per-digest lock, so no other writer owns the file.
+        if self.journal.is_some() && self.owns_partial && !self.done {
+            self.file = None;
             let _ = fs::remove_file(&self.partial);
         }
     }

@@ -15,13 +15,16 @@
 
 mod index;
 mod ingest;
+mod journal;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use index::IndexEntry;
 pub use ingest::Ingest;
+pub(crate) use journal::Journal;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, IoContext, Result};
@@ -35,6 +38,8 @@ const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     dir: PathBuf,
+    /// Set on the handle of one import (see [`ContentStore::journaled`]).
+    journal: Option<Arc<Journal>>,
 }
 
 impl ContentStore {
@@ -50,11 +55,29 @@ impl ContentStore {
         }
         let store = ContentStore {
             dir: dir.to_path_buf(),
+            journal: None,
         };
         if !dir.join("index.json").exists() {
             store.write_index(&[])?;
         }
         Ok(store)
+    }
+
+    /// A handle on the same store for one import that must leave nothing
+    /// behind when it fails: an ingest through it that ends without a
+    /// commit deletes its partial, and every blob it newly stores is noted
+    /// in the returned [`Journal`].
+    pub(crate) fn journaled(&self) -> (ContentStore, Arc<Journal>) {
+        let journal = Arc::new(Journal::default());
+        let store = ContentStore {
+            dir: self.dir.clone(),
+            journal: Some(journal.clone()),
+        };
+        (store, journal)
+    }
+
+    pub(crate) fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
     }
 
     /// The store's directory (an OCI image layout).
@@ -172,6 +195,9 @@ impl ContentStore {
             tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
             tmp.persist(&dest)
                 .map_err(|e| Error::io("rename blob into", &dest, e.error))?;
+            if let Some(j) = &self.journal {
+                j.wrote(&digest);
+            }
             fsutil::fsync_dir(dest.parent().unwrap_or(&self.dir))?;
         }
         Ok((digest, size))

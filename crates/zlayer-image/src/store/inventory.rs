@@ -24,15 +24,17 @@ struct Lease {
 }
 
 /// What [`ImageStore::prune`] removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
     /// Blobs deleted.
     pub blobs_removed: Vec<Digest>,
     /// Snapshots (diff_ids) deleted.
     pub snapshots_removed: Vec<Digest>,
+    /// Partial downloads and imports deleted from `content/ingest/`.
+    pub partials_removed: Vec<Partial>,
     /// Leases dropped because their holder no longer exists.
     pub stale_leases_removed: usize,
-    /// Bytes freed (blobs plus snapshot files).
+    /// Bytes freed (blobs, snapshot files, extractions in progress and partials).
     pub bytes_freed: u64,
 }
 
@@ -75,18 +77,24 @@ pub(super) fn remove_lease(store: &ImageStore, holder: &Path) -> Result<()> {
         .map_err(|e| crate::Error::io("remove lease", &p, e))
 }
 
-/// Implements [`ImageStore::prune`]: under the exclusive GC lock, keeps every
-/// blob and snapshot reachable from an image record or a live lease and
-/// deletes the rest, plus stale leases and leftovers of interrupted work.
-pub(super) fn prune(store: &ImageStore) -> Result<PruneReport> {
-    let content = store.content();
-    let _gc = content.gc_exclusive()?;
-    let mut report = PruneReport::default();
-    let mut keep_blobs: HashSet<Digest> = HashSet::new();
-    let mut keep_snaps: HashSet<Digest> = HashSet::new();
+/// What the records and leases keep: blobs, snapshots (diff_ids), and the
+/// leases whose holder is gone (stale).
+struct References {
+    blobs: HashSet<Digest>,
+    snapshots: HashSet<Digest>,
+    stale_leases: Vec<PathBuf>,
+}
+
+fn references(store: &ImageStore) -> Result<References> {
+    let mut refs = References {
+        blobs: HashSet::new(),
+        snapshots: HashSet::new(),
+        stale_leases: Vec::new(),
+    };
     for rec in records::list(&store.records_dir())? {
-        keep_blobs.extend(rec.blobs());
-        keep_snaps.extend(rec.layers.iter().map(|l| l.diff_id.clone()));
+        refs.blobs.extend(rec.blobs());
+        refs.snapshots
+            .extend(rec.layers.iter().map(|l| l.diff_id.clone()));
     }
     let leases = store.leases_dir();
     for entry in fs::read_dir(&leases).ctx("read directory", &leases)? {
@@ -97,17 +105,30 @@ pub(super) fn prune(store: &ImageStore) -> Result<PruneReport> {
         }
         match fsutil::read_json::<Lease>(&path) {
             Ok(lease) if lease.holder.exists() => {
-                keep_blobs.extend(lease.blobs);
-                keep_snaps.extend(lease.diff_ids);
+                refs.blobs.extend(lease.blobs);
+                refs.snapshots.extend(lease.diff_ids);
             }
-            Ok(_) | Err(_) => {
-                fsutil::remove_any(&path)?;
-                report.stale_leases_removed += 1;
-            }
+            Ok(_) | Err(_) => refs.stale_leases.push(path),
         }
     }
+    Ok(refs)
+}
+
+/// Implements [`ImageStore::prune`]: under the exclusive GC lock, keeps every
+/// blob and snapshot reachable from an image record or a live lease and
+/// deletes the rest, plus stale leases and leftovers of interrupted work
+/// (every partial download: no writer runs while the lock is held).
+pub(super) fn prune(store: &ImageStore) -> Result<PruneReport> {
+    let content = store.content();
+    let _gc = content.gc_exclusive()?;
+    let mut report = PruneReport::default();
+    let refs = references(store)?;
+    for path in &refs.stale_leases {
+        fsutil::remove_any(path)?;
+        report.stale_leases_removed += 1;
+    }
     for d in content.list_blobs()? {
-        if !keep_blobs.contains(&d) {
+        if !refs.blobs.contains(&d) {
             report.bytes_freed += content.blob_size(&d).unwrap_or(0);
             content.delete_blob(&d)?;
             report.blobs_removed.push(d);
@@ -115,36 +136,61 @@ pub(super) fn prune(store: &ImageStore) -> Result<PruneReport> {
     }
     let snaps = store.snapshots();
     for d in snaps.list()? {
-        if !keep_snaps.contains(&d) {
+        if !refs.snapshots.contains(&d) {
             report.bytes_freed += snaps.delete(&d)?;
             report.snapshots_removed.push(d);
         }
     }
-    snaps.clean_tmp()?;
-    clean_ingest(content.dir())?;
+    report.bytes_freed += snaps.clean_tmp()?;
+    for p in partials(content.dir())? {
+        fsutil::remove_any(&p.path)?;
+        report.bytes_freed += p.size;
+        report.partials_removed.push(p);
+    }
     Ok(report)
 }
 
-/// Drops partial downloads older than a day and lock files of absent blobs.
-fn clean_ingest(content_dir: &Path) -> Result<()> {
+/// Deletes the blobs a failed import stored (`written`) unless an image
+/// record or a live lease uses them meanwhile. Returns the bytes freed.
+pub(super) fn undo_import(store: &ImageStore, written: &[Digest]) -> Result<u64> {
+    if written.is_empty() {
+        return Ok(0);
+    }
+    let refs = references(store)?;
+    let content = store.content();
+    let mut freed = 0;
+    for d in written.iter().filter(|d| !refs.blobs.contains(d)) {
+        freed += content.blob_size(d).unwrap_or(0);
+        content.delete_blob(d)?;
+    }
+    Ok(freed)
+}
+
+/// A partial download (or a partial blob of an interrupted import) in
+/// `content/ingest/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partial {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Every `*.partial` file in the content store's ingest directory.
+pub(super) fn partials(content_dir: &Path) -> Result<Vec<Partial>> {
     let dir = content_dir.join("ingest");
-    let day = std::time::Duration::from_secs(24 * 3600);
+    let mut out = Vec::new();
     for entry in fs::read_dir(&dir).ctx("read directory", &dir)? {
         let entry = entry.ctx("read directory", &dir)?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let path = entry.path();
-        if name.ends_with(".partial") {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > day);
-            if old || name.starts_with("stream-") {
-                fsutil::remove_any(&path)?;
-            }
+        if !entry.file_name().to_string_lossy().ends_with(".partial") {
+            continue;
         }
+        let size = entry.metadata().map_or(0, |m| m.len());
+        out.push(Partial {
+            path: entry.path(),
+            size,
+        });
     }
-    Ok(())
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }

@@ -31,7 +31,22 @@ use crate::record::{ImageRecord, LayerRecord};
 use crate::rootfs::{self, Rootfs, RootfsMode};
 use crate::snapshot::Snapshots;
 
-pub use inventory::PruneReport;
+pub use inventory::{Partial, PruneReport};
+
+/// What [`ImageStore::usage`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Image records.
+    pub images: usize,
+    /// Bytes of every blob in the content store (layers compressed).
+    pub blob_bytes: u64,
+    /// Bytes of every extracted layer.
+    pub snapshot_bytes: u64,
+    /// Bytes of extractions in progress or interrupted (`snapshots/tmp/`).
+    pub unpacking_bytes: u64,
+    /// Partial downloads and imports in `content/ingest/`.
+    pub partials: Vec<Partial>,
+}
 
 /// The image store rooted at a data root. Cheap to clone; safe to share
 /// between threads and to open from several processes at once.
@@ -208,9 +223,45 @@ impl ImageStore {
 
     /// Imports an OCI layout directory, an oci-archive or a docker-archive
     /// (format detected). With `tag`, the (single) image is stored under it.
+    ///
+    /// A load that fails leaves nothing behind: its partial blobs are
+    /// deleted, and so are the blobs it stored that no image or container
+    /// uses (a load of the same layers at the same moment may have to store
+    /// them again). The archive is still there, so nothing needs resuming.
     pub fn load(&self, path: &Path, tag: Option<&str>) -> Result<Vec<ImageRecord>> {
         let _gc = self.gc_guard()?;
-        crate::load::load(self, path, tag)
+        let (content, journal) = self.inner.content.journaled();
+        let journaled = ImageStore {
+            inner: Arc::new(Inner {
+                root: self.inner.root.clone(),
+                content,
+                snapshots: self.inner.snapshots.clone(),
+                extractions: AtomicU64::new(0),
+            }),
+        };
+        let loaded = crate::load::load(&journaled, path, tag);
+        if loaded.is_err() {
+            if let Err(e) = inventory::undo_import(self, &journal.take_written()) {
+                tracing::warn!("cleaning up after a failed load of {}: {e}", path.display());
+            }
+        }
+        loaded
+    }
+
+    /// What the store holds, by kind, and the bytes each takes; see [`Usage`].
+    pub fn usage(&self) -> Result<Usage> {
+        let images = self.list()?;
+        let mut blobs = 0;
+        for d in self.inner.content.list_blobs()? {
+            blobs += self.inner.content.blob_size(&d).unwrap_or(0);
+        }
+        Ok(Usage {
+            images: images.len(),
+            blob_bytes: blobs,
+            snapshot_bytes: self.inner.snapshots.total_size(),
+            unpacking_bytes: self.inner.snapshots.tmp_size(),
+            partials: inventory::partials(self.inner.content.dir())?,
+        })
     }
 
     /// Decides whether `reference` must be pulled under `policy`.

@@ -58,6 +58,8 @@ pub struct ExtractStats {
 
 struct Ctx<'a> {
     layer: &'a str,
+    /// The extraction root, for messages.
+    dest: &'a Path,
     opts: &'a ExtractOptions,
     root: OwnedFd,
     stats: ExtractStats,
@@ -95,6 +97,7 @@ pub fn extract<R: Read>(
     .map_err(|e| Error::io("open extraction root", dest, e.into()))?;
     let mut ctx = Ctx {
         layer,
+        dest,
         opts,
         root,
         stats: ExtractStats::default(),
@@ -139,7 +142,15 @@ impl Ctx<'_> {
         }
     }
 
-    fn fail(&self, entry: &str, what: &str, e: impl std::fmt::Display) -> Error {
+    /// The error of a failed step on `entry`. A full disk is an
+    /// [`Error::Io`] naming the file that could not be written (it says the
+    /// disk is full and what to do).
+    fn fail(&self, entry: &str, what: &str, e: impl Into<std::io::Error>) -> Error {
+        let e = e.into();
+        if crate::error::is_disk_full(&e) {
+            let path = self.dest.join(entry.trim_start_matches('/'));
+            return Error::io(format!("unpack layer {}: {what}", self.layer), path, e);
+        }
         unpack_err(self.layer, format!("entry {entry:?}: {what}: {e}"))
     }
 
