@@ -27,7 +27,12 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let mut args = cli::Cli::parse();
+    // Everything below (state dirs, OCI bundles, monitors started in
+    // other directories) needs the data root as an absolute path.
+    if let Ok(abs) = std::path::absolute(&args.global.root) {
+        args.global.root = abs;
+    }
     init_tracing(&args.global.log_level);
     match commands::dispatch(args) {
         Ok(code) => code,

@@ -153,7 +153,13 @@ impl Ingest {
             }
         }
         file.write_all(buf).ctx("write", &self.partial)?;
+        let before = self.hasher.len();
         self.hasher.update(buf);
+        if let Some(expected) = self.expected_size {
+            if before < expected / 2 && self.hasher.len() >= expected / 2 {
+                zlayer_failpoints::hit("ingest.mid-blob");
+            }
+        }
         Ok(())
     }
 

@@ -60,6 +60,7 @@ pub(crate) fn load(store: &ImageStore, path: &Path, tag: Option<&str>) -> Result
             ),
         });
     }
+    zlayer_failpoints::hit("load.before-record");
     let mut out = Vec::new();
     if let Some(t) = tag {
         out.push(store.record_image(t, &images[0].1)?);
