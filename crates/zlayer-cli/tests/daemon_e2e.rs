@@ -49,12 +49,8 @@ impl Env {
 
     /// [`Env::new`] with the VM kernel bundle (built once per target dir).
     fn with_vm() -> Env {
-        let bundle = zlayer_testkit::kernel::bundle();
         let mut env = Env::new();
-        env.vars = vec![
-            ("ZLAYER_VM_KERNEL", bundle.kernel),
-            ("ZLAYER_VM_INITRD", bundle.initrd),
-        ];
+        env.vars = zlayer_testkit::kernel::env();
         env
     }
 

@@ -46,12 +46,11 @@ struct Node {
 
 impl Node {
     fn new(isolation: &'static str, front: Front) -> Node {
-        let mut env = Vec::new();
-        if isolation == "vm" {
-            let bundle = zlayer_testkit::kernel::bundle();
-            env.push(("ZLAYER_VM_KERNEL", bundle.kernel));
-            env.push(("ZLAYER_VM_INITRD", bundle.initrd));
-        }
+        let env = if isolation == "vm" {
+            zlayer_testkit::kernel::env()
+        } else {
+            Vec::new()
+        };
         let node = Node {
             dir: TestDir::create("zlfm"),
             isolation,

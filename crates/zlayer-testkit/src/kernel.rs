@@ -13,6 +13,16 @@ pub fn cache_dir() -> PathBuf {
     crate::target_dir().join("vm-cache")
 }
 
+/// The environment that points a `zlayer` process at the bundle
+/// (`ZLAYER_VM_KERNEL`, `ZLAYER_VM_INITRD`), built on first use.
+pub fn env() -> Vec<(&'static str, PathBuf)> {
+    let b = bundle();
+    vec![
+        ("ZLAYER_VM_KERNEL", b.kernel),
+        ("ZLAYER_VM_INITRD", b.initrd),
+    ]
+}
+
 /// The kernel bundle, built on first use (serialised across threads and
 /// across test processes by a file lock).
 pub fn bundle() -> KernelBundle {
