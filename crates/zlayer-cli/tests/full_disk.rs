@@ -266,8 +266,20 @@ fn a_full_disk_loses_output_not_the_container_and_the_log_records_the_gap_once()
         logs()
     );
     let fill = disk.fill(0);
-    // Output goes on (and is lost) for a while.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Output goes on and is lost: the log stops growing once the page its
+    // last record is in is full (how long that takes depends on where the
+    // page ends), while the talker keeps writing a line every 20 ms.
+    let lines = || logs().lines().count();
+    let mut last = (lines(), 0);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = lines();
+            last = if now == last.0 { (now, last.1 + 1) } else { (now, 0) };
+            last.1 >= 3
+        }),
+        "the log kept growing on a full disk"
+    );
 
     // A create on the full disk fails once, naming the file, and leaves
     // nothing behind.
