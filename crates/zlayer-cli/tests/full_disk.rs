@@ -275,7 +275,11 @@ fn a_full_disk_loses_output_not_the_container_and_the_log_records_the_gap_once()
         eventually(Duration::from_secs(60), || {
             std::thread::sleep(Duration::from_millis(300));
             let now = lines();
-            last = if now == last.0 { (now, last.1 + 1) } else { (now, 0) };
+            last = if now == last.0 {
+                (now, last.1 + 1)
+            } else {
+                (now, 0)
+            };
             last.1 >= 3
         }),
         "the log kept growing on a full disk"

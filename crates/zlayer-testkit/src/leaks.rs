@@ -70,8 +70,23 @@ pub fn pids_of_root(root: &Path) -> Vec<i32> {
     pids
 }
 
+/// Deletes the bridges (and their nftables tables) the data root `root`
+/// made: zlayer marks each bridge with its root's network directory, and
+/// would collect them itself only the next time a network is created after
+/// the root is gone.
+pub fn remove_bridges_of(root: &Path) {
+    use zlayer_network::host;
+    let Ok(root) = root.canonicalize() else {
+        return;
+    };
+    for bridge in host::bridges_owned_by(&root.join("network")) {
+        host::delete_bridge(&bridge);
+    }
+}
+
 /// Kills what a failed test of data root `root` may have left (monitors,
-/// QEMU, see [`pids_of_root`]) and unmounts what is mounted under it.
+/// QEMU, DNS responders, see [`pids_of_root`]), unmounts what is mounted
+/// under it and deletes its bridges.
 pub fn clean_up_root(root: &Path) {
     for pid in pids_of_root(root) {
         // SAFETY: kill has no memory preconditions.
@@ -90,6 +105,7 @@ pub fn clean_up_root(root: &Path) {
             libc::umount2(c.as_ptr(), libc::MNT_DETACH);
         }
     }
+    remove_bridges_of(root);
 }
 
 /// The cgroup hierarchies' mount points (each v1 controller, the v2 or

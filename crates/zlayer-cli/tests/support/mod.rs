@@ -35,16 +35,5 @@ pub fn ok(o: &Output) -> String {
 #[allow(unused_imports)]
 pub use zlayer_testkit::wait::eventually;
 
-/// Deletes the bridges (and their nftables tables) the data root `root`
-/// made: zlayer marks each bridge with its root's network directory, and
-/// would collect them itself only the next time a network is created after
-/// the root is gone.
-pub fn remove_bridges_of(root: &std::path::Path) {
-    use zlayer_network::host;
-    let Ok(root) = root.canonicalize() else {
-        return;
-    };
-    for bridge in host::bridges_owned_by(&root.join("network")) {
-        host::delete_bridge(&bridge);
-    }
-}
+#[allow(unused_imports)]
+pub use zlayer_testkit::leaks::remove_bridges_of;

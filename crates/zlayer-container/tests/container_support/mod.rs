@@ -78,6 +78,10 @@ impl Drop for NetGuard {
                 }
             }
         }
+        // The default network's bridge and table too.
+        if let Some(root) = self.dir.parent() {
+            zlayer_testkit::leaks::remove_bridges_of(root);
+        }
         let _ = self.mgr.prune();
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.opts.default_bridge])

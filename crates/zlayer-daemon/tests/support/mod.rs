@@ -98,6 +98,14 @@ impl TestDaemon {
     }
 }
 
+impl Drop for TestDaemon {
+    /// A test (failed or not) leaves no monitors, mounts or bridges of its
+    /// root behind.
+    fn drop(&mut self) {
+        zlayer_testkit::leaks::clean_up_root(self.root.path());
+    }
+}
+
 /// Runs the docker CLI at `sock` with a private config dir.
 pub async fn docker_at(
     sock: &Path,

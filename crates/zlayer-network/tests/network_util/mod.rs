@@ -152,10 +152,8 @@ impl Drop for Env {
             let _ = self.mgr.remove_network(n);
         }
         let _ = self.mgr.prune();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(std::process::Stdio::null())
-            .status();
+        // The link and its nftables table.
+        zlayer_network::host::delete_bridge(&self.bridge);
     }
 }
 
