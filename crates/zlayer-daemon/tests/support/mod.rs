@@ -102,6 +102,23 @@ impl Drop for TestDaemon {
     /// A test (failed or not) leaves no monitors, mounts or bridges of its
     /// root behind.
     fn drop(&mut self) {
+        // Containers the test left: removed through the engine (their
+        // cgroups and network go with them), on a runtime of its own.
+        let engine = self.state.engine.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for v in engine.list().await.unwrap_or_default() {
+                    let _ = engine.remove(&v.record, true).await;
+                }
+            });
+        })
+        .join();
         zlayer_testkit::leaks::clean_up_root(self.root.path());
     }
 }
