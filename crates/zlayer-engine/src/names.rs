@@ -379,18 +379,35 @@ const NOUNS: &[&str] = &[
 /// when `--name` is not given: the pair is drawn from 32 bits of the id and
 /// the first 4 hex digits follow, so two live containers rarely share one
 /// (and [`crate::Engine::create`] retries under a new id when they do).
+///
+/// At most [`MAX_GENERATED_LEN`] bytes: a longer pair gives way to the next
+/// noun that fits.
 pub fn generated_name(id: &str) -> String {
     let bits = id
         .get(4..12)
         .and_then(|h| u32::from_str_radix(h, 16).ok())
         .unwrap_or(0) as usize;
+    let adjective = ADJECTIVES[bits % ADJECTIVES.len()];
+    let mut noun = (bits / ADJECTIVES.len()) % NOUNS.len();
+    // "_" + noun + "_" + 4 hex digits.
+    while adjective.len() + NOUNS[noun].len() + 6 > MAX_GENERATED_LEN {
+        noun = (noun + 1) % NOUNS.len();
+    }
     format!(
-        "{}_{}_{}",
-        ADJECTIVES[bits % ADJECTIVES.len()],
-        NOUNS[(bits / ADJECTIVES.len()) % NOUNS.len()],
+        "{adjective}_{}_{}",
+        NOUNS[noun],
         id.get(..4).unwrap_or("0000")
     )
 }
+
+/// The longest generated name. The name is the stem of the state directory
+/// (`<name>-0`), which appears twice in the container isolation's longest
+/// socket path, `<root>/containers/<name>-0/run/<name>-0/notify.sock`,
+/// limited to 107 bytes: 23 leaves room for a data root of 28 bytes (the
+/// benchmarks' `/tmp/zl-bench-load.XXXXXX/zl`). Uncapped, the longest
+/// pairs (names of up to 32 bytes) did not fit even under a 15-byte root
+/// such as `/var/lib/zlayer`, and the container failed to create.
+pub const MAX_GENERATED_LEN: usize = 23;
 
 /// Checks a user-given name against docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -449,5 +466,17 @@ mod tests {
             .map(|_| generated_name(&zlayer_runtime::new_container_id()))
             .collect();
         assert!(names.len() >= 199, "{} distinct of 200", names.len());
+    }
+
+    #[test]
+    fn generated_names_fit_the_socket_paths() {
+        for _ in 0..5000 {
+            let name = generated_name(&zlayer_runtime::new_container_id());
+            assert!(name.len() <= MAX_GENERATED_LEN, "{name}");
+        }
+        let root = "/tmp/zl-bench-load.XXXXXX/zl";
+        let stem = format!("{}-0", "x".repeat(MAX_GENERATED_LEN));
+        let sock = format!("{root}/containers/{stem}/run/{stem}/notify.sock");
+        assert!(sock.len() <= 107, "{} bytes", sock.len());
     }
 }

@@ -1,7 +1,9 @@
 //! Listening on the unix sockets and serving connections until shutdown.
 
+mod limits;
 mod socket;
 
+pub use limits::{raise_open_files_limit, OpenFilesLimit};
 pub use socket::{bind_socket, socket_gid};
 
 use crate::api;
@@ -149,9 +151,17 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Runs a daemon on `engine` until SIGTERM or SIGINT.
+/// Runs a daemon on `engine` until SIGTERM or SIGINT, with its soft limit
+/// on open files raised to the hard one ([`raise_open_files_limit`]).
 pub async fn run(engine: Arc<Engine>, config: DaemonConfig) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    match raise_open_files_limit() {
+        Ok(l) if l.now > l.before => {
+            tracing::info!("open files limit raised from {} to {}", l.before, l.now)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let daemon = Daemon::new(engine, config)?;
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| DaemonError::io("installing the SIGTERM handler", e))?;

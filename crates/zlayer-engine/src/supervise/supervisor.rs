@@ -25,6 +25,9 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long an auto-removed container waits for its attached clients.
 const ATTACH_DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
+/// How many times an ended `--rm` container's removal is tried.
+const AUTO_REMOVE_ATTEMPTS: u32 = 5;
+
 /// Watches containers: exit codes, `--rm`, restart policies, health checks.
 pub struct Supervisor {
     engine: Arc<Engine>,
@@ -298,9 +301,7 @@ impl Supervisor {
             // `delete_on_exit` the runtime removes the container itself.
             if record.auto_remove && !record.spec.lifecycle.delete_on_exit {
                 self.events.wait_detached(&id, ATTACH_DRAIN_LIMIT).await;
-                if let Err(e) = self.engine.remove(&record, true).await {
-                    tracing::warn!("auto-removing {}: {e}", record.name);
-                }
+                self.auto_remove(&record).await;
                 self.events.publish(&id, EventKind::Removed);
                 return;
             }
@@ -332,6 +333,27 @@ impl Supervisor {
                     if !self.restart_now(&id, facts.backoff_step).await {
                         return;
                     }
+                }
+            }
+        }
+    }
+
+    /// Removes an ended `--rm` container, trying again a few times (100 ms,
+    /// doubling) when the removal fails: under load it may meet a passing
+    /// shortage (EMFILE, ENOMEM, a busy mount) that a moment later is gone.
+    async fn auto_remove(&self, record: &ContainerRecord) {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=AUTO_REMOVE_ATTEMPTS {
+            match self.engine.remove(record, true).await {
+                Ok(()) => return,
+                Err(e) if is_not_found(&e) => return,
+                Err(e) if attempt == AUTO_REMOVE_ATTEMPTS => {
+                    tracing::warn!("auto-removing {}: {e}", record.name)
+                }
+                Err(e) => {
+                    tracing::debug!("auto-removing {} (attempt {attempt}): {e}", record.name);
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
                 }
             }
         }

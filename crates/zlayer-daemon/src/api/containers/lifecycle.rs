@@ -29,13 +29,23 @@ fn stop_timeout(q: &Query) -> ApiResult<Option<Duration>> {
         .map(|t| Duration::from_secs(t as u64)))
 }
 
-/// `POST /containers/{id}/start`: 204, or 304 when already running.
+/// `POST /containers/{id}/start`: 204, or 304 when already running. An
+/// `AutoRemove` container that fails to start is removed, as docker does:
+/// `docker run --rm` waits for the removal after reporting the error.
 pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let record = resolve(&s, &id)?;
     if s.engine.state(&record).await?.is_alive() {
         return Ok(status(StatusCode::NOT_MODIFIED));
     }
-    s.supervisor.user_start(&record).await?;
+    if let Err(e) = s.supervisor.user_start(&record).await {
+        if record.auto_remove && !s.engine.state(&record).await.is_ok_and(|st| st.is_alive()) {
+            if let Err(rm) = s.engine.remove(&record, true).await {
+                tracing::warn!("removing {} after its failed start: {rm}", record.name);
+            }
+            s.events().publish(&record.id, EventKind::Removed);
+        }
+        return Err(e.into());
+    }
     Ok(status(StatusCode::NO_CONTENT))
 }
 
