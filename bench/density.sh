@@ -38,14 +38,9 @@ for tool in hyperfine jq xargs; do
     command -v "$tool" >/dev/null || { echo "density.sh: $tool is required" >&2; exit 2; }
 done
 [ -n "${SKIP_PODMAN:-}" ] || command -v podman >/dev/null || { echo "density.sh: podman is required (or SKIP_PODMAN=1)" >&2; exit 2; }
-if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-container -p zlayer-sandbox --bins \
-        -p zlayer-daemon --example busybox_archive)
-fi
-BIN=$TARGET/release
-for b in zlayer zlayer-shim zlayer-sandbox-shim examples/busybox_archive; do
-    [ -x "$BIN/$b" ] || { echo "density.sh: build $BIN/$b first" >&2; exit 2; }
-done
+# shellcheck source=bench/zlayer-build.sh
+. "$ROOT/bench/zlayer-build.sh"
+zlayer_release_bins density.sh zlayer zlayer-shim zlayer-sandbox-shim examples/busybox_archive
 
 WORK=$(mktemp -d /tmp/zl-bench-density.XXXXXX)
 Z="$BIN/zlayer --root $WORK/zl --embedded"

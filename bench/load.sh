@@ -56,14 +56,9 @@ tools=(awk sort "$DOCKER")
 for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "load.sh: $tool is required (dockerd: apt-get install docker.io)" >&2; exit 2; }
 done
-if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-container -p zlayer-sandbox -p zlayer-network --bins \
-        -p zlayer-daemon --example busybox_archive)
-fi
-BIN=$TARGET/release
-for b in zlayer zlayer-shim examples/busybox_archive; do
-    [ -x "$BIN/$b" ] || { echo "load.sh: build $BIN/$b first" >&2; exit 2; }
-done
+# shellcheck source=bench/zlayer-build.sh
+. "$ROOT/bench/zlayer-build.sh"
+zlayer_release_bins load.sh zlayer zlayer-shim examples/busybox_archive
 
 WORK=$(mktemp -d /tmp/zl-bench-load.XXXXXX)
 IMG=localhost/zlayer/busybox:latest

@@ -36,14 +36,9 @@ DOCKER=${DOCKER:-/usr/local/bin/docker}
 for tool in hyperfine jq podman runc "$DOCKER"; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
 done
-if [ -z "${SKIP_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p zlayer-cli -p zlayer-container -p zlayer-sandbox -p zlayer-network --bins \
-        -p zlayer-daemon --example busybox_archive)
-fi
-BIN=$TARGET/release
-for b in zlayer zlayer-shim examples/busybox_archive; do
-    [ -x "$BIN/$b" ] || { echo "run.sh: build $BIN/$b first" >&2; exit 2; }
-done
+# shellcheck source=bench/zlayer-build.sh
+. "$ROOT/bench/zlayer-build.sh"
+zlayer_release_bins run.sh zlayer zlayer-shim examples/busybox_archive
 
 WORK=$(mktemp -d /tmp/zl-bench-cli.XXXXXX)
 # podman's default network is 10.88.0.0/16 too: zlayer's bridge gets a
